@@ -1,0 +1,1 @@
+"""Animate: a Discord bot that turns a picture into a short video."""

@@ -1,0 +1,65 @@
+"""Entry point: settings -> HTTP session and database -> AnimateBot, with clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import aiohttp
+import discord
+import yarl
+from dotenv import load_dotenv
+
+from bot.bot import AnimateBot
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError
+from bot.ledger import Ledger
+from bot.shortapi import ShortAPIClient
+
+log = logging.getLogger("bot")
+
+
+def point_discord_at(settings: Settings) -> None:
+    """Aim discord.py at the configured REST base and gateway (proxies, local fakes)."""
+    discord.http.Route.BASE = settings.discord_api_base_url
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until it is closed (SIGINT/SIGTERM or ``bot.close()``)."""
+    point_discord_at(settings)
+    connector = aiohttp.TCPConnector(limit=100, limit_per_host=30)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        await Ledger.open(settings.database_path) as ledger,
+    ):
+        api = ShortAPIClient(session, settings.shortapi_base_url, settings.shortapi_key)
+        async with AnimateBot(settings, session=session, ledger=ledger, api=api) as bot:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            try:
+                await bot.start(settings.discord_token.get())
+            except discord.LoginFailure:
+                log.error("Discord refused DISCORD_TOKEN: check it in the developer portal")  # noqa: TRY400
+                raise SystemExit(2) from None
+
+
+def main() -> None:
+    load_dotenv()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"animate-bot: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level))
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

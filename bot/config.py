@@ -1,0 +1,110 @@
+"""Settings: one frozen object read from the environment (and ``.env``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import ConfigError
+from bot.pricing import parse_usd
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str`` (logs, tracebacks, error messages)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: Secret
+    shortapi_key: Secret
+    database_path: Path = Path("data/animate.db")
+    shortapi_base_url: str = "https://api.shortapi.ai"
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str | None = None
+    poll_interval_seconds: float = 5.0
+    default_daily_limit_mills: int = 2000
+    quote_ttl_seconds: float = 600.0
+    job_timeout_seconds: float = 1200.0
+    log_level: str = "INFO"
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value >= minimum:  # also rejects NaN
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ConfigError(f"{name} must be an http(s):// or ws(s):// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _required(env: Mapping[str, str], name: str) -> Secret:
+    raw = env.get(name, "").strip()
+    if not raw:
+        raise ConfigError(
+            f"{name} is not set: put it in the environment or in .env (see .env.example)"
+        )
+    return Secret(raw)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: ``os.environ``); raise ``ConfigError`` on bad input."""
+    env = os.environ if env is None else env
+    discord_token = _required(env, "DISCORD_TOKEN")
+    shortapi_key = _required(env, "SHORTAPI_KEY")
+    limit_raw = env.get("DEFAULT_DAILY_LIMIT_USD", "").strip() or "2.00"
+    try:
+        daily_limit = parse_usd(limit_raw)
+    except ValueError:
+        raise ConfigError(
+            f"DEFAULT_DAILY_LIMIT_USD must be an amount in dollars like 2.00, got {limit_raw!r}"
+        ) from None
+    level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return Settings(
+        discord_token=discord_token,
+        shortapi_key=shortapi_key,
+        database_path=Path(env.get("DATABASE_PATH", "").strip() or "data/animate.db"),
+        shortapi_base_url=_url(env, "SHORTAPI_BASE_URL", "https://api.shortapi.ai") or "",
+        discord_api_base_url=_url(env, "DISCORD_API_BASE_URL", "https://discord.com/api/v10") or "",
+        discord_gateway_url=_url(env, "DISCORD_GATEWAY_URL", None),
+        poll_interval_seconds=_number(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
+        default_daily_limit_mills=daily_limit,
+        quote_ttl_seconds=_number(env, "QUOTE_TTL_SECONDS", 600.0, minimum=1),
+        job_timeout_seconds=_number(env, "JOB_TIMEOUT_SECONDS", 1200.0, minimum=1),
+        log_level=level,
+    )

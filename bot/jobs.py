@@ -1,0 +1,279 @@
+"""Job lifecycle: submit to ShortAPI, follow it from one scheduler loop, deliver or refund.
+
+States (each written *before* the side effect it allows):
+reserved -> submitting -> running -> succeeded -> delivered, or -> failed / expired (refunded).
+``JobRunner.resume`` is the one place that decides what happens after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, Protocol
+
+from bot.errors import StateConflict
+from bot.ledger import Job, Ledger
+from bot.pricing import provider_args
+from bot.shortapi import (
+    FAILED,
+    SUCCEEDED,
+    JobStatus,
+    ShortAPIClient,
+    ShortAPIError,
+    TooLarge,
+)
+from bot.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY: Final = 15.0
+DELIVERY_ATTEMPTS: Final = 5
+MISSING_URL_ATTEMPTS: Final = 3
+
+
+class Notifier(Protocol):
+    """What the job runner needs from the chat side (implemented with discord.py in cogs)."""
+
+    async def progress(self, job: Job, phase: str, elapsed: float) -> None:
+        """Show that the job is still going (called at most every ``PROGRESS_EVERY`` s)."""
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        """Post the video file (or, when ``video`` is None, ``job.video_url`` as a link).
+
+        Returns the posted message's id. Raising means "not posted; try again later".
+        """
+
+    async def failed(self, job: Job, reason: str) -> None:
+        """Tell the user the job failed and that they were refunded."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        ledger: Ledger,
+        api: ShortAPIClient,
+        notifier: Notifier,
+        *,
+        poll_interval: float,
+        clock: Callable[[], float] = time.time,
+        max_concurrent: int = 16,
+        temp_dir: Path | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._api = api
+        self._notifier = notifier
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._temp_dir = temp_dir
+        self._tasks = TaskGroup()
+        self._due: list[tuple[float, int]] = []
+        self._scheduled: set[int] = set()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._last_progress: dict[int, float] = {}
+        self._missing_url: dict[int, int] = {}
+        self._delivery_attempts: dict[int, int] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every unfinished job, then start the scheduler loop."""
+        await self.resume()
+        self._loop_task = asyncio.get_running_loop().create_task(
+            self._run(), name="job-scheduler"
+        )
+
+    async def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        await self._tasks.cancel_all()
+
+    async def resume(self) -> None:
+        """What happens to each unfinished job when the bot (re)starts."""
+        for job in await self._ledger.unfinished_jobs():
+            if job.state == "reserved":
+                # Nothing was sent to the provider yet: starting it now cannot double-charge.
+                self.submit(job)
+            elif job.state == "submitting":
+                # A create may or may not have reached the provider, and it cannot be looked up
+                # without a job id. Resending could start (and bill) a second video, so refund.
+                await self._fail(
+                    job,
+                    "The bot restarted while starting your video and cannot tell whether it "
+                    "started. To be safe it was not retried.",
+                )
+            elif job.state == "running":
+                self._schedule(job.id, self._clock())
+            elif job.state == "succeeded":
+                self._tasks.spawn(self._deliver(job), name=f"deliver-{job.id}")
+        log.info("resumed unfinished jobs")
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._scheduled) + len(self._tasks)
+
+    # -- submit -------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        """Start a reserved job in the background."""
+        self._tasks.spawn(self._submit(job), name=f"submit-{job.id}")
+
+    async def _submit(self, job: Job) -> None:
+        now = self._clock()
+        job = await self._ledger.mark_submitting(job.id, now)
+        args = provider_args(job.quote.options, prompt=job.quote.prompt,
+                             image_url=job.quote.image_url)
+        try:
+            created = await self._api.create(args)
+        except ShortAPIError as exc:
+            log.warning("job %d: create failed: %s", job.id, exc)
+            await self._fail(job, str(exc))
+            return
+        job = await self._ledger.mark_running(
+            job.id, created.job_id, created.amount_mills, self._clock()
+        )
+        log.info("job %d: started at provider as %s", job.id, created.job_id)
+        if created.amount_mills is not None and created.amount_mills != job.price_mills:
+            log.warning(
+                "job %d: provider amount %d mills differs from quote %d mills",
+                job.id, created.amount_mills, job.price_mills,
+            )
+        await self._progress(job, "queued", force=True)
+        self._schedule(job.id, self._clock() + self._poll_interval)
+
+    # -- scheduler ----------------------------------------------------------------------
+
+    def _schedule(self, job_id: int, at: float) -> None:
+        if job_id in self._scheduled:
+            return
+        self._scheduled.add(job_id)
+        heapq.heappush(self._due, (at, job_id))
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            now = self._clock()
+            while self._due and self._due[0][0] <= now:
+                _, job_id = heapq.heappop(self._due)
+                self._scheduled.discard(job_id)
+                self._tasks.spawn(self._poll_guarded(job_id), name=f"poll-{job_id}")
+            timeout = self._due[0][0] - now if self._due else None
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def _poll_guarded(self, job_id: int) -> None:
+        async with self._slots:
+            try:
+                await self._poll(job_id)
+            except StateConflict as exc:
+                log.info("job %d: moved on elsewhere (%s)", job_id, exc)
+            except Exception:
+                log.exception("job %d: poll failed; will try again", job_id)
+                self._schedule(job_id, self._clock() + self._poll_interval)
+
+    async def _poll(self, job_id: int) -> None:
+        job = await self._ledger.get_job(job_id)
+        if job.state != "running" or job.provider_job_id is None:
+            return
+        now = self._clock()
+        if now >= job.deadline_at:
+            await self._fail(job, "The video took too long to render.", state="expired")
+            return
+        try:
+            status = await self._api.query(job.provider_job_id)
+        except ShortAPIError as exc:
+            log.warning("job %d: query failed: %s", job.id, exc)
+            self._schedule(job.id, self._clock() + self._poll_interval)
+            return
+        if status.status == SUCCEEDED:
+            await self._on_succeeded(job, status)
+        elif status.status == FAILED:
+            await self._fail(job, f"The provider could not make this video: {status.error}")
+        else:
+            if status.status != job.provider_status:
+                job = await self._ledger.record_status(job.id, status.status, self._clock())
+            await self._progress(job, status.name)
+            self._schedule(job.id, self._clock() + self._poll_interval)
+
+    async def _on_succeeded(self, job: Job, status: JobStatus) -> None:
+        if status.video_url is None:
+            misses = self._missing_url[job.id] = self._missing_url.get(job.id, 0) + 1
+            if misses >= MISSING_URL_ATTEMPTS:
+                await self._fail(job, "The provider finished but sent no video.")
+            else:
+                self._schedule(job.id, self._clock() + self._poll_interval)
+            return
+        self._missing_url.pop(job.id, None)
+        job = await self._ledger.mark_succeeded(job.id, status.video_url, self._clock())
+        await self._deliver(job)
+
+    # -- results ------------------------------------------------------------------------
+
+    async def _deliver(self, job: Job) -> None:
+        assert job.video_url is not None
+        with tempfile.TemporaryDirectory(prefix="animate-", dir=self._temp_dir) as tmp:
+            path: Path | None = Path(tmp) / f"animate-{job.id}.mp4"
+            assert path is not None
+            try:
+                await self._api.download(job.video_url, path, max_bytes=job.quote.upload_limit)
+            except TooLarge:
+                log.info("job %d: video exceeds the upload limit; posting a link", job.id)
+                path = None
+            except ShortAPIError as exc:
+                log.warning("job %d: download failed: %s", job.id, exc)
+                await self._fail(job, str(exc))
+                return
+            try:
+                message_id = await self._notifier.deliver(job, path)
+            except Exception:
+                attempts = self._delivery_attempts[job.id] = (
+                    self._delivery_attempts.get(job.id, 0) + 1
+                )
+                if attempts >= DELIVERY_ATTEMPTS:
+                    log.exception("job %d: could not post the video; refunding", job.id)
+                    self._delivery_attempts.pop(job.id, None)
+                    await self._fail(job, "The video was made but could not be posted here.")
+                    return
+                log.exception("job %d: could not post the video; retrying", job.id)
+                delay = self._poll_interval * 2**attempts
+                self._tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+                return
+        self._delivery_attempts.pop(job.id, None)
+        self._last_progress.pop(job.id, None)
+        await self._ledger.settle(job.id, message_id, self._clock())
+        log.info("job %d: delivered", job.id)
+
+    async def _deliver_later(self, job_id: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        job = await self._ledger.get_job(job_id)
+        if job.state == "succeeded":
+            await self._deliver(job)
+
+    async def _fail(self, job: Job, reason: str, *, state: str = "failed") -> None:
+        job = await self._ledger.refund(job.id, state, reason, self._clock())
+        self._last_progress.pop(job.id, None)
+        log.info("job %d: %s and refunded: %s", job.id, state, reason)
+        try:
+            await self._notifier.failed(job, reason)
+        except Exception:
+            log.exception("job %d: could not tell the user about the failure", job.id)
+
+    async def _progress(self, job: Job, phase: str, *, force: bool = False) -> None:
+        now = self._clock()
+        last = self._last_progress.get(job.id)
+        if not force and last is not None and now - last < PROGRESS_EVERY:
+            return
+        self._last_progress[job.id] = now
+        try:
+            await self._notifier.progress(job, phase, now - job.created_at)
+        except Exception:
+            log.exception("job %d: could not show progress", job.id)

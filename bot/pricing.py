@@ -1,0 +1,95 @@
+"""The provider's price table and ``quote()``. Money is integer mills (1/1000 USD)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Final
+
+from bot.errors import InvalidRequest
+
+MODEL: Final = "pixverse/pixverse-5.5/image-to-video"
+
+RESOLUTIONS: Final = ("540p", "720p", "1080p")
+DURATIONS: Final = (5, 8, 10)
+ASPECT_RATIOS: Final = ("16:9", "9:16", "4:3", "3:4", "1:1")
+
+# (multi_shot, audio, resolution) -> mills for 5 s, 8 s, 10 s; None = not offered.
+_TABLE: Final[dict[tuple[bool, bool, str], tuple[int, int, int | None]]] = {
+    (False, False, "540p"): (128, 255, 281),
+    (False, False, "720p"): (170, 340, 374),
+    (False, False, "1080p"): (340, 680, None),
+    (False, True, "540p"): (170, 340, 374),
+    (False, True, "720p"): (213, 425, 468),
+    (False, True, "1080p"): (383, 765, None),
+    (True, False, "540p"): (213, 425, 468),
+    (True, False, "720p"): (255, 510, 561),
+    (True, False, "1080p"): (425, 850, None),
+    (True, True, "540p"): (255, 510, 561),
+    (True, True, "720p"): (298, 595, 655),
+    (True, True, "1080p"): (468, 935, None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VideoOptions:
+    resolution: str = "720p"
+    duration: int = 5
+    aspect_ratio: str = "16:9"
+    audio: bool = False
+    multi_shot: bool = False
+
+    def describe(self) -> str:
+        parts = [self.resolution, f"{self.duration} s", self.aspect_ratio]
+        parts.append("audio" if self.audio else "no audio")
+        parts.append("multi-shot" if self.multi_shot else "single shot")
+        return " · ".join(parts)
+
+
+def price_mills(options: VideoOptions) -> int:
+    """The exact price of one video, or ``InvalidRequest`` when the combination is not offered."""
+    if options.resolution not in RESOLUTIONS:
+        raise InvalidRequest(f"Resolution must be one of {', '.join(RESOLUTIONS)}.")
+    if options.duration not in DURATIONS:
+        raise InvalidRequest("Duration must be 5, 8 or 10 seconds.")
+    if options.aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidRequest(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+    row = _TABLE[(options.multi_shot, options.audio, options.resolution)]
+    price = row[DURATIONS.index(options.duration)]
+    if price is None:
+        raise InvalidRequest(
+            f"{options.resolution} is not offered at {options.duration} s: "
+            "pick 5 or 8 seconds, or a lower resolution."
+        )
+    return price
+
+
+def provider_args(options: VideoOptions, *, prompt: str, image_url: str) -> dict[str, object]:
+    """The ``args`` object of a create request, mapped as the provider expects."""
+    return {
+        "prompt": prompt,
+        "image": image_url,
+        "resolution": options.resolution,
+        "duration": str(options.duration),
+        "aspect_ratio": options.aspect_ratio,
+        "generate_audio": options.audio,
+        "multi_shot": options.multi_shot,
+    }
+
+
+def format_usd(mills: int) -> str:
+    """``170`` -> ``$0.170``; negative amounts keep their sign before the dollar."""
+    sign = "-" if mills < 0 else ""
+    whole, frac = divmod(abs(mills), 1000)
+    return f"{sign}${whole}.{frac:03d}"
+
+
+def parse_usd(text: str) -> int:
+    """``"2.00"`` -> ``2000`` mills; raises ``ValueError`` on anything else."""
+    try:
+        value = Decimal(text.strip().removeprefix("$"))
+    except InvalidOperation:
+        raise ValueError(f"not an amount in dollars: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"not a non-negative amount in dollars: {text!r}")
+    return int((value * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))

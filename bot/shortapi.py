@@ -1,0 +1,288 @@
+"""ShortAPI client: create and query PixVerse jobs, download results. Knows nothing of Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+
+from bot.config import Secret
+from bot.errors import AnimateError
+from bot.pricing import MODEL, parse_usd
+
+log = logging.getLogger(__name__)
+
+SUCCEEDED: Final = 2
+FAILED: Final = 3
+STATUS_NAMES: Final = {0: "queued", 1: "rendering", 2: "done", 3: "failed"}
+
+
+class ShortAPIError(AnimateError):
+    """Any failure talking to ShortAPI; ``str()`` is safe to show a user."""
+
+
+class ProviderRejected(ShortAPIError):
+    """The provider answered and said no (``code != 0`` or HTTP 4xx): retrying will not help."""
+
+
+class ProviderUnavailable(ShortAPIError):
+    """5xx, 429, timeouts, broken connections: retried, and this is raised once retries run out."""
+
+
+class MalformedResponse(ShortAPIError):
+    """The answer was not the JSON shape the API documents."""
+
+
+class TooLarge(ShortAPIError):
+    """The download is bigger than the caller can use (it stopped at the limit)."""
+
+
+class OutcomeUnknown(ShortAPIError):
+    """A create was sent but no definite answer came back: it must not be blindly resent."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedJob:
+    job_id: str
+    amount_mills: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    status: int
+    video_url: str | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return STATUS_NAMES.get(self.status, "rendering")
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def _message(body: Mapping[str, Any]) -> str:
+    for key in ("msg", "message", "error"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:300]
+    return "no reason given"
+
+
+class ShortAPIClient:
+    """Thin, typed access to the three things the bot does at ShortAPI."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: Secret,
+        *,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        request_timeout: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._key = api_key
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"ShortAPIClient(base_url={self._base!r})"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key.get(), "********")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._backoff_max * 4)
+        ceiling = min(self._backoff_max, self._backoff_base * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One HTTP exchange. Raises ``_Retryable`` for transient failures."""
+        url = f"{self._base}{path}"
+        headers = {"Authorization": f"Bearer {self._key.get()}"}
+        started = time.monotonic()
+        async with self._session.request(
+            method, url, headers=headers, timeout=self._timeout, **kwargs
+        ) as response:
+            text = await response.text(errors="replace")
+            log.debug(
+                "shortapi %s %s -> %d in %.0f ms",
+                method, path.split("?")[0], response.status, (time.monotonic() - started) * 1000,
+            )
+            if response.status == 429:
+                raise _Retryable("rate limited (HTTP 429)", _retry_after(response.headers))
+            if response.status >= 500:
+                raise _Retryable(f"provider error (HTTP {response.status})")
+            try:
+                body = json.loads(text)
+            except ValueError:
+                if response.status >= 400:
+                    raise ProviderRejected(
+                        f"ShortAPI refused the request (HTTP {response.status})."
+                    ) from None
+                raise _Retryable("the answer was not JSON") from None
+            if not isinstance(body, dict):
+                raise MalformedResponse("ShortAPI sent an answer the bot does not understand.")
+            if response.status >= 400 or body.get("code", 0) != 0:
+                reason = self._redact(_message(body))
+                raise ProviderRejected(f"ShortAPI refused the request: {reason}")
+            return body
+
+    async def _with_retries(self, what: str, call: Callable[[], Awaitable[dict[str, Any]]],
+                            *, resend_safe: Callable[[BaseException], bool]) -> dict[str, Any]:
+        last = "unknown error"
+        for attempt in range(self._max_attempts):
+            try:
+                return await call()
+            except _Retryable as exc:
+                if not resend_safe(exc):
+                    raise OutcomeUnknown(
+                        f"ShortAPI did not confirm the request ({exc.reason})."
+                    ) from None
+                last, retry_after = exc.reason, exc.retry_after
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if not resend_safe(exc):
+                    raise OutcomeUnknown(
+                        f"ShortAPI did not answer ({type(exc).__name__})."
+                    ) from None
+                last, retry_after = type(exc).__name__, None
+            if attempt + 1 < self._max_attempts:
+                delay = self._backoff(attempt, retry_after)
+                log.info("shortapi %s: %s; retrying in %.1f s", what, last, delay)
+                await self._sleep(delay)
+        raise ProviderUnavailable(f"ShortAPI is not available right now ({last}).")
+
+    async def create(
+        self, args: Mapping[str, object], *, callback_url: str | None = None
+    ) -> CreatedJob:
+        """Start a job. Resent only when the first attempt provably never started a job."""
+        payload: dict[str, object] = {"model": MODEL, "args": dict(args)}
+        if callback_url:
+            payload["callback_url"] = callback_url
+
+        def resend_safe(exc: BaseException) -> bool:
+            # 429: the provider refused the request. Connection not established: nothing sent.
+            if isinstance(exc, _Retryable):
+                return exc.reason.startswith("rate limited")
+            return isinstance(exc, aiohttp.ClientConnectorError)
+
+        body = await self._with_retries(
+            "create",
+            lambda: self._request("POST", "/api/v1/job/create", json=payload),
+            resend_safe=resend_safe,
+        )
+        data = body.get("data")
+        data = data if isinstance(data, dict) else {}
+        job_id = data.get("job_id") or body.get("job_id")
+        if not isinstance(job_id, str | int) or isinstance(job_id, bool) or not str(job_id):
+            raise MalformedResponse("ShortAPI accepted the request but sent no job id.")
+        amount: int | None = None
+        raw_amount = data.get("amount", body.get("amount"))
+        if raw_amount is not None:
+            try:
+                amount = parse_usd(str(raw_amount))
+            except ValueError:
+                log.warning("shortapi create: unreadable amount %r", raw_amount)
+        return CreatedJob(job_id=str(job_id), amount_mills=amount)
+
+    async def query(self, job_id: str) -> JobStatus:
+        body = await self._with_retries(
+            "query",
+            lambda: self._request("GET", "/api/v1/job/query", params={"id": job_id}),
+            resend_safe=lambda exc: True,
+        )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise MalformedResponse("ShortAPI sent a job status without data.")
+        status = data.get("status")
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise MalformedResponse("ShortAPI sent a job status the bot does not understand.")
+        video_url: str | None = None
+        result = data.get("result")
+        if isinstance(result, dict):
+            for key in ("images", "videos"):
+                items = result.get(key)
+                if isinstance(items, list) and items and isinstance(items[0], dict):
+                    url = items[0].get("url")
+                    if isinstance(url, str) and url.startswith(("http://", "https://")):
+                        video_url = url
+                        break
+        error = None
+        if status == FAILED:
+            error = self._redact(_message(data) if _message(data) != "no reason given"
+                                 else _message(body))
+        return JobStatus(status=status, video_url=video_url, error=error)
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int) -> int:
+        """Stream ``url`` into ``dest`` (never whole in memory); return its size in bytes.
+
+        Raises ``TooLarge`` as soon as the video is known to exceed ``max_bytes``.
+        The result URL is on a storage host, not ShortAPI: no Authorization header goes there.
+        """
+        last = "unknown error"
+        for attempt in range(self._max_attempts):
+            try:
+                return await self._download_once(url, dest, max_bytes)
+            except _Retryable as exc:
+                last = exc.reason
+                retry_after = exc.retry_after
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last, retry_after = type(exc).__name__, None
+            if attempt + 1 < self._max_attempts:
+                delay = self._backoff(attempt, retry_after)
+                log.info("download: %s; retrying in %.1f s", last, delay)
+                await self._sleep(delay)
+        raise ProviderUnavailable(f"The finished video could not be downloaded ({last}).")
+
+    async def _download_once(self, url: str, dest: Path, max_bytes: int) -> int:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
+        async with self._session.get(url, timeout=timeout) as response:
+            if response.status == 429 or response.status >= 500:
+                raise _Retryable(f"HTTP {response.status}", _retry_after(response.headers))
+            if response.status >= 400:
+                raise ProviderRejected(
+                    f"The finished video is no longer available (HTTP {response.status})."
+                )
+            if response.content_length is not None and response.content_length > max_bytes:
+                raise TooLarge(f"{response.content_length} bytes")
+            size = 0
+            with dest.open("wb") as file:
+                async for chunk in response.content.iter_chunked(256 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLarge(f"more than {max_bytes} bytes")
+                    file.write(chunk)
+            if response.content_length is not None and size != response.content_length:
+                raise _Retryable("download ended early")
+            return size

@@ -1,0 +1,260 @@
+"""/animate: validate, quote the exact price, and start the job on Confirm."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import InvalidRequest, LimitExceeded, NotQuoteOwner, QuoteUnavailable
+from bot.images import check_declared, check_magic, fetch_head
+from bot.ledger import Quote
+from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
+from cogs.utils import embeds
+from cogs.utils.replies import reply_private
+
+if TYPE_CHECKING:
+    from bot.bot import AnimateBot
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT = 2000
+QUOTE_ID = r"(?P<quote>[A-Za-z0-9_-]{8,32})"
+
+
+def quote_buttons(quote_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ConfirmButton(quote_id))
+    view.add_item(CancelButton(quote_id))
+    return view
+
+
+def disabled_buttons() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Confirm", style=discord.ButtonStyle.success,
+                                    disabled=True))
+    view.add_item(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary,
+                                    disabled=True))
+    return view
+
+
+class ConfirmButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"animate:confirm:{QUOTE_ID}",
+):
+    """State lives in the database; the custom_id only names the quote, so it survives restarts."""
+
+    def __init__(self, quote_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Confirm",
+                style=discord.ButtonStyle.success,
+                custom_id=f"animate:confirm:{quote_id}",
+            )
+        )
+        self.quote_id = quote_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> ConfirmButton:
+        return cls(match["quote"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await confirm(interaction, self.quote_id)
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"animate:cancel:{QUOTE_ID}",
+):
+    def __init__(self, quote_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"animate:cancel:{quote_id}",
+            )
+        )
+        self.quote_id = quote_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> CancelButton:
+        return cls(match["quote"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await cancel(interaction, self.quote_id)
+
+
+async def _show_expired(interaction: discord.Interaction[AnimateBot], quote: Quote) -> None:
+    if interaction.message is None:
+        return
+    try:
+        await interaction.message.edit(embed=embeds.expired_embed(quote), view=disabled_buttons())
+    except discord.HTTPException:
+        log.info("quote %s: could not mark the message expired", quote.id)
+
+
+async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -> None:
+    bot = interaction.client
+    quote = await bot.ledger.get_quote(quote_id)
+    if quote is not None and quote.user_id != interaction.user.id:
+        await reply_private(interaction, f"Only <@{quote.user_id}> can confirm this.")
+        return
+    await interaction.response.defer()
+    now = bot.clock()
+    try:
+        job = await bot.ledger.confirm_quote(
+            quote_id,
+            interaction.user.id,
+            now,
+            bot.settings.default_daily_limit_mills,
+            bot.settings.job_timeout_seconds,
+        )
+    except (QuoteUnavailable, NotQuoteOwner, LimitExceeded) as exc:
+        if quote is not None and quote.state == "open" and now >= quote.expires_at:
+            await _show_expired(interaction, quote)
+        await reply_private(interaction, str(exc))
+        return
+    log.info("quote %s confirmed by %s: job %d", quote_id, interaction.user.id, job.id)
+    if job.quote.message_id is None and interaction.message is not None:
+        await bot.ledger.set_quote_message(quote_id, interaction.message.id)
+    if interaction.message is not None:
+        try:
+            await interaction.message.edit(
+                embed=embeds.progress_embed(job, "starting", 0), view=disabled_buttons()
+            )
+        except discord.HTTPException:
+            log.warning("job %d: could not update the quote message", job.id)
+    bot.jobs.submit(await bot.ledger.get_job(job.id))
+
+
+async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) -> None:
+    bot = interaction.client
+    quote = await bot.ledger.get_quote(quote_id)
+    if quote is not None and quote.user_id != interaction.user.id:
+        await reply_private(interaction, f"Only <@{quote.user_id}> can cancel this.")
+        return
+    try:
+        quote = await bot.ledger.cancel_quote(quote_id, interaction.user.id, bot.clock())
+    except QuoteUnavailable as exc:
+        if quote is not None and quote.state == "open":
+            await _show_expired(interaction, quote)
+        await reply_private(interaction, str(exc))
+        return
+    await interaction.response.edit_message(
+        embed=embeds.cancelled_embed(quote), view=disabled_buttons()
+    )
+
+
+def _choices(values: tuple[Any, ...], suffix: str = "") -> list[app_commands.Choice[Any]]:
+    return [app_commands.Choice(name=f"{value}{suffix}", value=value) for value in values]
+
+
+class Animate(commands.Cog):
+    def __init__(self, bot: AnimateBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="animate", description="Turn a picture into a short video")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        image="The picture to animate (PNG, JPEG, WebP or GIF, up to 20 MB)",
+        prompt="What should happen in the video",
+        resolution="Video resolution (default 720p)",
+        duration="Length in seconds (default 5; 1080p allows 5 or 8)",
+        aspect_ratio="Shape of the video (default 16:9)",
+        audio="Generate a soundtrack (costs more)",
+        multi_shot="Several camera shots instead of one (costs more)",
+    )
+    @app_commands.choices(
+        resolution=_choices(RESOLUTIONS),
+        duration=_choices(DURATIONS, " seconds"),
+        aspect_ratio=_choices(ASPECT_RATIOS),
+    )
+    async def animate(
+        self,
+        interaction: discord.Interaction[AnimateBot],
+        image: discord.Attachment,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT],
+        resolution: str = "720p",
+        duration: int = 5,
+        aspect_ratio: str = "16:9",
+        audio: bool = False,
+        multi_shot: bool = False,
+    ) -> None:
+        bot = self.bot
+        if interaction.guild_id is None or interaction.channel_id is None:
+            raise InvalidRequest("/animate works in a server channel, not in direct messages.")
+        prompt = prompt.strip()
+        if not prompt:
+            raise InvalidRequest("The prompt is empty: describe what should happen in the video.")
+        if len(prompt) > MAX_PROMPT:
+            raise InvalidRequest(
+                f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}."
+            )
+        options = VideoOptions(
+            resolution=resolution,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            audio=audio,
+            multi_shot=multi_shot,
+        )
+        price = price_mills(options)
+        check_declared(image.content_type, image.size)
+
+        # Everything above is instant; what follows touches the network and the database.
+        await interaction.response.defer(thinking=True)
+        check_magic(await fetch_head(bot.session, image.url))
+        now = bot.clock()
+        limit = bot.settings.default_daily_limit_mills
+        spent = await bot.ledger.check_limit(
+            interaction.guild_id, interaction.user.id, price, now, limit
+        )
+        upload_limit = interaction.filesize_limit
+        if interaction.guild is not None:
+            upload_limit = max(upload_limit, interaction.guild.filesize_limit)
+        quote = Quote(
+            id=secrets.token_urlsafe(12),
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            message_id=None,
+            in_thread=isinstance(interaction.channel, discord.Thread),
+            prompt=prompt,
+            image_url=image.url,
+            options=options,
+            price_mills=price,
+            upload_limit=upload_limit,
+            state="open",
+            created_at=now,
+            expires_at=now + bot.settings.quote_ttl_seconds,
+        )
+        await bot.ledger.create_quote(quote)
+        message = await interaction.followup.send(
+            embed=embeds.quote_embed(quote, spent_today=spent, daily_limit=limit),
+            view=quote_buttons(quote.id),
+            wait=True,
+        )
+        await bot.ledger.set_quote_message(quote.id, message.id)
+        log.info(
+            "quote %s: %s for user %s (%s)", quote.id, price, interaction.user.id,
+            options.describe(),
+        )
+
+
+async def setup(bot: AnimateBot) -> None:
+    bot.add_dynamic_items(ConfirmButton, CancelButton)
+    await bot.add_cog(Animate(bot))

@@ -1,0 +1,56 @@
+"""The one error handler for the whole application-command tree."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import AnimateError
+from cogs.utils.replies import reply_private
+
+if TYPE_CHECKING:
+    from bot.bot import AnimateBot
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED = "Something went wrong on our side and it has been logged. Nothing was charged."
+
+
+async def on_app_command_error(
+    interaction: discord.Interaction[AnimateBot], error: app_commands.AppCommandError
+) -> None:
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, AnimateError):
+        text = str(original)
+    elif isinstance(original, app_commands.NoPrivateMessage):
+        text = "This command works in a server channel, not in direct messages."
+    elif isinstance(original, app_commands.CheckFailure):
+        text = str(original) or "You can't use this command here."
+    elif isinstance(original, app_commands.TransformerError):
+        text = f"That value is not valid: {original.value!r}"
+    else:
+        command = interaction.command.qualified_name if interaction.command else "?"
+        log.error("error in /%s", command, exc_info=original)
+        text = UNEXPECTED
+    try:
+        await reply_private(interaction, text)
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error", exc_info=True)
+
+
+class Errors(commands.Cog):
+    def __init__(self, bot: AnimateBot) -> None:
+        self.bot = bot
+        self._previous = bot.tree.on_error
+        bot.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.on_error = self._previous  # type: ignore[method-assign]
+
+
+async def setup(bot: AnimateBot) -> None:
+    await bot.add_cog(Errors(bot))

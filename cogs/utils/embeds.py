@@ -1,0 +1,91 @@
+"""How a quote message looks at each step of its job."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import discord
+
+from bot.ledger import Job, Quote
+from bot.pricing import format_usd
+
+BLURPLE = discord.Colour.blurple()
+GREY = discord.Colour.light_grey()
+GREEN = discord.Colour.green()
+RED = discord.Colour.red()
+AMBER = discord.Colour.gold()
+
+
+def safe_text(text: str, limit: int = 1000) -> str:
+    """User text shown verbatim: markdown and mentions escaped, length bounded."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+
+
+def elapsed_text(seconds: float) -> str:
+    minutes, secs = divmod(max(0, int(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _base(quote: Quote, title: str, colour: discord.Colour) -> discord.Embed:
+    embed = discord.Embed(title=title, colour=colour, description=f">>> {safe_text(quote.prompt)}")
+    embed.add_field(name="Settings", value=quote.options.describe(), inline=False)
+    return embed
+
+
+def quote_embed(quote: Quote, *, spent_today: int, daily_limit: int) -> discord.Embed:
+    embed = _base(quote, "Ready to animate", BLURPLE)
+    embed.add_field(name="Price", value=f"**{format_usd(quote.price_mills)}**")
+    left = max(0, daily_limit - spent_today)
+    embed.add_field(
+        name="Your spend today",
+        value=f"{format_usd(spent_today)} of {format_usd(daily_limit)} · "
+        f"{format_usd(left)} left",
+    )
+    expires = dt.datetime.fromtimestamp(quote.expires_at, tz=dt.UTC)
+    embed.add_field(
+        name="Nothing is charged until you press Confirm",
+        value=f"This quote expires {discord.utils.format_dt(expires, 'R')}.",
+        inline=False,
+    )
+    return embed
+
+
+def cancelled_embed(quote: Quote) -> discord.Embed:
+    embed = _base(quote, "Cancelled", GREY)
+    embed.add_field(name="Price", value=f"{format_usd(quote.price_mills)} · nothing was charged")
+    return embed
+
+
+def expired_embed(quote: Quote) -> discord.Embed:
+    embed = _base(quote, "Quote expired", GREY)
+    embed.add_field(
+        name="Price",
+        value=f"{format_usd(quote.price_mills)} · nothing was charged. Run /animate again.",
+    )
+    return embed
+
+
+def progress_embed(job: Job, phase: str, elapsed: float) -> discord.Embed:
+    title = {"starting": "Starting…", "queued": "Queued at the provider"}.get(phase, "Rendering…")
+    embed = _base(job.quote, title, AMBER)
+    embed.add_field(name="Price", value=f"{format_usd(job.price_mills)} reserved")
+    embed.add_field(name="Elapsed", value=elapsed_text(elapsed))
+    embed.set_footer(text=f"Job {job.id} · the video will be posted in a thread under this message")
+    return embed
+
+
+def done_embed(job: Job, where: str) -> discord.Embed:
+    embed = _base(job.quote, "Done", GREEN)
+    embed.add_field(name="Charged", value=format_usd(job.charged_mills))
+    embed.add_field(name="Video", value=where)
+    embed.set_footer(text=f"Job {job.id}")
+    return embed
+
+
+def failed_embed(job: Job, reason: str) -> discord.Embed:
+    embed = _base(job.quote, "Failed", RED)
+    embed.add_field(name="Refunded", value=f"{format_usd(job.price_mills)} · nothing was charged")
+    embed.add_field(name="Why", value=safe_text(reason, 1000), inline=False)
+    embed.set_footer(text=f"Job {job.id}")
+    return embed

@@ -1,0 +1,48 @@
+"""Builders shared by the tests."""
+
+from __future__ import annotations
+
+import itertools
+
+from bot.ledger import Ledger, Quote
+from bot.pricing import VideoOptions, price_mills
+
+NOW = 1_800_000_000.0  # a fixed moment (2027-01-15 08:00 UTC), so day boundaries are stable
+GUILD = 2000
+USER = 4242
+
+_ids = itertools.count(1)
+
+
+def make_quote(
+    *,
+    user_id: int = USER,
+    guild_id: int = GUILD,
+    options: VideoOptions | None = None,
+    now: float = NOW,
+    ttl: float = 600,
+    upload_limit: int = 25 * 1024 * 1024,
+) -> Quote:
+    options = options or VideoOptions()
+    return Quote(
+        id=f"quote{next(_ids):08d}",
+        guild_id=guild_id,
+        channel_id=3000,
+        user_id=user_id,
+        message_id=None,
+        in_thread=False,
+        prompt="a cat surfing a wave",
+        image_url="https://cdn.example/cat.png",
+        options=options,
+        price_mills=price_mills(options),
+        upload_limit=upload_limit,
+        state="open",
+        created_at=now,
+        expires_at=now + ttl,
+    )
+
+
+async def confirmed_job(ledger: Ledger, *, limit: int = 2000, **quote_args: object):
+    quote = make_quote(**quote_args)  # type: ignore[arg-type]
+    await ledger.create_quote(quote)
+    return await ledger.confirm_quote(quote.id, quote.user_id, NOW, limit, 1200)

@@ -1,0 +1,161 @@
+import asyncio
+import sqlite3
+
+import pytest
+
+from bot.errors import LimitExceeded, NotQuoteOwner, QuoteUnavailable, StateConflict
+from bot.ledger import Ledger, day_start
+from bot.pricing import VideoOptions
+from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote
+
+
+@pytest.fixture
+async def ledger(tmp_path):
+    async with await Ledger.open(tmp_path / "animate.db") as ledger:
+        yield ledger
+
+
+async def test_schema_is_versioned_and_in_wal_mode(tmp_path):
+    path = tmp_path / "animate.db"
+    async with await Ledger.open(path):
+        pass
+    async with await Ledger.open(path):  # reopening migrates nothing twice
+        pass
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_confirm_reserves_the_price_and_uses_up_the_quote(ledger):
+    job = await confirmed_job(ledger)
+    assert job.state == "reserved"
+    assert job.price_mills == 170
+    rows = await ledger.ledger_rows(job.id)
+    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170)]
+    assert await ledger.spent_today(GUILD, USER, NOW) == 170
+    with pytest.raises(QuoteUnavailable, match="already confirmed"):
+        await ledger.confirm_quote(job.quote.id, USER, NOW, 2000, 1200)
+    assert len(await ledger.ledger_rows()) == 1
+
+
+async def test_settle_at_provider_amount_then_spend_adds_up(ledger):
+    job = await confirmed_job(ledger)
+    await ledger.mark_submitting(job.id, NOW)
+    await ledger.mark_running(job.id, "job-1", 175, NOW)  # provider charged 5 mills more
+    await ledger.mark_succeeded(job.id, "https://v/1.mp4", NOW + 30)
+    job = await ledger.settle(job.id, 99, NOW + 31)
+    assert job.state == "delivered"
+    rows = await ledger.ledger_rows(job.id)
+    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("settle", 5)]
+    usage = await ledger.usage(GUILD, USER, NOW, 2000)
+    assert (usage.today_mills, usage.lifetime_mills, usage.jobs) == (175, 175, 1)
+    with pytest.raises(StateConflict):
+        await ledger.settle(job.id, 99, NOW + 32)
+    with pytest.raises(StateConflict):
+        await ledger.refund(job.id, "failed", "late", NOW + 32)
+
+
+async def test_refund_gives_back_the_reservation_exactly_once(ledger):
+    job = await confirmed_job(ledger)
+    await ledger.mark_submitting(job.id, NOW)
+    job = await ledger.refund(job.id, "failed", "provider said no", NOW + 1)
+    assert (job.state, job.error) == ("failed", "provider said no")
+    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+    with pytest.raises(StateConflict):
+        await ledger.refund(job.id, "failed", "again", NOW + 2)
+    assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "refund"]
+
+
+async def test_ledger_rows_cannot_be_changed_or_deleted(ledger, tmp_path):
+    job = await confirmed_job(ledger)
+    with sqlite3.connect(tmp_path / "animate.db") as db:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("UPDATE ledger SET amount_mills = 0")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute("DELETE FROM ledger")
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute(
+                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
+                "created_at) VALUES (?, ?, ?, 'reserve', 170, 0, 0)", (GUILD, USER, job.id),
+            )
+
+
+async def test_over_limit_confirm_is_refused_and_moves_no_money(ledger):
+    options = VideoOptions(resolution="1080p", duration=8, audio=True, multi_shot=True)  # 0.935
+    await confirmed_job(ledger, options=options)
+    await confirmed_job(ledger, options=options)
+    quote = make_quote(options=options)
+    await ledger.create_quote(quote)
+    with pytest.raises(LimitExceeded, match=r"\$0.130 left of your \$2.000 daily limit"):
+        await ledger.confirm_quote(quote.id, USER, NOW, 2000, 1200)
+    assert await ledger.spent_today(GUILD, USER, NOW) == 1870
+    assert (await ledger.get_quote(quote.id)).state == "open"
+
+
+async def test_limit_is_per_utc_day_and_per_member(ledger):
+    options = VideoOptions(resolution="1080p", duration=8)  # 0.680
+    await confirmed_job(ledger, options=options, limit=700)
+    assert await ledger.check_limit(GUILD, USER + 1, 680, NOW, 700) == 0
+    tomorrow = day_start(NOW) + 86400
+    assert await ledger.check_limit(GUILD, USER, 680, tomorrow, 700) == 0
+    with pytest.raises(LimitExceeded):
+        await ledger.check_limit(GUILD, USER, 680, NOW, 700)
+
+
+async def test_only_the_author_can_confirm_or_cancel(ledger):
+    quote = make_quote()
+    await ledger.create_quote(quote)
+    with pytest.raises(NotQuoteOwner, match=f"Only <@{USER}> can confirm this"):
+        await ledger.confirm_quote(quote.id, 1, NOW, 2000, 1200)
+    with pytest.raises(NotQuoteOwner):
+        await ledger.cancel_quote(quote.id, 1, NOW)
+    cancelled = await ledger.cancel_quote(quote.id, USER, NOW)
+    assert cancelled.state == "open"  # the row before cancelling
+    with pytest.raises(QuoteUnavailable, match="cancelled"):
+        await ledger.confirm_quote(quote.id, USER, NOW, 2000, 1200)
+    assert await ledger.ledger_rows() == []
+
+
+async def test_expired_quote_cannot_be_confirmed(ledger):
+    quote = make_quote(ttl=600)
+    await ledger.create_quote(quote)
+    with pytest.raises(QuoteUnavailable, match="expired"):
+        await ledger.confirm_quote(quote.id, USER, NOW + 600, 2000, 1200)
+    assert await ledger.ledger_rows() == []
+
+
+async def test_200_concurrent_confirms_never_overspend_by_a_mill(ledger):
+    # 0.128 each against a 2.000 limit: exactly 15 fit (1.920), the 16th would be 2.048.
+    options = VideoOptions(resolution="540p")
+    quotes = [make_quote(options=options) for _ in range(200)]
+    for quote in quotes:
+        await ledger.create_quote(quote)
+    results = await asyncio.gather(
+        *(ledger.confirm_quote(q.id, USER, NOW, 2000, 1200) for q in quotes),
+        return_exceptions=True,
+    )
+    confirmed = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, LimitExceeded)]
+    assert len(confirmed) == 15
+    assert len(refused) == 185
+    assert await ledger.spent_today(GUILD, USER, NOW) == 1920
+
+
+async def test_200_concurrent_clicks_on_one_quote_make_one_job(ledger):
+    quote = make_quote()
+    await ledger.create_quote(quote)
+    results = await asyncio.gather(
+        *(ledger.confirm_quote(quote.id, USER, NOW, 2000, 1200) for _ in range(200)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, QuoteUnavailable) for r in results if isinstance(r, BaseException))
+    assert len(await ledger.ledger_rows()) == 1
+
+
+async def test_unfinished_jobs_are_found_for_resume(ledger):
+    a = await confirmed_job(ledger)
+    b = await confirmed_job(ledger)
+    await ledger.mark_submitting(b.id, NOW)
+    await ledger.refund(b.id, "failed", "x", NOW)
+    assert [j.id for j in await ledger.unfinished_jobs()] == [a.id]

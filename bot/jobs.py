@@ -111,7 +111,7 @@ class JobRunner:
                     "started. To be safe it was not retried.",
                 )
             elif job.state == "running":
-                self._schedule(job.id, self._clock())
+                self._schedule(job.id, 0.0)
             elif job.state == "succeeded":
                 self._tasks.spawn(self._deliver(job), name=f"deliver-{job.id}")
         log.info("resumed unfinished jobs")
@@ -147,20 +147,22 @@ class JobRunner:
                 job.id, created.amount_mills, job.price_mills,
             )
         await self._progress(job, "queued", force=True)
-        self._schedule(job.id, self._clock() + self._poll_interval)
+        self._schedule(job.id, self._poll_interval)
 
     # -- scheduler ----------------------------------------------------------------------
 
-    def _schedule(self, job_id: int, at: float) -> None:
+    def _schedule(self, job_id: int, delay: float) -> None:
+        """Poll ``job_id`` after ``delay`` seconds (scheduling runs on the loop's monotonic clock)."""
         if job_id in self._scheduled:
             return
         self._scheduled.add(job_id)
-        heapq.heappush(self._due, (at, job_id))
+        heapq.heappush(self._due, (asyncio.get_running_loop().time() + delay, job_id))
         self._wakeup.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            now = self._clock()
+            now = loop.time()
             while self._due and self._due[0][0] <= now:
                 _, job_id = heapq.heappop(self._due)
                 self._scheduled.discard(job_id)
@@ -178,7 +180,7 @@ class JobRunner:
                 log.info("job %d: moved on elsewhere (%s)", job_id, exc)
             except Exception:
                 log.exception("job %d: poll failed; will try again", job_id)
-                self._schedule(job_id, self._clock() + self._poll_interval)
+                self._schedule(job_id, self._poll_interval)
 
     async def _poll(self, job_id: int) -> None:
         job = await self._ledger.get_job(job_id)
@@ -192,7 +194,7 @@ class JobRunner:
             status = await self._api.query(job.provider_job_id)
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
-            self._schedule(job.id, self._clock() + self._poll_interval)
+            self._schedule(job.id, self._poll_interval)
             return
         if status.status == SUCCEEDED:
             await self._on_succeeded(job, status)
@@ -202,7 +204,7 @@ class JobRunner:
             if status.status != job.provider_status:
                 job = await self._ledger.record_status(job.id, status.status, self._clock())
             await self._progress(job, status.name)
-            self._schedule(job.id, self._clock() + self._poll_interval)
+            self._schedule(job.id, self._poll_interval)
 
     async def _on_succeeded(self, job: Job, status: JobStatus) -> None:
         if status.video_url is None:
@@ -210,7 +212,7 @@ class JobRunner:
             if misses >= MISSING_URL_ATTEMPTS:
                 await self._fail(job, "The provider finished but sent no video.")
             else:
-                self._schedule(job.id, self._clock() + self._poll_interval)
+                self._schedule(job.id, self._poll_interval)
             return
         self._missing_url.pop(job.id, None)
         job = await self._ledger.mark_succeeded(job.id, status.video_url, self._clock())

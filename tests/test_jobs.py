@@ -1,0 +1,176 @@
+"""The job runner against the fake ShortAPI, with a notifier that records what it was told."""
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.config import Secret
+from bot.jobs import JobRunner
+from bot.ledger import Job, Ledger
+from bot.shortapi import ShortAPIClient
+from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
+from tests.helpers import GUILD, NOW, USER, confirmed_job
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, object]] = []
+        self.delivered: dict[int, bytes | None] = {}
+        self.changed = asyncio.Event()
+        self.fail_deliveries = 0
+
+    async def progress(self, job: Job, phase: str, elapsed: float) -> None:
+        self.events.append(("progress", job.id, phase))
+        self.changed.set()
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        if self.fail_deliveries:
+            self.fail_deliveries -= 1
+            raise RuntimeError("discord is down")
+        self.delivered[job.id] = None if video is None else video.read_bytes()
+        self.events.append(("deliver", job.id, video is not None))
+        self.changed.set()
+        return 555
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self.events.append(("failed", job.id, reason))
+        self.changed.set()
+
+    async def wait(self, kind: str, job_id: int, timeout: float = 10) -> object:
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if event[0] == kind and event[1] == job_id:
+                        return event[2]
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return NOW + self.offset
+
+
+@pytest.fixture
+async def env(tmp_path):
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        notifier = RecordingNotifier()
+        clock = Clock()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=clock)
+        await runner.start()
+        try:
+            yield fake, ledger, notifier, runner, clock
+        finally:
+            await runner.close()
+            await ledger.close()
+
+
+async def test_success_delivers_the_video_and_settles(env):
+    fake, ledger, notifier, runner, _ = env
+    fake.plan_next(Plan(statuses=[0, 1, 2], video=fake_mp4(5000)))
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert await notifier.wait("deliver", job.id) is True
+    assert notifier.delivered[job.id] == fake_mp4(5000)
+    assert len(fake.creates) == 1
+    assert fake.creates[0]["args"]["duration"] == "5"
+    job = await ledger.get_job(job.id)
+    assert job.state == "delivered"
+    assert job.result_message_id == 555
+    assert [(r["kind"], r["amount_mills"]) for r in await ledger.ledger_rows(job.id)] == [
+        ("reserve", 170), ("settle", 0)]
+    assert ("progress", job.id, "queued") in notifier.events
+
+
+async def test_provider_failure_refunds_with_the_reason(env):
+    fake, ledger, notifier, runner, _ = env
+    fake.plan_next(Plan(statuses=[1, 3], error="nsfw content"))
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    reason = await notifier.wait("failed", job.id)
+    assert "nsfw content" in str(reason)
+    assert (await ledger.get_job(job.id)).state == "failed"
+    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+
+
+async def test_create_rejected_refunds_and_never_polls(env):
+    fake, ledger, notifier, runner, _ = env
+    fake.fail_next("create", 200, {"code": 5, "msg": "insufficient balance"})
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert "insufficient balance" in str(await notifier.wait("failed", job.id))
+    assert fake.queries == []
+    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+
+
+async def test_job_past_its_deadline_expires_and_refunds(env):
+    fake, ledger, notifier, runner, clock = env
+    fake.plan_next(Plan(statuses=[1]))
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    await fake.wait_for(lambda: len(fake.queries) >= 2)
+    clock.offset = 1201
+    assert "too long" in str(await notifier.wait("failed", job.id))
+    assert (await ledger.get_job(job.id)).state == "expired"
+    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+
+
+async def test_video_over_the_upload_limit_is_delivered_as_a_link(env):
+    fake, ledger, notifier, runner, _ = env
+    fake.plan_next(Plan(statuses=[2], video=fake_mp4(50_000)))
+    job = await confirmed_job(ledger, upload_limit=10_000)
+    runner.submit(job)
+    assert await notifier.wait("deliver", job.id) is False
+    assert (await ledger.get_job(job.id)).state == "delivered"
+
+
+async def test_success_without_url_fails_after_retries(env):
+    fake, ledger, notifier, runner, _ = env
+    fake.plan_next(Plan(statuses=[2], with_url=False))
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert "no video" in str(await notifier.wait("failed", job.id))
+    assert len(fake.queries) == 3
+
+
+async def test_failed_post_is_retried_then_delivered_once(env):
+    fake, ledger, notifier, runner, _ = env
+    notifier.fail_deliveries = 1
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    await notifier.wait("deliver", job.id)
+    assert [e for e in notifier.events if e[0] == "deliver"] == [("deliver", job.id, True)]
+    assert (await ledger.get_job(job.id)).state == "delivered"
+
+
+async def test_resume_follows_running_jobs_and_refunds_unknown_creates(tmp_path):
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key))
+        created = await api.create({"prompt": "x", "image": "y", "resolution": "720p",
+                                    "duration": "5", "aspect_ratio": "16:9",
+                                    "generate_audio": False, "multi_shot": False})
+        running = await confirmed_job(ledger)
+        await ledger.mark_submitting(running.id, NOW)
+        await ledger.mark_running(running.id, created.job_id, 170, NOW)
+        unknown = await confirmed_job(ledger)
+        await ledger.mark_submitting(unknown.id, NOW)
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW)
+        await runner.start()
+        try:
+            await notifier.wait("deliver", running.id)
+            assert "restarted" in str(await notifier.wait("failed", unknown.id))
+        finally:
+            await runner.close()
+        assert len(fake.creates) == 1  # the unknown create was not resent
+        assert (await ledger.get_job(unknown.id)).state == "failed"
+        assert await ledger.spent_today(GUILD, USER, NOW) == 170
+        await ledger.close()

@@ -152,7 +152,7 @@ class JobRunner:
     # -- scheduler ----------------------------------------------------------------------
 
     def _schedule(self, job_id: int, delay: float) -> None:
-        """Poll ``job_id`` after ``delay`` seconds (scheduling runs on the loop's monotonic clock)."""
+        """Poll ``job_id`` in ``delay`` seconds, on the loop's monotonic clock."""
         if job_id in self._scheduled:
             return
         self._scheduled.add(job_id)

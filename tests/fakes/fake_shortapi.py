@@ -77,7 +77,7 @@ class FakeShortAPI:
         for _ in range(times):
             self.faults[endpoint].append(Fault(status, body, headers or {}))
 
-    async def wait_for(self, predicate: Callable[[], T | None | bool], timeout: float = 10.0) -> T:
+    async def wait_for(self, predicate: Callable[[], T | bool | None], timeout: float = 10.0) -> T:
         async with asyncio.timeout(timeout), self._changed:
             while True:
                 value = predicate()

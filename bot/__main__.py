@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 
 import aiohttp
 import discord
@@ -29,8 +30,9 @@ def point_discord_at(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
-async def run(settings: Settings) -> None:
-    """Run the bot until it is closed (SIGINT/SIGTERM or ``bot.close()``)."""
+@contextlib.asynccontextmanager
+async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
+    """The bot with its collaborators, all closed (bot first) when the block ends."""
     point_discord_at(settings)
     connector = aiohttp.TCPConnector(limit=100, limit_per_host=30)
     async with (
@@ -39,15 +41,21 @@ async def run(settings: Settings) -> None:
     ):
         api = ShortAPIClient(session, settings.shortapi_base_url, settings.shortapi_key)
         async with AnimateBot(settings, session=session, ledger=ledger, api=api) as bot:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-            try:
-                await bot.start(settings.discord_token.get())
-            except discord.LoginFailure:
-                log.error("Discord refused DISCORD_TOKEN: check it in the developer portal")  # noqa: TRY400
-                raise SystemExit(2) from None
+            yield bot
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until it is closed (SIGINT/SIGTERM or ``bot.close()``)."""
+    async with open_bot(settings) as bot:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        try:
+            await bot.start(settings.discord_token.get())
+        except discord.LoginFailure:
+            log.error("Discord refused DISCORD_TOKEN: check it in the developer portal")  # noqa: TRY400
+            raise SystemExit(2) from None
 
 
 def main() -> None:

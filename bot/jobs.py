@@ -49,6 +49,9 @@ class Notifier(Protocol):
         Returns the posted message's id. Raising means "not posted; try again later".
         """
 
+    async def delivered(self, job: Job) -> None:
+        """The video is posted and the money settled: show the job as done."""
+
     async def failed(self, job: Job, reason: str) -> None:
         """Tell the user the job failed and that they were refunded."""
 
@@ -251,8 +254,12 @@ class JobRunner:
                 return
         self._delivery_attempts.pop(job.id, None)
         self._last_progress.pop(job.id, None)
-        await self._ledger.settle(job.id, message_id, self._clock())
+        job = await self._ledger.settle(job.id, message_id, self._clock())
         log.info("job %d: delivered", job.id)
+        try:
+            await self._notifier.delivered(job)
+        except Exception:
+            log.exception("job %d: could not show that it is done", job.id)
 
     async def _deliver_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)

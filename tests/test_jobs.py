@@ -17,7 +17,7 @@ from tests.helpers import GUILD, NOW, USER, confirmed_job
 class RecordingNotifier:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, object]] = []
-        self.delivered: dict[int, bytes | None] = {}
+        self.videos: dict[int, bytes | None] = {}
         self.changed = asyncio.Event()
         self.fail_deliveries = 0
 
@@ -29,10 +29,14 @@ class RecordingNotifier:
         if self.fail_deliveries:
             self.fail_deliveries -= 1
             raise RuntimeError("discord is down")
-        self.delivered[job.id] = None if video is None else video.read_bytes()
+        self.videos[job.id] = None if video is None else video.read_bytes()
         self.events.append(("deliver", job.id, video is not None))
         self.changed.set()
         return 555
+
+    async def delivered(self, job: Job) -> None:
+        self.events.append(("delivered", job.id, job.state))
+        self.changed.set()
 
     async def failed(self, job: Job, reason: str) -> None:
         self.events.append(("failed", job.id, reason))
@@ -78,7 +82,8 @@ async def test_success_delivers_the_video_and_settles(env):
     job = await confirmed_job(ledger)
     runner.submit(job)
     assert await notifier.wait("deliver", job.id) is True
-    assert notifier.delivered[job.id] == fake_mp4(5000)
+    assert notifier.videos[job.id] == fake_mp4(5000)
+    assert await notifier.wait("delivered", job.id) == "delivered"
     assert len(fake.creates) == 1
     assert fake.creates[0]["args"]["duration"] == "5"
     job = await ledger.get_job(job.id)

@@ -106,9 +106,16 @@ class DiscordNotifier:
                 f"(it expires, download it soon): {job.video_url}",
                 allowed_mentions=mention,
             )
-        where = target.mention if isinstance(target, discord.Thread) else message.jump_url
-        await self._edit_quote(job, embeds.done_embed(job, where))
         return message.id
+
+    async def delivered(self, job: Job) -> None:
+        if job.thread_id is not None:
+            where = f"<#{job.thread_id}>"
+        elif job.quote.in_thread:
+            where = "below"
+        else:
+            where = f"<#{job.quote.channel_id}>"
+        await self._edit_quote(job, embeds.done_embed(job, where))
 
     async def failed(self, job: Job, reason: str) -> None:
         await self._edit_quote(job, embeds.failed_embed(job, reason))

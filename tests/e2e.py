@@ -1,0 +1,153 @@
+"""End-to-end harness: the real bot (discord.py, SQLite) against the fake Discord and ShortAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+import yarl
+
+from bot.__main__ import open_bot
+from bot.bot import AnimateBot
+from bot.config import Settings, load_settings
+from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
+from tests.fakes.fake_shortapi import FakeShortAPI
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
+DISCORD_TOKEN = "fake-discord-token-AAAA.BBBB.CCCC"
+
+MEMBER = FakeUser(id=4242, name="alice")
+STRANGER = FakeUser(id=5353, name="mallory")
+
+
+@dataclass
+class World:
+    discord: FakeDiscord
+    api: FakeShortAPI
+    bot: AnimateBot
+    settings: Settings
+
+    async def animate(
+        self,
+        *,
+        image: bytes = PNG,
+        filename: str = "cat.png",
+        content_type: str | None = "image/png",
+        prompt: str = "the cat starts surfing",
+        user: FakeUser = MEMBER,
+        channel_id: int | None = None,
+        **options: Any,
+    ) -> FakeInteraction:
+        attachment = self.discord.add_attachment(image, filename, content_type)
+        return await self.discord.invoke(
+            "animate",
+            {"image": attachment, "prompt": prompt, **options},
+            user=user,
+            channel_id=channel_id,
+        )
+
+    async def answer(self, interaction: FakeInteraction) -> FakeMessage:
+        """The message the bot finally answered ``interaction`` with (after any "thinking…")."""
+
+        def find() -> FakeMessage | None:
+            for message_id in [interaction.response_message_id,
+                               *interaction.followup_message_ids][::-1]:
+                if message_id is None:
+                    continue
+                message = self.discord.messages.get(message_id)
+                if message is not None and not message.deleted and not message.loading:
+                    return message
+            return None
+
+        return await self.discord.wait_for(find)
+
+    async def quote(self, **kwargs: Any) -> FakeMessage:
+        """Run /animate and return the quote message (with its buttons)."""
+        message = await self.answer(await self.animate(**kwargs))
+        assert message.components, f"expected a quote with buttons, got {message.content!r}"
+        return message
+
+    async def click(self, message: FakeMessage, label: str, user: FakeUser = MEMBER
+                    ) -> FakeInteraction:
+        quote_id = self.quote_id(message)
+        return await self.discord.click(
+            message.id, f"animate:{label.lower()}:{quote_id}", user=user
+        )
+
+    @staticmethod
+    def quote_id(message: FakeMessage) -> str:
+        for row in message.components:
+            for component in row.get("components", []):
+                custom_id = str(component.get("custom_id", ""))
+                if custom_id.startswith("animate:confirm:"):
+                    return custom_id.rsplit(":", 1)[1]
+        raise AssertionError("no Confirm button on the message")
+
+    def embed(self, message_id: int) -> dict[str, Any]:
+        embeds = self.discord.messages[message_id].embeds
+        assert embeds, "expected an embed"
+        return embeds[0]
+
+    def embed_text(self, message_id: int) -> str:
+        embed = self.embed(message_id)
+        parts = [embed.get("title", ""), embed.get("description", "")]
+        for field in embed.get("fields", []):
+            parts += [field["name"], field["value"]]
+        parts.append(embed.get("footer", {}).get("text", ""))
+        return "\n".join(parts)
+
+    async def private_reply(self, interaction: FakeInteraction) -> str:
+        """Text of the ephemeral message the bot answered with."""
+
+        def find() -> FakeMessage | None:
+            for message_id in [interaction.response_message_id,
+                               *interaction.followup_message_ids]:
+                message = self.discord.messages.get(message_id) if message_id else None
+                if message and message.ephemeral and not message.deleted and not message.loading:
+                    return message
+            return None
+
+        message = await self.discord.wait_for(find)
+        return message.content or ""
+
+
+@contextlib.asynccontextmanager
+async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
+    old_base = discord.http.Route.BASE
+    old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    fake_discord = FakeDiscord(owner=FakeUser(id=1, name="owner"))
+    fake_api = FakeShortAPI()
+    await fake_discord.start()
+    await fake_api.start()
+    settings = load_settings({
+        "DISCORD_TOKEN": DISCORD_TOKEN,
+        "SHORTAPI_KEY": fake_api.key,
+        "DATABASE_PATH": str(tmp_path / "animate.db"),
+        "SHORTAPI_BASE_URL": fake_api.base_url,
+        "DISCORD_API_BASE_URL": fake_discord.api_base,
+        "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
+        "POLL_INTERVAL_SECONDS": "0.05",
+        **env,
+    })
+    try:
+        async with open_bot(settings) as bot:
+            task = asyncio.create_task(bot.start(DISCORD_TOKEN))
+            try:
+                await asyncio.wait_for(fake_discord.ready.wait(), 10)
+                await fake_discord.wait_for(lambda: bot.get_channel(fake_discord.channel_id))
+                await fake_discord.wait_for(lambda: fake_discord.global_commands)
+                yield World(fake_discord, fake_api, bot, settings)
+            finally:
+                await bot.close()
+                await asyncio.wait_for(task, 10)
+    finally:
+        await fake_api.close()
+        await fake_discord.close()
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+        assert isinstance(old_gateway, yarl.URL)

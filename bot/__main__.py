@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import discord
 import yarl
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bot.bot import AnimateBot
 from bot.config import Settings, load_settings
@@ -59,7 +59,8 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    load_dotenv()
+    # The working directory's .env (python-dotenv would otherwise search from this file).
+    load_dotenv(find_dotenv(usecwd=True))
     try:
         settings = load_settings()
     except ConfigError as exc:

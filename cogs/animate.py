@@ -223,9 +223,8 @@ class Animate(commands.Cog):
         spent = await bot.ledger.check_limit(
             interaction.guild_id, interaction.user.id, price, now, limit
         )
+        # Discord tells each interaction this server's upload limit (boosts included).
         upload_limit = interaction.filesize_limit
-        if interaction.guild is not None:
-            upload_limit = max(upload_limit, interaction.guild.filesize_limit)
         quote = Quote(
             id=secrets.token_urlsafe(12),
             guild_id=interaction.guild_id,

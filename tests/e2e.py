@@ -139,8 +139,8 @@ async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
             task = asyncio.create_task(bot.start(DISCORD_TOKEN))
             try:
                 await asyncio.wait_for(fake_discord.ready.wait(), 10)
+                # setup_hook (extensions, resume, command sync) runs before the gateway connects.
                 await fake_discord.wait_for(lambda: bot.get_channel(fake_discord.channel_id))
-                await fake_discord.wait_for(lambda: fake_discord.global_commands)
                 yield World(fake_discord, fake_api, bot, settings)
             finally:
                 await bot.close()

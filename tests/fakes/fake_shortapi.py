@@ -135,6 +135,7 @@ class FakeShortAPI:
                 return web.json_response({"code": 401, "msg": "invalid api key"}, status=401)
             body = await request.json()
             self.creates.append(body)
+            await self._notify()
             if self.hold_creates is not None:
                 await self.hold_creates.wait()
             fault = self._fault("create")

@@ -179,3 +179,16 @@ async def test_resume_follows_running_jobs_and_refunds_unknown_creates(tmp_path)
         assert (await ledger.get_job(unknown.id)).state == "failed"
         assert await ledger.spent_today(GUILD, USER, NOW) == 170
         await ledger.close()
+
+
+async def test_progress_is_shown_at_most_every_15_seconds(env):
+    fake, ledger, notifier, runner, clock = env
+    fake.plan_next(Plan(statuses=[0, 1]))
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    await fake.wait_for(lambda: len(fake.queries) >= 6)
+    assert [e for e in notifier.events if e[0] == "progress"] == [("progress", job.id, "queued")]
+    clock.offset = 16
+    await fake.wait_for(lambda: len(fake.queries) >= 8)
+    progress = [e for e in notifier.events if e[0] == "progress"]
+    assert progress == [("progress", job.id, "queued"), ("progress", job.id, "rendering")]

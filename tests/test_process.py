@@ -1,0 +1,79 @@
+"""The bot as a real process (`python -m bot`) against the fakes: start-up wiring and shutdown."""
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import MEMBER, PNG
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_shortapi import FakeShortAPI
+
+TOKEN = "process-test-token.abc.def"
+
+
+@asynccontextmanager
+async def bot_process(
+    fake: FakeDiscord, api: FakeShortAPI, db: Path, log_path: Path, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "SHORTAPI_KEY")},
+        "DISCORD_TOKEN": TOKEN,
+        "SHORTAPI_KEY": api.key,
+        "DATABASE_PATH": str(db),
+        "SHORTAPI_BASE_URL": api.base_url,
+        "DISCORD_API_BASE_URL": fake.api_base,
+        "DISCORD_GATEWAY_URL": fake.gateway_url,
+        "POLL_INTERVAL_SECONDS": "0.05",
+        "LOG_LEVEL": "DEBUG",
+        **env,
+    }
+    with log_path.open("ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=full_env, cwd=db.parent,
+            stdout=log_file, stderr=log_file,
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.fixture
+async def fakes():
+    async with FakeDiscord() as fake, FakeShortAPI() as api:
+        yield fake, api
+
+
+async def test_python_m_bot_serves_animate_and_stops_cleanly_on_sigterm(fakes, tmp_path):
+    fake, api = fakes
+    log_path = tmp_path / "bot.log"
+    async with bot_process(fake, api, tmp_path / "animate.db", log_path) as process:
+        await asyncio.wait_for(fake.ready.wait(), 30)
+        await fake.wait_for(lambda: fake.global_commands, timeout=30)
+        attachment = fake.add_attachment(PNG, "cat.png", "image/png")
+        interaction = await fake.invoke("animate", {"image": attachment, "prompt": "waves"},
+                                        user=MEMBER)
+        quote = await fake.wait_for_message(
+            lambda m: m.components and m.interaction_id == interaction.id
+        )
+        quote_id = quote.components[0]["components"][0]["custom_id"].rsplit(":", 1)[1]
+        await fake.click(quote.id, f"animate:confirm:{quote_id}", user=MEMBER)
+        video = await fake.wait_for_message(lambda m: m.attachments, timeout=20)
+        assert video.channel_id == quote.id
+        # The result went out with the bot token (channel endpoint), not the interaction's.
+        assert any(r[0] == "POST" and r[1] == f"/channels/{quote.id}/messages"
+                   for r in fake.requests)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    log = log_path.read_text()
+    assert "Traceback" not in log
+    assert TOKEN not in log
+    assert api.key not in log

@@ -43,6 +43,9 @@ class Notifier(Protocol):
     async def progress(self, job: Job, phase: str, elapsed: float) -> None:
         """Show that the job is still going (called at most every ``PROGRESS_EVERY`` s)."""
 
+    async def find_delivery(self, job: Job) -> int | None:
+        """The id of the job's result message if an interrupted attempt posted it, else None."""
+
     async def deliver(self, job: Job, video: Path | None) -> int | None:
         """Post the video file (or, when ``video`` is None, ``job.video_url`` as a link).
 
@@ -225,6 +228,13 @@ class JobRunner:
 
     async def _deliver(self, job: Job) -> None:
         assert job.video_url is not None
+        if job.posting_at is not None:
+            # An earlier attempt may have posted before the bot died: never post twice.
+            found = await self._notifier.find_delivery(job)
+            if found is not None:
+                log.info("job %d: already posted as message %d", job.id, found)
+                await self._settle(job, found)
+                return
         with tempfile.TemporaryDirectory(prefix="animate-", dir=self._temp_dir) as tmp:
             path: Path | None = Path(tmp) / f"animate-{job.id}.mp4"
             assert path is not None
@@ -237,6 +247,7 @@ class JobRunner:
                 log.warning("job %d: download failed: %s", job.id, exc)
                 await self._fail(job, str(exc))
                 return
+            job = await self._ledger.mark_posting(job.id, self._clock())
             try:
                 message_id = await self._notifier.deliver(job, path)
             except Exception:
@@ -252,6 +263,9 @@ class JobRunner:
                 delay = self._poll_interval * 2**attempts
                 self._tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
                 return
+        await self._settle(job, message_id)
+
+    async def _settle(self, job: Job, message_id: int | None) -> None:
         self._delivery_attempts.pop(job.id, None)
         self._last_progress.pop(job.id, None)
         job = await self._ledger.settle(job.id, message_id, self._clock())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -89,6 +90,8 @@ class Job:
     thread_id: int | None
     result_message_id: int | None
     error: str | None
+    callback_token: str | None
+    posting_at: float | None
     created_at: float
     submitted_at: float | None
     finished_at: float | None
@@ -125,7 +128,8 @@ class Usage:
 _JOB_SELECT: Final = """
     SELECT j.id AS job_id, j.state AS job_state, j.price_mills AS job_price, j.provider_job_id,
            j.provider_amount_mills, j.provider_status, j.video_url, j.thread_id,
-           j.result_message_id, j.error, j.created_at AS job_created_at, j.submitted_at,
+           j.result_message_id, j.error, j.callback_token, j.posting_at,
+           j.created_at AS job_created_at, j.submitted_at,
            j.finished_at, j.deadline_at, q.*
     FROM jobs j JOIN quotes q ON q.id = j.quote_id
 """
@@ -144,6 +148,8 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         thread_id=row["thread_id"],
         result_message_id=row["result_message_id"],
         error=row["error"],
+        callback_token=row["callback_token"],
+        posting_at=row["posting_at"],
         created_at=row["job_created_at"],
         submitted_at=row["submitted_at"],
         finished_at=row["finished_at"],
@@ -344,10 +350,11 @@ class Ledger:
             await db.execute("UPDATE quotes SET state = 'confirmed' WHERE id = ?", (quote_id,))
             cursor = await db.execute(
                 "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "
-                "created_at, deadline_at, updated_at) VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?)",
+                "callback_token, created_at, deadline_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
                 (
                     quote.id, quote.guild_id, quote.channel_id, quote.user_id,
-                    quote.price_mills, now, now + job_timeout, now,
+                    quote.price_mills, secrets.token_urlsafe(24), now, now + job_timeout, now,
                 ),
             )
             job_id = cursor.lastrowid
@@ -424,6 +431,14 @@ class Ledger:
             job_id, ("running",), state="succeeded", video_url=video_url, provider_status=2,
             updated_at=now,
         )
+
+    async def mark_posting(self, job_id: int, now: float) -> Job:
+        """Written before each attempt to post the video: after a crash, look before reposting."""
+        return await self._update_job(job_id, ("succeeded",), posting_at=now, updated_at=now)
+
+    async def job_for_callback(self, token: str) -> Job | None:
+        row = await self._fetchone(f"{_JOB_SELECT} WHERE j.callback_token = ?", (token,))
+        return None if row is None else _job_from_row(row)
 
     async def set_thread(self, job_id: int, thread_id: int) -> None:
         async with self._transaction() as db:

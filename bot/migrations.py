@@ -88,6 +88,13 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
         BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
     """,
+    # 2: provider callbacks authenticate with a per-job secret; posting_at marks a delivery
+    # attempt that may have reached Discord, so a restart looks before posting again.
+    """
+    ALTER TABLE jobs ADD COLUMN callback_token TEXT;
+    ALTER TABLE jobs ADD COLUMN posting_at REAL;
+    CREATE UNIQUE INDEX jobs_callback_token ON jobs(callback_token);
+    """,
 )
 
 

@@ -20,10 +20,15 @@ class RecordingNotifier:
         self.videos: dict[int, bytes | None] = {}
         self.changed = asyncio.Event()
         self.fail_deliveries = 0
+        self.posted: dict[int, int] = {}
 
     async def progress(self, job: Job, phase: str, elapsed: float) -> None:
         self.events.append(("progress", job.id, phase))
         self.changed.set()
+
+    async def find_delivery(self, job: Job) -> int | None:
+        self.events.append(("find", job.id, job.posting_at))
+        return self.posted.get(job.id)
 
     async def deliver(self, job: Job, video: Path | None) -> int | None:
         if self.fail_deliveries:

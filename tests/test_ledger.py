@@ -5,6 +5,7 @@ import pytest
 
 from bot.errors import LimitExceeded, NotQuoteOwner, QuoteUnavailable, StateConflict
 from bot.ledger import Ledger, day_start
+from bot.migrations import MIGRATIONS
 from bot.pricing import VideoOptions
 from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote
 
@@ -22,7 +23,7 @@ async def test_schema_is_versioned_and_in_wal_mode(tmp_path):
     async with await Ledger.open(path):  # reopening migrates nothing twice
         pass
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

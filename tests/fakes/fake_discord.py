@@ -390,6 +390,8 @@ class FakeDiscord:
         self._tokens: dict[str, int] = {}
         self._dm_channels: dict[int, int] = {}
         self._faults: list[_Fault] = []
+        self._holds: list[tuple[str, re.Pattern[str], bool, asyncio.Event]] = []
+        self.held: list[tuple[str, str]] = []
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_GatewayConn] = set()
         self._live: _GatewayConn | None = None
@@ -598,6 +600,32 @@ class FakeDiscord:
         self._faults.append(
             _Fault(method.upper(), re.compile(path_regex), status, body, dict(headers or {}), times)
         )
+
+    def hold(self, method: str, path_regex: str, *, before: bool = False) -> asyncio.Event:
+        """Stall the next matching REST request until the returned event is set.
+
+        By default the request is carried out first and only its *answer* is held (the client
+        cannot know it succeeded); with ``before=True`` nothing happens until release.
+        ``held`` lists the (method, path) of requests currently stalled.
+        """
+        release = asyncio.Event()
+        self._holds.append((method.upper(), re.compile(path_regex), before, release))
+        return release
+
+    def _take_hold(self, method: str, path: str, before: bool) -> asyncio.Event | None:
+        for hold in self._holds:
+            if hold[0] in ("*", method) and hold[2] == before and hold[1].search(path):
+                self._holds.remove(hold)
+                return hold[3]
+        return None
+
+    async def _stall(self, method: str, path: str, release: asyncio.Event) -> None:
+        self.held.append((method, path))
+        await self._notify()
+        try:
+            await release.wait()
+        finally:
+            self.held.remove((method, path))
 
     async def drop_connection(self, *, code: int = 4000, resumable: bool = True) -> None:
         """Close the current gateway websocket; the client should reconnect and RESUME.
@@ -1483,8 +1511,14 @@ class FakeDiscord:
         except ValueError:
             reply = _error(400, 50109, "The request body contains invalid JSON.")
         else:
+            release = self._take_hold(method, path, before=True)
+            if release is not None:
+                await self._stall(method, path, release)
             ctx = _Ctx(request, method, path, query, json_body, uploads)
             reply, bucket = await self._route(ctx)
+            release = self._take_hold(method, path, before=False)
+            if release is not None:
+                await self._stall(method, path, release)
         self.requests.append((method, path))
         self.request_log.append(
             FakeRequest(method, path, query, json_body, [f for _, f in uploads], reply.status)

@@ -62,6 +62,7 @@ class FakeShortAPI:
         self.default_plan = Plan()
         self.faults: dict[str, list[Fault]] = {"create": [], "query": [], "video": []}
         self.hold_creates: asyncio.Event | None = None
+        self.hold_queries: asyncio.Event | None = None
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -157,6 +158,9 @@ class FakeShortAPI:
                 return web.json_response({"code": 401, "msg": "invalid api key"}, status=401)
             job_id = request.query.get("id", "")
             self.queries.append(job_id)
+            await self._notify()
+            if self.hold_queries is not None:
+                await self.hold_queries.wait()
             fault = self._fault("query")
             if fault is not None:
                 return fault

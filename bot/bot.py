@@ -59,6 +59,8 @@ class AnimateBot(commands.Bot):
             notifier,
             poll_interval=self.settings.poll_interval_seconds,
             clock=self.clock,
+            max_active=self.settings.max_active_jobs,
+            max_active_per_user=self.settings.max_active_jobs_per_user,
         )
         await self.jobs.start()
         await self._sync_commands_if_changed()

@@ -47,6 +47,8 @@ class Settings:
     quote_ttl_seconds: float = 600.0
     job_timeout_seconds: float = 1200.0
     log_level: str = "INFO"
+    max_active_jobs: int = 50
+    max_active_jobs_per_user: int = 2
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
@@ -59,6 +61,19 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not value >= minimum:  # also rejects NaN
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
     return value
 
 
@@ -107,4 +122,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quote_ttl_seconds=_number(env, "QUOTE_TTL_SECONDS", 600.0, minimum=1),
         job_timeout_seconds=_number(env, "JOB_TIMEOUT_SECONDS", 1200.0, minimum=1),
         log_level=level,
+        max_active_jobs=_integer(env, "MAX_ACTIVE_JOBS", 50, minimum=1),
+        max_active_jobs_per_user=_integer(env, "MAX_ACTIVE_JOBS_PER_USER", 2, minimum=1),
     )

@@ -40,8 +40,13 @@ MISSING_URL_ATTEMPTS: Final = 3
 class Notifier(Protocol):
     """What the job runner needs from the chat side (implemented with discord.py in cogs)."""
 
-    async def progress(self, job: Job, phase: str, elapsed: float) -> None:
-        """Show that the job is still going (called at most every ``PROGRESS_EVERY`` s)."""
+    async def progress(
+        self, job: Job, phase: str, elapsed: float, position: int | None = None
+    ) -> None:
+        """Show that the job is still going (called at most every ``PROGRESS_EVERY`` s).
+
+        ``phase`` is ``waiting`` (in our queue, at ``position``), ``queued`` or ``rendering``.
+        """
 
     async def find_delivery(self, job: Job) -> int | None:
         """The id of the job's result message if an interrupted attempt posted it, else None."""
@@ -68,6 +73,8 @@ class JobRunner:
         *,
         poll_interval: float,
         clock: Callable[[], float] = time.time,
+        max_active: int = 50,
+        max_active_per_user: int = 2,
         max_concurrent: int = 16,
         temp_dir: Path | None = None,
     ) -> None:
@@ -86,6 +93,11 @@ class JobRunner:
         self._missing_url: dict[int, int] = {}
         self._delivery_attempts: dict[int, int] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._max_active = max_active
+        self._max_per_user = max_active_per_user
+        self._queue: list[Job] = []  # reserved, waiting for a slot; first come, first served
+        self._active: dict[int, int] = {}  # job id -> user id, from submit until final
+        self._positions: dict[int, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -105,9 +117,11 @@ class JobRunner:
     async def resume(self) -> None:
         """What happens to each unfinished job when the bot (re)starts."""
         for job in await self._ledger.unfinished_jobs():
+            if job.state != "reserved":
+                self._active[job.id] = job.user_id
             if job.state == "reserved":
                 # Nothing was sent to the provider yet: starting it now cannot double-charge.
-                self.submit(job)
+                self._queue.append(job)
             elif job.state == "submitting":
                 # A create may or may not have reached the provider, and it cannot be looked up
                 # without a job id. Resending could start (and bill) a second video, so refund.
@@ -120,21 +134,77 @@ class JobRunner:
                 self._schedule(job.id, 0.0)
             elif job.state == "succeeded":
                 self._tasks.spawn(self._deliver(job), name=f"deliver-{job.id}")
-        log.info("resumed unfinished jobs")
+        log.info("resumed: %d active, %d waiting", len(self._active), len(self._queue))
+        self._pump()
 
     @property
     def in_flight(self) -> int:
-        return len(self._scheduled) + len(self._tasks)
+        return len(self._active) + len(self._queue)
 
-    # -- submit -------------------------------------------------------------------------
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    # -- queue and submit ---------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
-        """Start a reserved job in the background."""
-        self._tasks.spawn(self._submit(job), name=f"submit-{job.id}")
+        """Queue a reserved job; it starts as soon as the caps allow, in order of arrival."""
+        self._queue.append(job)
+        self._pump()
+
+    async def cancel_waiting(self, job_id: int, reason: str) -> Job | None:
+        """Take a job that has not started out of the queue and refund it; None if too late."""
+        for job in self._queue:
+            if job.id == job_id:
+                self._queue.remove(job)
+                self._positions.pop(job_id, None)
+                job = await self._ledger.refund(job_id, "failed", reason, self._clock())
+                self._pump()
+                return job
+        return None
+
+    def _pump(self) -> None:
+        """Start every waiting job the caps allow, then tell the rest where they stand."""
+        per_user: dict[int, int] = {}
+        for user_id in self._active.values():
+            per_user[user_id] = per_user.get(user_id, 0) + 1
+        for job in list(self._queue):
+            if len(self._active) >= self._max_active:
+                break
+            if per_user.get(job.user_id, 0) >= self._max_per_user:
+                continue  # this member waits; the next member in line is not held up by them
+            self._queue.remove(job)
+            self._positions.pop(job.id, None)
+            self._active[job.id] = job.user_id
+            per_user[job.user_id] = per_user.get(job.user_id, 0) + 1
+            self._tasks.spawn(self._submit(job), name=f"submit-{job.id}")
+        for position, job in enumerate(self._queue, start=1):
+            if self._positions.get(job.id) != position:
+                self._positions[job.id] = position
+                self._tasks.spawn(
+                    self._show_position(job, position), name=f"position-{job.id}"
+                )
+
+    async def _show_position(self, job: Job, position: int) -> None:
+        try:
+            await self._notifier.progress(
+                job, "waiting", self._clock() - job.created_at, position
+            )
+        except Exception:
+            log.exception("job %d: could not show its place in the queue", job.id)
+
+    def _finished(self, job_id: int) -> None:
+        self._active.pop(job_id, None)
+        self._last_progress.pop(job_id, None)
+        self._pump()
 
     async def _submit(self, job: Job) -> None:
         now = self._clock()
-        job = await self._ledger.mark_submitting(job.id, now)
+        try:
+            job = await self._ledger.mark_submitting(job.id, now)
+        except StateConflict:
+            self._finished(job.id)  # cancelled or refunded while it waited
+            return
         args = provider_args(job.quote.options, prompt=job.quote.prompt,
                              image_url=job.quote.image_url)
         try:
@@ -269,6 +339,7 @@ class JobRunner:
         self._delivery_attempts.pop(job.id, None)
         self._last_progress.pop(job.id, None)
         job = await self._ledger.settle(job.id, message_id, self._clock())
+        self._finished(job.id)
         log.info("job %d: delivered", job.id)
         try:
             await self._notifier.delivered(job)
@@ -283,7 +354,7 @@ class JobRunner:
 
     async def _fail(self, job: Job, reason: str, *, state: str = "failed") -> None:
         job = await self._ledger.refund(job.id, state, reason, self._clock())
-        self._last_progress.pop(job.id, None)
+        self._finished(job.id)
         log.info("job %d: %s and refunded: %s", job.id, state, reason)
         try:
             await self._notifier.failed(job, reason)

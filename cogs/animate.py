@@ -15,6 +15,7 @@ from bot.errors import InvalidRequest, LimitExceeded, NotQuoteOwner, QuoteUnavai
 from bot.images import check_declared, check_magic, fetch_head
 from bot.ledger import Quote
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
+from cogs.errors import report
 from cogs.utils import embeds
 from cogs.utils.replies import reply_private
 
@@ -69,7 +70,10 @@ class ConfirmButton(
         return cls(match["quote"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await confirm(interaction, self.quote_id)
+        try:
+            await confirm(interaction, self.quote_id)
+        except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
+            await report(interaction, exc)
 
 
 class CancelButton(
@@ -96,7 +100,10 @@ class CancelButton(
         return cls(match["quote"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await cancel(interaction, self.quote_id)
+        try:
+            await cancel(interaction, self.quote_id)
+        except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
+            await report(interaction, exc)
 
 
 async def _show_expired(interaction: discord.Interaction[AnimateBot], quote: Quote) -> None:

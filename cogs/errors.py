@@ -23,6 +23,11 @@ UNEXPECTED = "Something went wrong on our side and it has been logged. Nothing w
 async def on_app_command_error(
     interaction: discord.Interaction[AnimateBot], error: app_commands.AppCommandError
 ) -> None:
+    await report(interaction, error)
+
+
+async def report(interaction: discord.Interaction[AnimateBot], error: BaseException) -> None:
+    """Tell the user briefly and privately what went wrong; log the traceback if it is ours."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, AnimateError):
         text = str(original)
@@ -33,8 +38,12 @@ async def on_app_command_error(
     elif isinstance(original, app_commands.TransformerError):
         text = f"That value is not valid: {original.value!r}"
     else:
-        command = interaction.command.qualified_name if interaction.command else "?"
-        log.error("error in /%s", command, exc_info=original)
+        if interaction.command is not None:
+            where = f"/{interaction.command.qualified_name}"
+        else:
+            data: dict[str, object] = dict(interaction.data or {})
+            where = str(data.get("custom_id", "an interaction"))
+        log.error("error in %s", where, exc_info=original)
         text = UNEXPECTED
     try:
         await reply_private(interaction, text)

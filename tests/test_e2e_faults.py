@@ -112,3 +112,36 @@ async def test_only_the_member_is_ever_pinged(world):
         if stored.allowed_mentions is not None:
             assert stored.allowed_mentions.get("parse") in ([], None)
             assert {str(u) for u in stored.allowed_mentions.get("users", [])} <= {str(MEMBER.id)}
+
+
+async def test_unexpected_error_in_a_button_is_reported_and_logged(world, caplog, monkeypatch):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    quote = await world.quote()
+    monkeypatch.setattr(world.bot.ledger, "confirm_quote", broken)
+    click = await world.click(quote, "Confirm")
+    reply = await world.private_reply(click)
+    assert "Something went wrong on our side" in reply
+    assert "database on fire" not in reply
+    assert "database on fire" in caplog.text
+    assert world.api.creates == []
+
+
+async def test_per_member_cap_queues_the_next_job_and_shows_its_place(tmp_path):
+    async with running_world(tmp_path, MAX_ACTIVE_JOBS_PER_USER="1") as world:
+        world.api.hold_queries = asyncio.Event()
+        first = await world.quote()
+        await world.click(first, "Confirm")
+        await world.api.wait_for(lambda: world.api.queries)
+        second = await world.quote()
+        await world.click(second, "Confirm")
+        await world.discord.wait_for(
+            lambda: "Waiting for a free slot" in world.embed_text(second.id)
+        )
+        assert "#1" in world.embed_text(second.id)
+        assert len(world.api.creates) == 1
+        world.api.hold_queries.set()
+        await world.discord.wait_for(lambda: "Done" in world.embed_text(second.id))
+        assert len(world.api.creates) == 2
+        assert len(videos(world)) == 2

@@ -22,8 +22,8 @@ class RecordingNotifier:
         self.fail_deliveries = 0
         self.posted: dict[int, int] = {}
 
-    async def progress(self, job: Job, phase: str, elapsed: float) -> None:
-        self.events.append(("progress", job.id, phase))
+    async def progress(self, job: Job, phase: str, elapsed: float, position=None) -> None:
+        self.events.append(("progress", job.id, phase if position is None else (phase, position)))
         self.changed.set()
 
     async def find_delivery(self, job: Job) -> int | None:
@@ -197,3 +197,36 @@ async def test_progress_is_shown_at_most_every_15_seconds(env):
     await fake.wait_for(lambda: len(fake.queries) >= 8)
     progress = [e for e in notifier.events if e[0] == "progress"]
     assert progress == [("progress", job.id, "queued"), ("progress", job.id, "rendering")]
+
+
+async def test_caps_queue_jobs_fairly_and_start_them_when_slots_free(tmp_path):
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key))
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW,
+                           max_active=2, max_active_per_user=1)
+        await runner.start()
+        try:
+            fake.hold_queries = asyncio.Event()
+            a1, a2, a3 = [await confirmed_job(ledger, user_id=1) for _ in range(3)]
+            b1 = await confirmed_job(ledger, user_id=2)
+            for job in (a1, a2, a3, b1):
+                runner.submit(job)
+            await fake.wait_for(lambda: len(fake.creates) == 2)
+            assert (await ledger.get_job(a1.id)).state in ("submitting", "running")
+            assert (await ledger.get_job(b1.id)).state in ("submitting", "running")
+            assert (await ledger.get_job(a2.id)).state == "reserved"
+            assert await notifier.wait("progress", a2.id) == ("waiting", 1)
+            assert await notifier.wait("progress", a3.id) == ("waiting", 2)
+            cancelled = await runner.cancel_waiting(a3.id, "cancelled by the member")
+            assert cancelled is not None
+            assert cancelled.state == "failed"
+            fake.hold_queries.set()
+            await notifier.wait("delivered", a2.id)
+            await notifier.wait("delivered", b1.id)
+            assert len(fake.creates) == 3
+            assert [r["kind"] for r in await ledger.ledger_rows(a3.id)] == ["reserve", "refund"]
+        finally:
+            await runner.close()
+            await ledger.close()

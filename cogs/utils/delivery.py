@@ -137,8 +137,10 @@ class DiscordNotifier:
         note = "I could no longer post in the channel where you asked, so here it is by DM.\n"
         return await self._post(job, await self._dm(job), note + content, video)
 
-    async def progress(self, job: Job, phase: str, elapsed: float) -> None:
-        await self._edit_quote(job, embeds.progress_embed(job, phase, elapsed))
+    async def progress(
+        self, job: Job, phase: str, elapsed: float, position: int | None = None
+    ) -> None:
+        await self._edit_quote(job, embeds.progress_embed(job, phase, elapsed, position))
 
     async def find_delivery(self, job: Job) -> int | None:
         """The id of this job's result message if an earlier attempt already posted it."""

@@ -66,10 +66,18 @@ def expired_embed(quote: Quote) -> discord.Embed:
     return embed
 
 
-def progress_embed(job: Job, phase: str, elapsed: float) -> discord.Embed:
-    title = {"starting": "Starting…", "queued": "Queued at the provider"}.get(phase, "Rendering…")
+def progress_embed(
+    job: Job, phase: str, elapsed: float, position: int | None = None
+) -> discord.Embed:
+    title = {
+        "starting": "Starting…",
+        "waiting": "Waiting for a free slot",
+        "queued": "Queued at the provider",
+    }.get(phase, "Rendering…")
     embed = _base(job.quote, title, AMBER)
     embed.add_field(name="Price", value=f"{format_usd(job.price_mills)} reserved")
+    if position is not None:
+        embed.add_field(name="Place in line", value=f"#{position}")
     embed.add_field(name="Elapsed", value=elapsed_text(elapsed))
     embed.set_footer(text=f"Job {job.id} · the video will be posted in a thread under this message")
     return embed

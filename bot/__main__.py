@@ -18,6 +18,8 @@ from bot.bot import AnimateBot
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.ledger import Ledger
+from bot.metrics import Metrics
+from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 
 log = logging.getLogger("bot")
@@ -39,8 +41,17 @@ async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
         aiohttp.ClientSession(connector=connector) as session,
         await Ledger.open(settings.database_path) as ledger,
     ):
-        api = ShortAPIClient(session, settings.shortapi_base_url, settings.shortapi_key)
-        async with AnimateBot(settings, session=session, ledger=ledger, api=api) as bot:
+        metrics = Metrics()
+        api = ShortAPIClient(
+            session,
+            settings.shortapi_base_url,
+            settings.shortapi_key,
+            limiter=RateLimiter(settings.max_provider_rps),
+            observe=metrics.observe_provider,
+        )
+        async with AnimateBot(
+            settings, session=session, ledger=ledger, api=api, metrics=metrics
+        ) as bot:
             yield bot
 
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -15,17 +15,22 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.jobs import JobRunner, Notifier
 from bot.ledger import Ledger
+from bot.metrics import Metrics
 from bot.shortapi import ShortAPIClient
+from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS: Final = ("cogs.animate", "cogs.usage", "cogs.errors")
+# With callbacks, polling is only the safety net for callbacks that never come.
+CALLBACK_POLL_FACTOR: Final = 6
 
 
 class AnimateBot(commands.Bot):
-    """Receives its HTTP session, ledger and API client from ``__main__`` (see ``run``)."""
+    """Receives its HTTP session, ledger and API client from ``__main__`` (see ``open_bot``)."""
 
     jobs: JobRunner
+    web: WebServer | None = None
 
     def __init__(
         self,
@@ -34,10 +39,11 @@ class AnimateBot(commands.Bot):
         session: aiohttp.ClientSession,
         ledger: Ledger,
         api: ShortAPIClient,
+        metrics: Metrics,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.none() | discord.Intents(guilds=True),
+            intents=discord.Intents(guilds=True),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
         )
@@ -45,6 +51,7 @@ class AnimateBot(commands.Bot):
         self.session = session
         self.ledger = ledger
         self.api = api
+        self.metrics = metrics
         self.clock = time.time
 
     async def setup_hook(self) -> None:
@@ -53,17 +60,64 @@ class AnimateBot(commands.Bot):
         from cogs.utils.delivery import DiscordNotifier
 
         notifier: Notifier = DiscordNotifier(self)
+        public = self.settings.callback_public_url
+        poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
         self.jobs = JobRunner(
             self.ledger,
             self.api,
             notifier,
-            poll_interval=self.settings.poll_interval_seconds,
+            poll_interval=poll,
             clock=self.clock,
             max_active=self.settings.max_active_jobs,
             max_active_per_user=self.settings.max_active_jobs_per_user,
+            callback_url=(lambda token: f"{public}/callbacks/{token}") if public else None,
         )
         await self.jobs.start()
+        await self._start_web()
         await self._sync_commands_if_changed()
+
+    async def _start_web(self) -> None:
+        server = WebServer(
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            ledger=self.ledger,
+            metrics=self.metrics,
+            poke=self.jobs.poke,
+            health=self.health,
+            refresh_metrics=self.refresh_metrics,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            # Polling still finishes every job; only callbacks, /healthz and /metrics are lost.
+            log.error(  # noqa: TRY400 - the reason is the whole story
+                "HTTP server not started on %s:%s (%s); continuing without it",
+                self.settings.http_host, self.settings.http_port, exc.strerror or exc,
+            )
+            return
+        self.web = server
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            database = "ok" if await self.ledger.ping() else "error"
+        except Exception:
+            log.exception("health check: database unreachable")
+            database = "error"
+        ws = self.ws  # None until the first connect
+        connected = not self.is_closed() and ws is not None and ws.open
+        return {
+            "database": database,
+            "gateway": "connected" if connected else "disconnected",
+            "jobs_in_flight": self.jobs.in_flight,
+            "jobs_waiting": self.jobs.waiting,
+        }
+
+    async def refresh_metrics(self) -> None:
+        for state, count in (await self.ledger.job_counts()).items():
+            self.metrics.jobs.labels(state).set(count)
+        self.metrics.in_flight.set(self.jobs.in_flight)
+        self.metrics.waiting.set(self.jobs.waiting)
+        self.metrics.spend.set((await self.ledger.total_spend()) / 1000)
 
     async def _sync_commands_if_changed(self) -> None:
         """Sync only when the command tree changed: restarts must not hit Discord's limits."""
@@ -83,6 +137,9 @@ class AnimateBot(commands.Bot):
                  len(self.guilds))
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
         if hasattr(self, "jobs"):
             await self.jobs.close()
         await super().close()

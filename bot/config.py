@@ -49,16 +49,23 @@ class Settings:
     log_level: str = "INFO"
     max_active_jobs: int = 50
     max_active_jobs_per_user: int = 2
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    callback_public_url: str | None = None
+    max_provider_rps: float = 10.0
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float,
+    what: str = "a number of seconds",
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if not value >= minimum:  # also rejects NaN
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
     return value
@@ -74,6 +81,13 @@ def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _integer(env, name, default, minimum=0)
+    if value > 65535:
+        raise ConfigError(f"{name} must be a TCP port (0-65535), got {value}")
     return value
 
 
@@ -124,4 +138,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         max_active_jobs=_integer(env, "MAX_ACTIVE_JOBS", 50, minimum=1),
         max_active_jobs_per_user=_integer(env, "MAX_ACTIVE_JOBS_PER_USER", 2, minimum=1),
+        http_host=env.get("HTTP_HOST", "").strip() or "127.0.0.1",
+        http_port=_port(env, "HTTP_PORT", 8080),
+        callback_public_url=_url(env, "CALLBACK_PUBLIC_URL", None),
+        max_provider_rps=_number(
+            env, "MAX_PROVIDER_RPS", 10.0, minimum=0.1, what="requests per second"
+        ),
     )

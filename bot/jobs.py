@@ -77,6 +77,7 @@ class JobRunner:
         max_active_per_user: int = 2,
         max_concurrent: int = 16,
         temp_dir: Path | None = None,
+        callback_url: Callable[[str], str] | None = None,
     ) -> None:
         self._ledger = ledger
         self._api = api
@@ -86,7 +87,6 @@ class JobRunner:
         self._temp_dir = temp_dir
         self._tasks = TaskGroup()
         self._due: list[tuple[float, int]] = []
-        self._scheduled: set[int] = set()
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._last_progress: dict[int, float] = {}
@@ -98,6 +98,9 @@ class JobRunner:
         self._queue: list[Job] = []  # reserved, waiting for a slot; first come, first served
         self._active: dict[int, int] = {}  # job id -> user id, from submit until final
         self._positions: dict[int, int] = {}
+        self._callback_url = callback_url
+        self._due_at: dict[int, float] = {}
+        self._poked: set[int] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -195,6 +198,7 @@ class JobRunner:
 
     def _finished(self, job_id: int) -> None:
         self._active.pop(job_id, None)
+        self._poked.discard(job_id)
         self._last_progress.pop(job_id, None)
         self._pump()
 
@@ -207,8 +211,13 @@ class JobRunner:
             return
         args = provider_args(job.quote.options, prompt=job.quote.prompt,
                              image_url=job.quote.image_url)
+        callback = (
+            self._callback_url(job.callback_token)
+            if self._callback_url is not None and job.callback_token
+            else None
+        )
         try:
-            created = await self._api.create(args)
+            created = await self._api.create(args, callback_url=callback)
         except ShortAPIError as exc:
             log.warning("job %d: create failed: %s", job.id, exc)
             await self._fail(job, str(exc))
@@ -228,20 +237,33 @@ class JobRunner:
     # -- scheduler ----------------------------------------------------------------------
 
     def _schedule(self, job_id: int, delay: float) -> None:
-        """Poll ``job_id`` in ``delay`` seconds, on the loop's monotonic clock."""
-        if job_id in self._scheduled:
+        """Poll ``job_id`` in ``delay`` seconds (or sooner if already due sooner)."""
+        if job_id in self._poked:
+            self._poked.discard(job_id)
+            delay = 0.0
+        due = asyncio.get_running_loop().time() + delay
+        if job_id in self._due_at and self._due_at[job_id] <= due:
             return
-        self._scheduled.add(job_id)
-        heapq.heappush(self._due, (asyncio.get_running_loop().time() + delay, job_id))
+        self._due_at[job_id] = due  # an older, later heap entry for this job is now stale
+        heapq.heappush(self._due, (due, job_id))
         self._wakeup.set()
+
+    def poke(self, job_id: int) -> None:
+        """Check a job now (a provider callback said it changed); unknown jobs are ignored."""
+        if job_id in self._due_at:
+            self._schedule(job_id, 0.0)
+        elif job_id in self._active:
+            self._poked.add(job_id)  # being polled or started right now: look again at once
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
             while self._due and self._due[0][0] <= now:
-                _, job_id = heapq.heappop(self._due)
-                self._scheduled.discard(job_id)
+                due, job_id = heapq.heappop(self._due)
+                if self._due_at.get(job_id) != due:
+                    continue
+                del self._due_at[job_id]
                 self._tasks.spawn(self._poll_guarded(job_id), name=f"poll-{job_id}")
             timeout = self._due[0][0] - now if self._due else None
             self._wakeup.clear()

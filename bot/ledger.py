@@ -505,6 +505,18 @@ class Ledger:
         assert row is not None
         return _job_from_row(row)
 
+    async def ping(self) -> bool:
+        row = await self._fetchone("SELECT 1 AS ok")
+        return row is not None and row["ok"] == 1
+
+    async def job_counts(self) -> dict[str, int]:
+        rows = await self._fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    async def total_spend(self) -> int:
+        row = await self._fetchone("SELECT COALESCE(SUM(amount_mills), 0) AS total FROM ledger")
+        return int(row["total"]) if row else 0
+
     async def ledger_rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
         if job_id is None:
             rows = await self._fetchall("SELECT * FROM ledger ORDER BY id")

@@ -17,6 +17,7 @@ import aiohttp
 from bot.config import Secret
 from bot.errors import AnimateError
 from bot.pricing import MODEL, parse_usd
+from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class ShortAPIClient:
         backoff_max: float = 30.0,
         request_timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limiter: RateLimiter | None = None,
+        observe: Callable[[str, float, str | None], None] | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
@@ -114,6 +117,8 @@ class ShortAPIClient:
         self._backoff_max = backoff_max
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._sleep = sleep
+        self._limiter = limiter
+        self._observe = observe
 
     def __repr__(self) -> str:
         return f"ShortAPIClient(base_url={self._base!r})"
@@ -128,7 +133,23 @@ class ShortAPIClient:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """One HTTP exchange. Raises ``_Retryable`` for transient failures."""
+        """One HTTP exchange, paced by the shared limiter and measured."""
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        endpoint = path.rsplit("/", 1)[-1]
+        started = time.monotonic()
+        error: str | None = None
+        try:
+            return await self._exchange(method, path, **kwargs)
+        except BaseException as exc:
+            error = type(exc).__name__.lstrip("_")
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe(endpoint, time.monotonic() - started, error)
+
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Raises ``_Retryable`` for transient failures."""
         url = f"{self._base}{path}"
         headers = {"Authorization": f"Bearer {self._key.get()}"}
         started = time.monotonic()

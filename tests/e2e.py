@@ -132,6 +132,7 @@ async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
         "DISCORD_API_BASE_URL": fake_discord.api_base,
         "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
         "POLL_INTERVAL_SECONDS": "0.05",
+        "HTTP_PORT": "0",
         **env,
     })
     try:

@@ -28,6 +28,7 @@ async def bot_process(
         "DISCORD_API_BASE_URL": fake.api_base,
         "DISCORD_GATEWAY_URL": fake.gateway_url,
         "POLL_INTERVAL_SECONDS": "0.05",
+        "HTTP_PORT": "0",
         "LOG_LEVEL": "DEBUG",
         **env,
     }

@@ -78,6 +78,21 @@ class FakeShortAPI:
         for _ in range(times):
             self.faults[endpoint].append(Fault(status, body, headers or {}))
 
+    async def send_callback(self, job_id: str, body: bytes | None = None) -> int:
+        """POST the job's current state to its callback_url, as the provider does; the status."""
+        import aiohttp
+
+        job = self.jobs[job_id]
+        url = job.body["callback_url"]
+        status = job.plan.statuses[min(job.queries, len(job.plan.statuses) - 1)]
+        payload = body if body is not None else json.dumps(
+            {"code": 0, "job_id": job_id, "data": {"status": status}}
+        ).encode()
+        async with aiohttp.ClientSession() as session, session.post(
+            url, data=payload, headers={"Content-Type": "application/json"}
+        ) as response:
+            return response.status
+
     async def wait_for(self, predicate: Callable[[], T | bool | None], timeout: float = 10.0) -> T:
         async with asyncio.timeout(timeout), self._changed:
             while True:

@@ -1,0 +1,95 @@
+"""The bot's HTTP endpoints (aiohttp.web): provider callbacks, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from bot.ledger import Ledger
+from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+MAX_CALLBACK_BYTES: Final = 64 * 1024
+
+
+class WebServer:
+    """Callbacks only *wake* a job: its state is always confirmed by querying ShortAPI."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ledger: Ledger,
+        metrics: Metrics,
+        poke: Callable[[int], None],
+        health: Callable[[], Awaitable[dict[str, Any]]],
+        refresh_metrics: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._ledger = ledger
+        self._metrics = metrics
+        self._poke = poke
+        self._health = health
+        self._refresh_metrics = refresh_metrics
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_CALLBACK_BYTES)
+        app.router.add_post("/callbacks/{token}", self._callback)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics_page)
+        return app
+
+    async def start(self) -> None:
+        # No access log: callback paths carry per-job secrets.
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        log.info("HTTP server on %s:%s (/healthz, /metrics, callbacks)", self._host, self.port)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
+            self._metrics.callbacks.labels("too_large").inc()
+            return web.json_response({"error": "body too large"}, status=413)
+        try:
+            await request.read()  # bounded by client_max_size; the content is not trusted
+        except web.HTTPRequestEntityTooLarge:
+            self._metrics.callbacks.labels("too_large").inc()
+            return web.json_response({"error": "body too large"}, status=413)
+        job = await self._ledger.job_for_callback(request.match_info["token"])
+        if job is None:
+            self._metrics.callbacks.labels("unknown").inc()
+            log.info("callback with an unknown token ignored")
+            return web.json_response({"error": "not found"}, status=404)
+        self._metrics.callbacks.labels("accepted").inc()
+        log.info("callback for job %d: checking its status now", job.id)
+        self._poke(job.id)
+        return web.json_response({"ok": True})
+
+    async def _healthz(self, request: web.Request) -> web.StreamResponse:
+        report = await self._health()
+        healthy = report.get("database") == "ok" and report.get("gateway") == "connected"
+        return web.json_response(report, status=200 if healthy else 503)
+
+    async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
+        await self._refresh_metrics()
+        return web.Response(
+            body=self._metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )

@@ -1,0 +1,108 @@
+"""The HTTP server: provider callbacks (authenticated, bounded, never trusted), health, metrics."""
+
+import socket
+
+import aiohttp
+import pytest
+
+from tests.e2e import running_world
+from tests.fakes.fake_shortapi import Plan
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def world(tmp_path):
+    port = free_port()
+    async with running_world(
+        tmp_path,
+        HTTP_PORT=str(port),
+        CALLBACK_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        POLL_INTERVAL_SECONDS="30",  # polling would take minutes: only a callback is quick
+    ) as world:
+        world.port = port
+        yield world
+
+
+async def post(url: str, data: bytes) -> int:
+    async with aiohttp.ClientSession() as session, session.post(url, data=data) as response:
+        return response.status
+
+
+async def test_callback_wakes_the_job_which_is_confirmed_by_a_query(world):
+    plan = Plan(statuses=[1])
+    world.api.plan_next(plan)
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    create = world.api.creates[0]
+    token = create["callback_url"].rsplit("/", 1)[1]
+    assert create["callback_url"] == f"http://127.0.0.1:{world.port}/callbacks/{token}"
+    assert len(token) >= 32
+    assert world.api.queries == []
+    plan.statuses = [2]
+    assert await world.api.send_callback("job-1") == 200
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+    assert world.api.queries == ["job-1"]
+
+
+async def test_callback_body_is_never_trusted(world):
+    world.api.plan_next(Plan(statuses=[1]))
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.api.wait_for(lambda: world.api.creates)
+    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    lie = b'{"code": 0, "data": {"status": 2, "result": {"images": [{"url": "https://evil"}]}}}'
+    assert await world.api.send_callback("job-1", lie) == 200
+    await world.api.wait_for(lambda: world.api.queries)
+    assert (await world.bot.ledger.get_job(1)).state == "running"
+    assert all("evil" not in (m.content or "") for m in world.discord.messages.values())
+
+
+async def test_callback_with_a_wrong_token_is_404_and_does_nothing(world):
+    assert await post(f"http://127.0.0.1:{world.port}/callbacks/guess", b"{}") == 404
+    assert world.api.queries == []
+
+
+async def test_callback_body_over_64_kib_is_refused(world):
+    world.api.plan_next(Plan(statuses=[1]))
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.api.wait_for(lambda: world.api.creates)
+    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    url = world.api.creates[0]["callback_url"]
+    assert await post(url, b"x" * (64 * 1024 + 1)) == 413
+    assert world.api.queries == []
+
+
+async def test_healthz_reports_database_gateway_and_jobs(world):
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{world.port}/healthz"
+    ) as response:
+        assert response.status == 200
+        body = await response.json()
+    assert body == {"database": "ok", "gateway": "connected", "jobs_in_flight": 0,
+                    "jobs_waiting": 0}
+
+
+async def test_metrics_show_jobs_spend_and_provider_latency(world):
+    world.api.plan_next(Plan(statuses=[2]))
+    quote = await world.quote(resolution="540p")
+    await world.click(quote, "Confirm")
+    await world.api.wait_for(lambda: world.api.creates)
+    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.api.send_callback("job-1")
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{world.port}/metrics"
+    ) as response:
+        assert response.status == 200
+        text = await response.text()
+    assert 'animate_jobs{state="delivered"} 1.0' in text
+    assert "animate_spend_usd 0.128" in text
+    assert 'animate_provider_request_seconds_count{endpoint="create"} 1.0' in text
+    assert 'animate_callbacks_total{outcome="accepted"} 1.0' in text

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +23,8 @@ from bot.migrations import migrate
 from bot.pricing import VideoOptions, format_usd
 
 log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG, callback tokens included.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 DAY: Final = 86400.0
 UNFINISHED_STATES: Final = ("reserved", "submitting", "running", "succeeded")
@@ -90,7 +92,7 @@ class Job:
     thread_id: int | None
     result_message_id: int | None
     error: str | None
-    callback_token: str | None
+    callback_token: str | None = field(repr=False)
     posting_at: float | None
     created_at: float
     submitted_at: float | None

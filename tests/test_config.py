@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,12 @@ def test_every_setting_is_read():
         "DEFAULT_DAILY_LIMIT_USD": "3.25",
         "QUOTE_TTL_SECONDS": "60",
         "JOB_TIMEOUT_SECONDS": "90",
+        "MAX_ACTIVE_JOBS": "7",
+        "MAX_ACTIVE_JOBS_PER_USER": "3",
+        "HTTP_HOST": "0.0.0.0",
+        "HTTP_PORT": "9090",
+        "CALLBACK_PUBLIC_URL": "https://bot.example/",
+        "MAX_PROVIDER_RPS": "2.5",
     })
     assert settings.database_path == Path("/tmp/x.db")
     assert settings.shortapi_base_url == "http://127.0.0.1:9"
@@ -40,6 +47,10 @@ def test_every_setting_is_read():
     assert settings.default_daily_limit_mills == 3250
     assert settings.quote_ttl_seconds == 60
     assert settings.job_timeout_seconds == 90
+    assert (settings.max_active_jobs, settings.max_active_jobs_per_user) == (7, 3)
+    assert (settings.http_host, settings.http_port) == ("0.0.0.0", 9090)
+    assert settings.callback_public_url == "https://bot.example"
+    assert settings.max_provider_rps == 2.5
 
 
 @pytest.mark.parametrize("name", ["DISCORD_TOKEN", "SHORTAPI_KEY"])
@@ -61,6 +72,9 @@ def test_missing_secret_names_the_variable_and_env_example(name):
         ("DEFAULT_DAILY_LIMIT_USD", "two dollars"),
         ("DEFAULT_DAILY_LIMIT_USD", "-1"),
         ("SHORTAPI_BASE_URL", "api.shortapi.ai"),
+        ("HTTP_PORT", "70000"),
+        ("MAX_ACTIVE_JOBS", "0"),
+        ("MAX_PROVIDER_RPS", "fast"),
     ],
 )
 def test_malformed_values_are_one_clear_error(name, value):
@@ -75,3 +89,18 @@ def test_secrets_never_show_in_repr():
     assert "shortapi-secret-key" not in text
     assert settings.discord_token.get() == "discord-secret-token"
     assert repr(Secret("x")) == "Secret('********')"
+
+
+def test_every_setting_is_documented_in_env_example_and_readme():
+    root = Path(__file__).resolve().parents[1]
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    names = {line.split("=", 1)[0] for line in example.splitlines()
+             if line and not line.startswith("#") and "=" in line}
+    source = (root / "bot" / "config.py").read_text()
+    read = set(re.findall(r'"([A-Z][A-Z0-9]*_[A-Z0-9_]+)"', source))
+    assert names == read
+    for name in names:
+        assert f"`{name}`" in readme, name
+        comment_above = example.split(f"\n{name}=")[0].rstrip().splitlines()[-1]
+        assert comment_above.startswith("#"), name

@@ -273,3 +273,14 @@ async def test_mentions_in_prompts_never_ping(world):
     assert quote.allowed_mentions is not None
     assert quote.allowed_mentions.get("parse") == []
     assert "@\u200beveryone" in world.embed_text(quote.id)
+
+
+async def test_an_image_that_can_no_longer_be_fetched_gets_a_clear_message(world):
+    attachment = world.discord.add_attachment(PNG, "cat.png", "image/png")
+    attachment["url"] = attachment["url"].replace("/attachments/", "/attachments/9") + "-gone"
+    interaction = await world.discord.invoke(
+        "animate", {"image": attachment, "prompt": "surf"}, user=MEMBER
+    )
+    reply = await world.private_reply(interaction)
+    assert "could not be read from Discord" in reply
+    assert await world.bot.ledger.ledger_rows() == []

@@ -58,12 +58,23 @@ async def test_commands_are_synced_only_when_they_change(tmp_path):
 
 async def test_a_full_run_never_logs_a_secret(tmp_path, caplog):
     from tests.fakes.fake_shortapi import Plan
+    from tests.test_web import free_port
 
     caplog.set_level(logging.DEBUG)
-    async with running_world(tmp_path) as world:
+    port = free_port()
+    env = {"HTTP_PORT": str(port), "CALLBACK_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    async with running_world(tmp_path, **env) as world:
+        world.api.fail_next("query", 503, "x")
+        world.discord.fail_next("POST", r"/threads$", 403, {"code": 50013, "message": "no"})
         quote = await world.quote()
         await world.click(quote, "Confirm")
+        await world.api.wait_for(lambda: world.api.creates)
+        token = world.api.creates[0]["callback_url"].rsplit("/", 1)[1]
+        await world.api.wait_for(lambda: "job-1" in world.api.jobs)
+        assert await world.api.send_callback("job-1") == 200
         await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+        job = await world.bot.ledger.get_job(1)
+        assert token not in repr(job)
         world.api.fail_next("create", 500, "boom")
         world.api.plan_next(Plan(statuses=[3], error="bad"))
         failed = await world.quote()
@@ -74,8 +85,10 @@ async def test_a_full_run_never_logs_a_secret(tmp_path, caplog):
     text = caplog.text + "".join(repr(r.args) for r in caplog.records)
     assert DISCORD_TOKEN not in text
     assert key not in text
+    assert token not in text
     messages = " ".join(
         f"{m.content} {m.embeds}" for m in world.discord.messages.values()
     )
     assert key not in messages
     assert DISCORD_TOKEN not in messages
+    assert token not in messages

@@ -1,9 +1,11 @@
+import asyncio
 import logging
 
 import aiohttp
 import pytest
 
 from bot.config import Secret
+from bot.ratelimit import RateLimiter
 from bot.shortapi import (
     MalformedResponse,
     OutcomeUnknown,
@@ -181,3 +183,40 @@ async def test_the_key_is_never_logged_or_echoed(fake, client, caplog):
     assert caplog.records, "expected the client to log its requests"
     assert fake.key not in caplog.text
     assert fake.key not in repr(client)
+
+
+async def test_query_timeout_is_retried_then_reported(fake):
+    fake.hold_queries = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        client = ShortAPIClient(session, fake.base_url, Secret(fake.key), request_timeout=0.2,
+                                max_attempts=2, sleep=_no_sleep)
+        with pytest.raises(ProviderUnavailable, match="TimeoutError"):
+            await client.query("job-1")
+    assert len(fake.queries) == 2
+    fake.hold_queries.set()
+
+
+async def test_create_timeout_is_an_unknown_outcome_and_never_resent(fake):
+    fake.hold_creates = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        client = ShortAPIClient(session, fake.base_url, Secret(fake.key), request_timeout=0.2,
+                                sleep=_no_sleep)
+        with pytest.raises(OutcomeUnknown):
+            await client.create(ARGS)
+    assert len(fake.creates) == 1
+    fake.hold_creates.set()
+
+
+async def test_connection_reset_mid_answer_is_retried_for_queries(fake, client):
+    await client.create(ARGS)
+    fake.fail_next("query", -1)  # the fake drops the connection without answering
+    assert (await client.query("job-1")).status == 1
+    assert len(fake.queries) == 2
+
+
+async def test_rate_limiter_spaces_requests_at_the_configured_rate():
+    limiter = RateLimiter(50)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(limiter.acquire() for _ in range(11)))
+    assert loop.time() - start >= 0.2 - 0.01  # 10 intervals of 20 ms after the first

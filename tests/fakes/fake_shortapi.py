@@ -130,10 +130,15 @@ class FakeShortAPI:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _fault(self, endpoint: str) -> web.Response | None:
+    def _fault(self, endpoint: str, request: web.Request) -> web.Response | None:
         if not self.faults[endpoint]:
             return None
         fault = self.faults[endpoint].pop(0)
+        if fault.status < 0:
+            # A connection reset: drop the socket without answering.
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)
         if isinstance(fault.body, dict):
             return web.Response(status=fault.status, text=json.dumps(fault.body),
                                 content_type="application/json", headers=fault.headers)
@@ -154,7 +159,7 @@ class FakeShortAPI:
             await self._notify()
             if self.hold_creates is not None:
                 await self.hold_creates.wait()
-            fault = self._fault("create")
+            fault = self._fault("create", request)
             if fault is not None:
                 return fault
             plan = self.plans.pop(0) if self.plans else self.default_plan
@@ -176,7 +181,7 @@ class FakeShortAPI:
             await self._notify()
             if self.hold_queries is not None:
                 await self.hold_queries.wait()
-            fault = self._fault("query")
+            fault = self._fault("query", request)
             if fault is not None:
                 return fault
             job = self.jobs.get(job_id)
@@ -201,7 +206,7 @@ class FakeShortAPI:
             if request.headers.get("Authorization"):
                 # The result host is not ShortAPI: the key must never be sent there.
                 return web.Response(status=400, text="unexpected credentials")
-            fault = self._fault("video")
+            fault = self._fault("video", request)
             if fault is not None:
                 return fault
             job = self.jobs.get(job_id)

@@ -101,6 +101,8 @@ class JobRunner:
         self._callback_url = callback_url
         self._due_at: dict[int, float] = {}
         self._poked: set[int] = set()
+        self._submits: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -111,10 +113,16 @@ class JobRunner:
             self._run(), name="job-scheduler"
         )
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop starting work; let creates already on the wire finish (a create cut off midway
+        would have to be refunded on restart), then cancel the rest: it resumes on restart."""
+        self._closing = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        submitting = [task for task in self._submits if not task.done()]
+        if submitting:
+            await asyncio.wait(submitting, timeout=grace)
         await self._tasks.cancel_all()
 
     async def resume(self) -> None:
@@ -168,6 +176,8 @@ class JobRunner:
 
     def _pump(self) -> None:
         """Start every waiting job the caps allow, then tell the rest where they stand."""
+        if self._closing:
+            return  # shutting down: waiting jobs stay reserved and start after the restart
         per_user: dict[int, int] = {}
         for user_id in self._active.values():
             per_user[user_id] = per_user.get(user_id, 0) + 1
@@ -180,7 +190,9 @@ class JobRunner:
             self._positions.pop(job.id, None)
             self._active[job.id] = job.user_id
             per_user[job.user_id] = per_user.get(job.user_id, 0) + 1
-            self._tasks.spawn(self._submit(job), name=f"submit-{job.id}")
+            task = self._tasks.spawn(self._submit(job), name=f"submit-{job.id}")
+            self._submits.add(task)
+            task.add_done_callback(self._submits.discard)
         for position, job in enumerate(self._queue, start=1):
             if self._positions.get(job.id) != position:
                 self._positions[job.id] = position

@@ -18,6 +18,7 @@ from bot.bot import AnimateBot
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.ledger import Ledger
+from bot.limits import Defaults
 from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
@@ -32,6 +33,14 @@ def point_discord_at(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+def defaults_from(settings: Settings) -> Defaults:
+    return Defaults(
+        daily=settings.default_daily_limit_mills,
+        monthly=settings.default_monthly_limit_mills,
+        guild_budget=settings.default_guild_monthly_budget_mills,
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
     """The bot with its collaborators, all closed (bot first) when the block ends."""
@@ -39,7 +48,7 @@ async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
     connector = aiohttp.TCPConnector(limit=100, limit_per_host=30)
     async with (
         aiohttp.ClientSession(connector=connector) as session,
-        await Ledger.open(settings.database_path) as ledger,
+        await Ledger.open(settings.database_path, defaults_from(settings)) as ledger,
     ):
         metrics = Metrics()
         api = ShortAPIClient(

@@ -13,7 +13,8 @@ import discord
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.jobs import JobRunner, Notifier
+from bot.dryrun import DryRunAPI
+from bot.jobs import JobRunner, Notifier, ProviderAPI
 from bot.ledger import Ledger
 from bot.metrics import Metrics
 from bot.shortapi import ShortAPIClient
@@ -21,7 +22,7 @@ from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: Final = ("cogs.animate", "cogs.usage", "cogs.errors")
+EXTENSIONS: Final = ("cogs.animate", "cogs.usage", "cogs.admin", "cogs.errors")
 # With callbacks, polling is only the safety net for callbacks that never come.
 CALLBACK_POLL_FACTOR: Final = 6
 
@@ -62,9 +63,12 @@ class AnimateBot(commands.Bot):
         notifier: Notifier = DiscordNotifier(self)
         public = self.settings.callback_public_url
         poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
+        provider: ProviderAPI = DryRunAPI() if self.settings.dry_run else self.api
+        if self.settings.dry_run:
+            log.warning("SHORTAPI_DRY_RUN is on: no video is made and nothing is charged")
         self.jobs = JobRunner(
             self.ledger,
-            self.api,
+            provider,
             notifier,
             poll_interval=poll,
             clock=self.clock,

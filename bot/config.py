@@ -44,6 +44,9 @@ class Settings:
     discord_gateway_url: str | None = None
     poll_interval_seconds: float = 5.0
     default_daily_limit_mills: int = 2000
+    default_monthly_limit_mills: int = 20000
+    default_guild_monthly_budget_mills: int | None = None
+    dry_run: bool = False
     quote_ttl_seconds: float = 600.0
     job_timeout_seconds: float = 1200.0
     log_level: str = "INFO"
@@ -69,6 +72,25 @@ def _number(
     if not value >= minimum:  # also rejects NaN
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
     return value
+
+
+def _usd(env: Mapping[str, str], name: str, default: str | None) -> int | None:
+    raw = env.get(name, "").strip() or default
+    if raw is None:
+        return None
+    try:
+        return parse_usd(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an amount in dollars like 2.00, got {raw!r}") from None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
@@ -114,13 +136,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     discord_token = _required(env, "DISCORD_TOKEN")
     shortapi_key = _required(env, "SHORTAPI_KEY")
-    limit_raw = env.get("DEFAULT_DAILY_LIMIT_USD", "").strip() or "2.00"
-    try:
-        daily_limit = parse_usd(limit_raw)
-    except ValueError:
-        raise ConfigError(
-            f"DEFAULT_DAILY_LIMIT_USD must be an amount in dollars like 2.00, got {limit_raw!r}"
-        ) from None
+    daily_limit = _usd(env, "DEFAULT_DAILY_LIMIT_USD", "2.00")
+    monthly_limit = _usd(env, "DEFAULT_MONTHLY_LIMIT_USD", "20.00")
+    budget = _usd(env, "DEFAULT_GUILD_MONTHLY_BUDGET_USD", None)
     level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -132,7 +150,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         discord_api_base_url=_url(env, "DISCORD_API_BASE_URL", "https://discord.com/api/v10") or "",
         discord_gateway_url=_url(env, "DISCORD_GATEWAY_URL", None),
         poll_interval_seconds=_number(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
-        default_daily_limit_mills=daily_limit,
+        default_daily_limit_mills=daily_limit or 0,
+        default_monthly_limit_mills=monthly_limit or 0,
+        default_guild_monthly_budget_mills=budget,
+        dry_run=_flag(env, "SHORTAPI_DRY_RUN"),
         quote_ttl_seconds=_number(env, "QUOTE_TTL_SECONDS", 600.0, minimum=1),
         job_timeout_seconds=_number(env, "JOB_TIMEOUT_SECONDS", 1200.0, minimum=1),
         log_level=level,

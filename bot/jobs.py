@@ -13,7 +13,7 @@ import heapq
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -23,8 +23,8 @@ from bot.pricing import provider_args
 from bot.shortapi import (
     FAILED,
     SUCCEEDED,
+    CreatedJob,
     JobStatus,
-    ShortAPIClient,
     ShortAPIError,
     TooLarge,
 )
@@ -35,6 +35,18 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY: Final = 15.0
 DELIVERY_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
+
+
+class ProviderAPI(Protocol):
+    """ShortAPI as the runner uses it (``ShortAPIClient``, or ``DryRunAPI`` for dry runs)."""
+
+    async def create(
+        self, args: Mapping[str, object], *, callback_url: str | None = None
+    ) -> CreatedJob: ...
+
+    async def query(self, job_id: str) -> JobStatus: ...
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int) -> int: ...
 
 
 class Notifier(Protocol):
@@ -68,7 +80,7 @@ class JobRunner:
     def __init__(
         self,
         ledger: Ledger,
-        api: ShortAPIClient,
+        api: ProviderAPI,
         notifier: Notifier,
         *,
         poll_interval: float,
@@ -171,6 +183,7 @@ class JobRunner:
                 self._positions.pop(job_id, None)
                 job = await self._ledger.refund(job_id, "failed", reason, self._clock())
                 self._pump()
+                self._tasks.spawn(self._tell_failed(job, reason), name=f"cancelled-{job_id}")
                 return job
         return None
 
@@ -390,6 +403,9 @@ class JobRunner:
         job = await self._ledger.refund(job.id, state, reason, self._clock())
         self._finished(job.id)
         log.info("job %d: %s and refunded: %s", job.id, state, reason)
+        await self._tell_failed(job, reason)
+
+    async def _tell_failed(self, job: Job, reason: str) -> None:
         try:
             await self._notifier.failed(job, reason)
         except Exception:

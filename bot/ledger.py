@@ -1,7 +1,10 @@
-"""SQLite storage: quotes, jobs and the money ledger.
+"""Where money moves: quotes, jobs and the append-only ledger.
 
-Every money move (reserve, settle, refund) happens here, each in one transaction that also
-writes the job state it belongs to. Spend is never stored: it is the sum of ledger rows.
+Every money move (reserve, settle, refund, admin refund) happens in this file, each in one
+transaction that also writes the job state it belongs to and, for a reserve, checks every cap.
+Spend is never stored: it is the sum of ledger rows (dry-run rows excluded).
+
+``python -m bot.ledger check`` recomputes every total from the jobs and reports differences.
 """
 
 from __future__ import annotations
@@ -9,183 +12,103 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
-from bot.errors import LimitExceeded, NotQuoteOwner, QuoteUnavailable, StateConflict
-from bot.migrations import migrate
-from bot.pricing import VideoOptions, format_usd
+from bot.db import Database, many, one
+from bot.errors import InvalidRequest, NotQuoteOwner, QuoteUnavailable, StateConflict
+from bot.limits import Caps, Defaults, Headroom, Periods, Spent, check, periods
+from bot.models import FINAL_STATES, JOB_SELECT, UNFINISHED_STATES, Job, Quote, job_from_row
+from bot.policy import Policies, load_caps, load_policy
+from bot.pricing import format_usd
 
 log = logging.getLogger(__name__)
-# aiosqlite logs every statement with its parameters at DEBUG, callback tokens included.
-logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
-DAY: Final = 86400.0
-UNFINISHED_STATES: Final = ("reserved", "submitting", "running", "succeeded")
-FINAL_STATES: Final = ("delivered", "failed", "expired")
+__all__ = ["FINAL_STATES", "UNFINISHED_STATES", "Job", "Ledger", "Quote", "Usage"]
 
-
-def day_start(now: float) -> float:
-    """Start of the UTC day containing ``now`` (epoch seconds)."""
-    return now - now % DAY
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    id: str
-    guild_id: int
-    channel_id: int
-    user_id: int
-    message_id: int | None
-    in_thread: bool
-    prompt: str
-    image_url: str
-    options: VideoOptions
-    price_mills: int
-    upload_limit: int
-    state: str
-    created_at: float
-    expires_at: float
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Quote:
-        return cls(
-            id=row["id"],
-            guild_id=row["guild_id"],
-            channel_id=row["channel_id"],
-            user_id=row["user_id"],
-            message_id=row["message_id"],
-            in_thread=bool(row["in_thread"]),
-            prompt=row["prompt"],
-            image_url=row["image_url"],
-            options=VideoOptions(
-                resolution=row["resolution"],
-                duration=row["duration"],
-                aspect_ratio=row["aspect_ratio"],
-                audio=bool(row["audio"]),
-                multi_shot=bool(row["multi_shot"]),
-            ),
-            price_mills=row["price_mills"],
-            upload_limit=row["upload_limit"],
-            state=row["state"],
-            created_at=row["created_at"],
-            expires_at=row["expires_at"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: int
-    quote: Quote
-    state: str
-    price_mills: int
-    provider_job_id: str | None
-    provider_amount_mills: int | None
-    provider_status: int | None
-    video_url: str | None
-    thread_id: int | None
-    result_message_id: int | None
-    error: str | None
-    callback_token: str | None = field(repr=False)
-    posting_at: float | None
-    created_at: float
-    submitted_at: float | None
-    finished_at: float | None
-    deadline_at: float
-
-    @property
-    def user_id(self) -> int:
-        return self.quote.user_id
-
-    @property
-    def guild_id(self) -> int:
-        return self.quote.guild_id
-
-    @property
-    def charged_mills(self) -> int:
-        """What the user pays once the job is delivered: the provider's amount when known."""
-        if self.provider_amount_mills is not None:
-            return self.provider_amount_mills
-        return self.price_mills
+_INSERT_ROW: Final = (
+    "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, created_at, "
+    "actor_id, reason, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    daily_limit_mills: int
+    caps: Caps
+    span: Periods
     today_mills: int
+    month_mills: int
     lifetime_mills: int
     jobs: int
+    dry_run_mills: int
 
     @property
-    def left_today_mills(self) -> int:
-        return max(0, self.daily_limit_mills - self.today_mills)
+    def daily_limit_mills(self) -> int | None:
+        return self.caps.daily
+
+    @property
+    def left_today_mills(self) -> int | None:
+        return None if self.caps.daily is None else max(0, self.caps.daily - self.today_mills)
+
+    @property
+    def left_month_mills(self) -> int | None:
+        if self.caps.monthly is None:
+            return None
+        return max(0, self.caps.monthly - self.month_mills)
 
 
-_JOB_SELECT: Final = """
-    SELECT j.id AS job_id, j.state AS job_state, j.price_mills AS job_price, j.provider_job_id,
-           j.provider_amount_mills, j.provider_status, j.video_url, j.thread_id,
-           j.result_message_id, j.error, j.callback_token, j.posting_at,
-           j.created_at AS job_created_at, j.submitted_at,
-           j.finished_at, j.deadline_at, q.*
-    FROM jobs j JOIN quotes q ON q.id = j.quote_id
-"""
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    user_id: int
+    jobs: int
+    delivered: int
+    refunded_failures: int
+    admin_refunds_mills: int
+    net_mills: int
+    provider_difference_mills: int
+    dry_run_mills: int
 
 
-def _job_from_row(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["job_id"],
-        quote=Quote.from_row(row),
-        state=row["job_state"],
-        price_mills=row["job_price"],
-        provider_job_id=row["provider_job_id"],
-        provider_amount_mills=row["provider_amount_mills"],
-        provider_status=row["provider_status"],
-        video_url=row["video_url"],
-        thread_id=row["thread_id"],
-        result_message_id=row["result_message_id"],
-        error=row["error"],
-        callback_token=row["callback_token"],
-        posting_at=row["posting_at"],
-        created_at=row["job_created_at"],
-        submitted_at=row["submitted_at"],
-        finished_at=row["finished_at"],
-        deadline_at=row["deadline_at"],
+async def _spent(db: aiosqlite.Connection, guild_id: int, user_id: int, span: Periods) -> Spent:
+    row = await one(
+        db,
+        "SELECT "
+        "COALESCE(SUM(CASE WHEN user_id = ? AND period_at >= ? THEN amount_mills END), 0) AS d, "
+        "COALESCE(SUM(CASE WHEN user_id = ? THEN amount_mills END), 0) AS m, "
+        "COALESCE(SUM(amount_mills), 0) AS g "
+        "FROM ledger WHERE guild_id = ? AND dry_run = 0 AND period_at >= ? AND period_at < ?",
+        (user_id, span.day_start, user_id, guild_id, span.month_start, span.month_end),
     )
+    assert row is not None
+    return Spent(day=int(row["d"]), month=int(row["m"]), guild_month=int(row["g"]))
+
+
+async def _job(db: aiosqlite.Connection, job_id: int) -> Job:
+    row = await one(db, f"{JOB_SELECT} WHERE j.id = ?", (job_id,))
+    if row is None:
+        raise KeyError(job_id)
+    return job_from_row(row)
 
 
 class Ledger:
-    """One aiosqlite connection; every write is one transaction taken under one lock."""
+    """Quotes, jobs and money on the shared database; caps come from ``policies``."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-        self._lock = asyncio.Lock()
+    def __init__(self, db: Database, defaults: Defaults | None = None) -> None:
+        self.db = db
+        self.defaults = defaults or Defaults()
+        self.policies = Policies(db)
 
     @classmethod
-    async def open(cls, path: Path | str) -> Ledger:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA busy_timeout = 5000")
-            await migrate(db)
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db)
+    async def open(cls, path: Path | str, defaults: Defaults | None = None) -> Ledger:
+        return cls(await Database.open(path), defaults)
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._db.close()
+        await self.db.close()
 
     async def __aenter__(self) -> Ledger:
         return self
@@ -193,126 +116,111 @@ class Ledger:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            else:
-                await self._db.execute("COMMIT")
-
-    async def _fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        async with self._lock, self._db.execute(sql, tuple(params)) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
-
-    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        async with self._lock, self._db.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
-
     # -- meta ---------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
-        row = await self._fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        row = await self.db.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row["value"])
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self._transaction() as db:
+        async with self.db.transaction() as db:
             await db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
-    # -- spend --------------------------------------------------------------------------
+    # -- limits -------------------------------------------------------------------------
+
+    async def limit_status(
+        self, guild_id: int, user_id: int, role_ids: Sequence[int], price: int, now: float
+    ) -> tuple[Headroom | None, Usage]:
+        """Check ``price`` against every cap without reserving (for the quote)."""
+        async with self.db.lock:
+            policy = await load_policy(self.db.conn, guild_id)
+            caps = await load_caps(self.db.conn, policy, self.defaults, user_id, role_ids)
+            span = periods(now, policy.timezone)
+            spent = await _spent(self.db.conn, guild_id, user_id, span)
+            usage = await self._usage(self.db.conn, guild_id, user_id, caps, span, spent)
+        return check(price, spent, caps, span, paused=policy.paused), usage
+
+    async def usage(
+        self, guild_id: int, user_id: int, now: float, role_ids: Sequence[int] = ()
+    ) -> Usage:
+        async with self.db.lock:
+            policy = await load_policy(self.db.conn, guild_id)
+            caps = await load_caps(self.db.conn, policy, self.defaults, user_id, role_ids)
+            span = periods(now, policy.timezone)
+            spent = await _spent(self.db.conn, guild_id, user_id, span)
+            return await self._usage(self.db.conn, guild_id, user_id, caps, span, spent)
 
     @staticmethod
-    async def _spent(db: aiosqlite.Connection, guild_id: int, user_id: int, since: float) -> int:
-        async with db.execute(
-            "SELECT COALESCE(SUM(amount_mills), 0) FROM ledger "
-            "WHERE guild_id = ? AND user_id = ? AND period_at >= ?",
-            (guild_id, user_id, since),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def spent_today(self, guild_id: int, user_id: int, now: float) -> int:
-        async with self._lock:
-            return await self._spent(self._db, guild_id, user_id, day_start(now))
-
-    async def usage(self, guild_id: int, user_id: int, now: float, daily_limit: int) -> Usage:
-        today = await self.spent_today(guild_id, user_id, now)
-        row = await self._fetchone(
-            "SELECT COALESCE(SUM(amount_mills), 0) AS total FROM ledger "
-            "WHERE guild_id = ? AND user_id = ?",
+    async def _usage(
+        db: aiosqlite.Connection, guild_id: int, user_id: int, caps: Caps, span: Periods,
+        spent: Spent,
+    ) -> Usage:
+        row = await one(
+            db,
+            "SELECT COALESCE(SUM(CASE WHEN dry_run = 0 THEN amount_mills END), 0) AS total, "
+            "COALESCE(SUM(CASE WHEN dry_run = 1 THEN amount_mills END), 0) AS dry "
+            "FROM ledger WHERE guild_id = ? AND user_id = ?",
             (guild_id, user_id),
         )
-        jobs = await self._fetchone(
-            "SELECT COUNT(*) AS n FROM jobs WHERE guild_id = ? AND user_id = ? AND state = ?",
-            (guild_id, user_id, "delivered"),
+        jobs = await one(
+            db,
+            "SELECT COUNT(*) AS n FROM jobs j JOIN quotes q ON q.id = j.quote_id "
+            "WHERE j.guild_id = ? AND j.user_id = ? AND j.state = 'delivered' AND q.dry_run = 0",
+            (guild_id, user_id),
         )
+        assert row is not None
+        assert jobs is not None
         return Usage(
-            daily_limit_mills=daily_limit,
-            today_mills=today,
-            lifetime_mills=int(row["total"]) if row else 0,
-            jobs=int(jobs["n"]) if jobs else 0,
+            caps=caps,
+            span=span,
+            today_mills=spent.day,
+            month_mills=spent.month,
+            lifetime_mills=int(row["total"]),
+            jobs=int(jobs["n"]),
+            dry_run_mills=int(row["dry"]),
         )
-
-    @staticmethod
-    def _check_limit(price: int, spent: int, limit: int) -> None:
-        if spent + price > limit:
-            left = max(0, limit - spent)
-            raise LimitExceeded(
-                f"This video costs {format_usd(price)}, but you have {format_usd(left)} left of "
-                f"your {format_usd(limit)} daily limit (spent today: {format_usd(spent)}). "
-                "The limit resets at 00:00 UTC."
-            )
 
     # -- quotes -------------------------------------------------------------------------
 
-    async def check_limit(
-        self, guild_id: int, user_id: int, price: int, now: float, daily_limit: int
-    ) -> int:
-        """Raise ``LimitExceeded`` if ``price`` would not fit today; return today's spend."""
-        spent = await self.spent_today(guild_id, user_id, now)
-        self._check_limit(price, spent, daily_limit)
-        return spent
-
     async def create_quote(self, quote: Quote) -> None:
         o = quote.options
-        async with self._transaction() as db:
+        async with self.db.transaction() as db:
             await db.execute(
                 "INSERT INTO quotes (id, guild_id, channel_id, user_id, message_id, in_thread, "
                 "prompt, image_url, resolution, duration, aspect_ratio, audio, multi_shot, "
-                "price_mills, upload_limit, state, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "price_mills, upload_limit, state, created_at, expires_at, dry_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     quote.id, quote.guild_id, quote.channel_id, quote.user_id, quote.message_id,
                     int(quote.in_thread), quote.prompt, quote.image_url, o.resolution,
                     o.duration, o.aspect_ratio, int(o.audio), int(o.multi_shot),
                     quote.price_mills, quote.upload_limit, quote.state, quote.created_at,
-                    quote.expires_at,
+                    quote.expires_at, int(quote.dry_run),
                 ),
             )
 
     async def set_quote_message(self, quote_id: str, message_id: int) -> None:
-        async with self._transaction() as db:
+        async with self.db.transaction() as db:
             await db.execute(
                 "UPDATE quotes SET message_id = ? WHERE id = ?", (message_id, quote_id)
             )
 
     async def get_quote(self, quote_id: str) -> Quote | None:
-        row = await self._fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
+        row = await self.db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
         return None if row is None else Quote.from_row(row)
 
     @staticmethod
-    def _check_quote(quote: Quote | None, user_id: int, now: float) -> Quote:
-        if quote is None:
+    async def _usable_quote(
+        db: aiosqlite.Connection, quote_id: str, user_id: int, now: float
+    ) -> Quote:
+        row = await one(db, "SELECT * FROM quotes WHERE id = ?", (quote_id,))
+        if row is None:
             raise QuoteUnavailable("This quote no longer exists. Run /animate again.")
+        quote = Quote.from_row(row)
         if quote.user_id != user_id:
             raise NotQuoteOwner(f"Only <@{quote.user_id}> can confirm this.")
         if quote.state == "confirmed":
@@ -324,31 +232,32 @@ class Ledger:
         return quote
 
     async def cancel_quote(self, quote_id: str, user_id: int, now: float) -> Quote:
-        async with self._transaction() as db:
-            async with db.execute("SELECT * FROM quotes WHERE id = ?", (quote_id,)) as cursor:
-                row = await cursor.fetchone()
-            quote = self._check_quote(
-                None if row is None else Quote.from_row(row), user_id, now
-            )
+        async with self.db.transaction() as db:
+            quote = await self._usable_quote(db, quote_id, user_id, now)
             await db.execute("UPDATE quotes SET state = 'cancelled' WHERE id = ?", (quote_id,))
         return quote
 
     async def confirm_quote(
-        self, quote_id: str, user_id: int, now: float, daily_limit: int, job_timeout: float
+        self,
+        quote_id: str,
+        user_id: int,
+        now: float,
+        *,
+        job_timeout: float,
+        role_ids: Sequence[int] = (),
     ) -> Job:
-        """Check the quote and the limit and reserve the price, all in one transaction.
+        """Check the quote and every cap and reserve the price, all in one transaction.
 
         Raises ``QuoteUnavailable``, ``NotQuoteOwner`` or ``LimitExceeded``; on success the
         quote is used up and the returned job is in state ``reserved``.
         """
-        async with self._transaction() as db:
-            async with db.execute("SELECT * FROM quotes WHERE id = ?", (quote_id,)) as cursor:
-                row = await cursor.fetchone()
-            quote = self._check_quote(
-                None if row is None else Quote.from_row(row), user_id, now
-            )
-            spent = await self._spent(db, quote.guild_id, quote.user_id, day_start(now))
-            self._check_limit(quote.price_mills, spent, daily_limit)
+        async with self.db.transaction() as db:
+            quote = await self._usable_quote(db, quote_id, user_id, now)
+            policy = await load_policy(db, quote.guild_id)
+            caps = await load_caps(db, policy, self.defaults, user_id, role_ids)
+            span = periods(now, policy.timezone)
+            spent = await _spent(db, quote.guild_id, user_id, span)
+            check(quote.price_mills, spent, caps, span, paused=policy.paused)
             await db.execute("UPDATE quotes SET state = 'confirmed' WHERE id = ?", (quote_id,))
             cursor = await db.execute(
                 "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "
@@ -362,42 +271,43 @@ class Ledger:
             job_id = cursor.lastrowid
             assert job_id is not None
             await db.execute(
-                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
-                "created_at, actor_id, reason) VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?, ?)",
+                _INSERT_ROW,
                 (
-                    quote.guild_id, quote.user_id, job_id, quote.price_mills, now, now,
-                    user_id, "confirmed quote",
+                    quote.guild_id, quote.user_id, job_id, "reserve", quote.price_mills, now,
+                    now, user_id, "confirmed quote", int(quote.dry_run),
                 ),
             )
-            async with db.execute(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,)) as cursor:
-                job_row = await cursor.fetchone()
-        assert job_row is not None
-        return _job_from_row(job_row)
+            return await _job(db, job_id)
 
     # -- jobs ---------------------------------------------------------------------------
 
     async def get_job(self, job_id: int) -> Job:
-        row = await self._fetchone(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,))
-        if row is None:
-            raise KeyError(job_id)
-        return _job_from_row(row)
-
-    async def job_for_quote(self, quote_id: str) -> Job | None:
-        row = await self._fetchone(f"{_JOB_SELECT} WHERE j.quote_id = ?", (quote_id,))
-        return None if row is None else _job_from_row(row)
+        async with self.db.lock:
+            return await _job(self.db.conn, job_id)
 
     async def unfinished_jobs(self) -> list[Job]:
-        rows = await self._fetchall(
-            f"{_JOB_SELECT} WHERE j.state IN ({','.join('?' * len(UNFINISHED_STATES))}) "
+        rows = await self.db.fetchall(
+            f"{JOB_SELECT} WHERE j.state IN ({','.join('?' * len(UNFINISHED_STATES))}) "
             "ORDER BY j.id",
             UNFINISHED_STATES,
         )
-        return [_job_from_row(row) for row in rows]
+        return [job_from_row(row) for row in rows]
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        rows = await self.db.fetchall(
+            f"{JOB_SELECT} WHERE j.guild_id = ? AND j.user_id = ? ORDER BY j.id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def job_for_callback(self, token: str) -> Job | None:
+        row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.callback_token = ?", (token,))
+        return None if row is None else job_from_row(row)
 
     async def _update_job(self, job_id: int, expected: Iterable[str], **fields: Any) -> Job:
         expected = tuple(expected)
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        async with self._transaction() as db:
+        async with self.db.transaction() as db:
             cursor = await db.execute(
                 f"UPDATE jobs SET {assignments} "  # noqa: S608 - names come from our code only
                 f"WHERE id = ? AND state IN ({','.join('?' * len(expected))})",
@@ -405,10 +315,7 @@ class Ledger:
             )
             if cursor.rowcount != 1:
                 raise StateConflict(f"job {job_id} is not in state {'/'.join(expected)}")
-            async with db.execute(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,)) as cur:
-                row = await cur.fetchone()
-        assert row is not None
-        return _job_from_row(row)
+            return await _job(db, job_id)
 
     async def mark_submitting(self, job_id: int, now: float) -> Job:
         return await self._update_job(
@@ -438,22 +345,16 @@ class Ledger:
         """Written before each attempt to post the video: after a crash, look before reposting."""
         return await self._update_job(job_id, ("succeeded",), posting_at=now, updated_at=now)
 
-    async def job_for_callback(self, token: str) -> Job | None:
-        row = await self._fetchone(f"{_JOB_SELECT} WHERE j.callback_token = ?", (token,))
-        return None if row is None else _job_from_row(row)
-
     async def set_thread(self, job_id: int, thread_id: int) -> None:
-        async with self._transaction() as db:
+        async with self.db.transaction() as db:
             await db.execute("UPDATE jobs SET thread_id = ? WHERE id = ?", (thread_id, job_id))
+
+    # -- money after the reserve ----------------------------------------------------------
 
     async def settle(self, job_id: int, result_message_id: int | None, now: float) -> Job:
         """The video was posted: mark the job delivered and settle at the provider's amount."""
-        async with self._transaction() as db:
-            async with db.execute(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                raise KeyError(job_id)
-            job = _job_from_row(row)
+        async with self.db.transaction() as db:
+            job = await _job(db, job_id)
             if job.state != "succeeded":
                 raise StateConflict(f"job {job_id} cannot be settled from state {job.state}")
             difference = job.charged_mills - job.price_mills
@@ -468,28 +369,21 @@ class Ledger:
                 (result_message_id, now, now, job_id),
             )
             await db.execute(
-                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
-                "created_at, reason) VALUES (?, ?, ?, 'settle', ?, ?, ?, ?)",
+                _INSERT_ROW,
                 (
-                    job.guild_id, job.user_id, job.id, difference, job.created_at, now,
-                    "delivered" if not difference else "provider amount differs from quote",
+                    job.guild_id, job.user_id, job.id, "settle", difference, job.created_at, now,
+                    None, "provider amount differs from quote" if difference else "delivered",
+                    int(job.quote.dry_run),
                 ),
             )
-            async with db.execute(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,)) as cursor:
-                row = await cursor.fetchone()
-        assert row is not None
-        return _job_from_row(row)
+            return await _job(db, job_id)
 
     async def refund(self, job_id: int, state: str, error: str, now: float) -> Job:
         """The job failed or expired: record why and give the reservation back in full."""
         if state not in ("failed", "expired"):
             raise ValueError(state)
-        async with self._transaction() as db:
-            async with db.execute(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                raise KeyError(job_id)
-            job = _job_from_row(row)
+        async with self.db.transaction() as db:
+            job = await _job(db, job_id)
             if job.state in FINAL_STATES:
                 raise StateConflict(f"job {job_id} is already {job.state}")
             await db.execute(
@@ -498,32 +392,206 @@ class Ledger:
                 (state, error, now, now, job_id),
             )
             await db.execute(
-                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
-                "created_at, reason) VALUES (?, ?, ?, 'refund', ?, ?, ?, ?)",
-                (job.guild_id, job.user_id, job.id, -job.price_mills, job.created_at, now, error),
+                _INSERT_ROW,
+                (
+                    job.guild_id, job.user_id, job.id, "refund", -job.price_mills,
+                    job.created_at, now, None, error, int(job.quote.dry_run),
+                ),
             )
-            async with db.execute(f"{_JOB_SELECT} WHERE j.id = ?", (job_id,)) as cursor:
-                row = await cursor.fetchone()
-        assert row is not None
-        return _job_from_row(row)
+            return await _job(db, job_id)
+
+    async def admin_refund(
+        self, job_id: int, guild_id: int, actor_id: int, reason: str, now: float
+    ) -> Job:
+        """A server manager gives a delivered video's price back to the member, once."""
+        async with self.db.transaction() as db:
+            try:
+                job = await _job(db, job_id)
+            except KeyError:
+                raise InvalidRequest(f"There is no job {job_id} in this server.") from None
+            if job.guild_id != guild_id:
+                raise InvalidRequest(f"There is no job {job_id} in this server.")
+            if job.state in ("failed", "expired"):
+                raise InvalidRequest(f"Job {job_id} failed and was already refunded in full.")
+            if job.state != "delivered":
+                raise InvalidRequest(
+                    f"Job {job_id} is still {job.state}; if it fails it is refunded on its own."
+                )
+            already = await one(
+                db, "SELECT 1 FROM ledger WHERE job_id = ? AND kind = 'adjust'", (job_id,)
+            )
+            if already is not None:
+                raise InvalidRequest(f"Job {job_id} was already refunded.")
+            await db.execute(
+                _INSERT_ROW,
+                (
+                    job.guild_id, job.user_id, job.id, "adjust", -job.charged_mills,
+                    job.created_at, now, actor_id, reason, int(job.quote.dry_run),
+                ),
+            )
+            await db.execute(
+                "INSERT INTO audit (guild_id, actor_id, action, detail, created_at) "
+                "VALUES (?, ?, 'refund', ?, ?)",
+                (guild_id, actor_id, f"job {job_id} ({format_usd(job.charged_mills)}) "
+                 f"to <@{job.user_id}>: {reason}", now),
+            )
+            return job
+
+    # -- reading ------------------------------------------------------------------------
 
     async def ping(self) -> bool:
-        row = await self._fetchone("SELECT 1 AS ok")
+        row = await self.db.fetchone("SELECT 1 AS ok")
         return row is not None and row["ok"] == 1
 
     async def job_counts(self) -> dict[str, int]:
-        rows = await self._fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
         return {row["state"]: int(row["n"]) for row in rows}
 
     async def total_spend(self) -> int:
-        row = await self._fetchone("SELECT COALESCE(SUM(amount_mills), 0) AS total FROM ledger")
+        row = await self.db.fetchone(
+            "SELECT COALESCE(SUM(amount_mills), 0) AS total FROM ledger WHERE dry_run = 0"
+        )
         return int(row["total"]) if row else 0
 
     async def ledger_rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
         if job_id is None:
-            rows = await self._fetchall("SELECT * FROM ledger ORDER BY id")
+            rows = await self.db.fetchall("SELECT * FROM ledger ORDER BY id")
         else:
-            rows = await self._fetchall(
+            rows = await self.db.fetchall(
                 "SELECT * FROM ledger WHERE job_id = ? ORDER BY id", (job_id,)
             )
         return [dict(row) for row in rows]
+
+    async def report(self, guild_id: int, since: float, until: float) -> list[ReportRow]:
+        """Spend by member for jobs confirmed in [since, until)."""
+        rows = await self.db.fetchall(
+            "SELECT l.user_id, "
+            "COUNT(DISTINCT l.job_id) AS jobs, "
+            "COUNT(DISTINCT CASE WHEN l.kind = 'settle' THEN l.job_id END) AS delivered, "
+            "COUNT(DISTINCT CASE WHEN l.kind = 'refund' THEN l.job_id END) AS failures, "
+            "COALESCE(SUM(CASE WHEN l.kind = 'adjust' THEN -l.amount_mills END), 0) AS admin, "
+            "COALESCE(SUM(CASE WHEN l.dry_run = 0 THEN l.amount_mills END), 0) AS net, "
+            "COALESCE(SUM(CASE WHEN l.kind = 'settle' AND l.dry_run = 0 "
+            "THEN l.amount_mills END), 0) AS difference, "
+            "COALESCE(SUM(CASE WHEN l.dry_run = 1 THEN l.amount_mills END), 0) AS dry "
+            "FROM ledger l WHERE l.guild_id = ? AND l.period_at >= ? AND l.period_at < ? "
+            "GROUP BY l.user_id ORDER BY net DESC, l.user_id",
+            (guild_id, since, until),
+        )
+        return [
+            ReportRow(
+                user_id=r["user_id"], jobs=r["jobs"], delivered=r["delivered"],
+                refunded_failures=r["failures"], admin_refunds_mills=r["admin"],
+                net_mills=r["net"], provider_difference_mills=r["difference"],
+                dry_run_mills=r["dry"],
+            )
+            for r in rows
+        ]
+
+    async def check(self) -> list[str]:
+        """Recompute what every job should have moved and compare with the ledger.
+
+        Returns one line per difference (empty when everything adds up): per job, per member
+        and per server.
+        """
+        async with self.db.lock:
+            jobs = [job_from_row(r) for r in await many(self.db.conn, JOB_SELECT)]
+            rows = await many(self.db.conn, "SELECT * FROM ledger ORDER BY id")
+        problems: list[str] = []
+        by_job: dict[int, list[Any]] = {}
+        for row in rows:
+            if row["job_id"] is None:
+                problems.append(f"ledger row {row['id']} belongs to no job")
+                continue
+            by_job.setdefault(row["job_id"], []).append(row)
+        expected_user: dict[tuple[int, int], int] = {}
+        actual_user: dict[tuple[int, int], int] = {}
+        for job in jobs:
+            entries = by_job.pop(job.id, [])
+            kinds = sorted(r["kind"] for r in entries)
+            expect = {"reserve": job.price_mills}
+            if job.state == "delivered":
+                expect["settle"] = job.charged_mills - job.price_mills
+            elif job.state in ("failed", "expired"):
+                expect["refund"] = -job.price_mills
+            adjusts = [r for r in entries if r["kind"] == "adjust"]
+            if adjusts:
+                expect["adjust"] = -job.charged_mills
+                if job.state != "delivered":
+                    problems.append(f"job {job.id}: admin refund on a {job.state} job")
+            if kinds != sorted(expect):
+                problems.append(f"job {job.id} ({job.state}): ledger has {kinds}, "
+                                f"expected {sorted(expect)}")
+            for row in entries:
+                wanted = expect.get(row["kind"])
+                if wanted is not None and row["amount_mills"] != wanted:
+                    problems.append(
+                        f"job {job.id}: {row['kind']} of {row['amount_mills']} mills, "
+                        f"expected {wanted}"
+                    )
+                if bool(row["dry_run"]) != job.quote.dry_run:
+                    problems.append(f"job {job.id}: {row['kind']} row has the wrong dry-run flag")
+                if row["user_id"] != job.user_id or row["guild_id"] != job.guild_id:
+                    problems.append(f"job {job.id}: {row['kind']} row names another member")
+            if not job.quote.dry_run:
+                key = (job.guild_id, job.user_id)
+                expected_user[key] = expected_user.get(key, 0) + sum(expect.values())
+                actual_user[key] = actual_user.get(key, 0) + sum(
+                    r["amount_mills"] for r in entries
+                )
+        for job_id in by_job:
+            problems.append(f"ledger rows for job {job_id}, which does not exist")
+        for key in sorted(set(expected_user) | set(actual_user)):
+            if expected_user.get(key, 0) != actual_user.get(key, 0):
+                problems.append(
+                    f"server {key[0]} member {key[1]}: ledger total {actual_user.get(key, 0)} "
+                    f"mills, jobs say {expected_user.get(key, 0)}"
+                )
+        guilds: dict[int, tuple[int, int]] = {}
+        for (guild, _), value in expected_user.items():
+            exp, act = guilds.get(guild, (0, 0))
+            guilds[guild] = (exp + value, act + actual_user.get((guild, _), 0))
+        for guild, (exp, act) in sorted(guilds.items()):
+            if exp != act:
+                problems.append(f"server {guild}: ledger total {act} mills, jobs say {exp}")
+        return problems
+
+
+async def _check_command(path: Path) -> int:
+    if not path.exists():  # noqa: ASYNC240 - once, before anything runs
+        print(f"no database at {path}", file=sys.stderr)
+        return 2
+    ledger = await Ledger.open(path)
+    try:
+        problems = await ledger.check()
+        counts = await ledger.job_counts()
+    finally:
+        await ledger.close()
+    for line in problems:
+        print(line)
+    jobs = sum(counts.values())
+    verdict = "OK" if not problems else f"{len(problems)} difference(s)"
+    print(f"ledger check of {path}: {jobs} jobs, {verdict}")
+    return 0 if not problems else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+    import os
+
+    from dotenv import find_dotenv, load_dotenv
+
+    parser = argparse.ArgumentParser(prog="python -m bot.ledger")
+    sub = parser.add_subparsers(dest="command", required=True)
+    checker = sub.add_parser("check", help="recompute every total from the jobs; exit 1 on any "
+                                           "difference")
+    checker.add_argument("--database", help="SQLite file (default: DATABASE_PATH or "
+                                            "data/animate.db)")
+    args = parser.parse_args(argv)
+    load_dotenv(find_dotenv(usecwd=True))
+    path = Path(args.database or os.environ.get("DATABASE_PATH") or "data/animate.db")
+    return asyncio.run(_check_command(path))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

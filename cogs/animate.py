@@ -128,8 +128,8 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             quote_id,
             interaction.user.id,
             now,
-            bot.settings.default_daily_limit_mills,
-            bot.settings.job_timeout_seconds,
+            job_timeout=bot.settings.job_timeout_seconds,
+            role_ids=role_ids(interaction),
         )
     except (QuoteUnavailable, NotQuoteOwner, LimitExceeded) as exc:
         if quote is not None and quote.state == "open" and now >= quote.expires_at:
@@ -165,6 +165,12 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
     await interaction.response.edit_message(
         embed=embeds.cancelled_embed(quote), view=disabled_buttons()
     )
+
+
+def role_ids(interaction: discord.Interaction[Any]) -> list[int]:
+    """The member's roles (role caps apply to them), read fresh from each interaction."""
+    user = interaction.user
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
 def _choices(values: tuple[Any, ...], suffix: str = "") -> list[app_commands.Choice[Any]]:
@@ -224,12 +230,17 @@ class Animate(commands.Cog):
 
         # Everything above is instant; what follows touches the network and the database.
         await interaction.response.defer(thinking=True)
-        check_magic(await fetch_head(bot.session, image.url))
+        policy = await bot.ledger.policies.get(interaction.guild_id)
+        channel = interaction.channel
+        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+        if policy.channels and not {interaction.channel_id, parent_id} & policy.channels:
+            where = ", ".join(f"<#{c}>" for c in sorted(policy.channels))
+            raise InvalidRequest(f"In this server /animate can be used in {where} only.")
         now = bot.clock()
-        limit = bot.settings.default_daily_limit_mills
-        spent = await bot.ledger.check_limit(
-            interaction.guild_id, interaction.user.id, price, now, limit
+        headroom, usage = await bot.ledger.limit_status(
+            interaction.guild_id, interaction.user.id, role_ids(interaction), price, now
         )
+        check_magic(await fetch_head(bot.session, image.url))
         # Discord tells each interaction this server's upload limit (boosts included).
         upload_limit = interaction.filesize_limit
         quote = Quote(
@@ -247,10 +258,11 @@ class Animate(commands.Cog):
             state="open",
             created_at=now,
             expires_at=now + bot.settings.quote_ttl_seconds,
+            dry_run=bot.settings.dry_run,
         )
         await bot.ledger.create_quote(quote)
         message = await interaction.followup.send(
-            embed=embeds.quote_embed(quote, spent_today=spent, daily_limit=limit),
+            embed=embeds.quote_embed(quote, usage=usage, headroom=headroom),
             view=quote_buttons(quote.id),
             wait=True,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from bot.ledger import Ledger, Quote
 from bot.pricing import VideoOptions, price_mills
@@ -42,7 +43,14 @@ def make_quote(
     )
 
 
-async def confirmed_job(ledger: Ledger, *, limit: int = 2000, **quote_args: object):
+async def confirmed_job(ledger: Ledger, *, limit: int | None = None, **quote_args: object):
+    if limit is not None:
+        ledger.defaults = replace(ledger.defaults, daily=limit)
     quote = make_quote(**quote_args)  # type: ignore[arg-type]
     await ledger.create_quote(quote)
-    return await ledger.confirm_quote(quote.id, quote.user_id, NOW, limit, 1200)
+    return await ledger.confirm_quote(quote.id, quote.user_id, NOW, job_timeout=1200)
+
+
+async def spent_today(ledger: Ledger, guild_id: int = GUILD, user_id: int = USER,
+                      now: float = NOW) -> int:
+    return (await ledger.usage(guild_id, user_id, now)).today_mills

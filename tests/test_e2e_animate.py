@@ -108,7 +108,7 @@ async def test_failed_job_is_refunded_and_the_user_told_in_the_thread(world):
     await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
-    usage = await world.bot.ledger.usage(2000, MEMBER.id, world.bot.clock(), 2000)
+    usage = await world.bot.ledger.usage(2000, MEMBER.id, world.bot.clock())
     assert usage.today_mills == 0
 
 
@@ -131,8 +131,9 @@ async def test_over_limit_is_refused_before_any_quote(tmp_path):
         interaction = await world.animate(resolution="540p", duration=8)
         reply = await world.private_reply(interaction)
         assert "$0.255" in reply
-        assert "$0.245 left of your $0.500 daily limit" in reply
-        assert "resets at 00:00 UTC" in reply
+        assert "your daily limit of $0.500 has $0.245 left" in reply
+        assert "resets at " in reply
+        assert "00:00 UTC" in reply
         assert len(world.api.creates) == 1
         quotes = [m for m in world.discord.messages.values()
                   if m.components and not m.deleted]
@@ -252,6 +253,9 @@ async def test_usage_matches_the_ledger(world):
         "Spent today": "$0.128",
         "Daily limit": "$2.000",
         "Left today": "$1.872",
+        "Spent this month": "$0.128",
+        "Monthly limit": "$20.000",
+        "Left this month": "$19.872",
         "Lifetime spend": "$0.128",
         "Videos made": "1",
     }

@@ -84,5 +84,5 @@ async def test_fault_injection_run_delivers_once_or_refunds_every_job(tmp_path, 
         assert "delivered" in states.values()
         assert "failed" in states.values()
         usage = await world.bot.ledger.usage(world.discord.guild_id, MEMBER.id,
-                                             world.bot.clock(), 100_000)
+                                             world.bot.clock())
         assert usage.today_mills == sum(r["amount_mills"] for r in rows)

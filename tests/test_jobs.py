@@ -11,7 +11,7 @@ from bot.jobs import JobRunner
 from bot.ledger import Job, Ledger
 from bot.shortapi import ShortAPIClient
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
-from tests.helpers import GUILD, NOW, USER, confirmed_job
+from tests.helpers import GUILD, NOW, USER, confirmed_job, spent_today
 
 
 class RecordingNotifier:
@@ -107,7 +107,7 @@ async def test_provider_failure_refunds_with_the_reason(env):
     reason = await notifier.wait("failed", job.id)
     assert "nsfw content" in str(reason)
     assert (await ledger.get_job(job.id)).state == "failed"
-    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+    assert await spent_today(ledger) == 0
 
 
 async def test_create_rejected_refunds_and_never_polls(env):
@@ -117,7 +117,7 @@ async def test_create_rejected_refunds_and_never_polls(env):
     runner.submit(job)
     assert "insufficient balance" in str(await notifier.wait("failed", job.id))
     assert fake.queries == []
-    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+    assert await spent_today(ledger) == 0
 
 
 async def test_job_past_its_deadline_expires_and_refunds(env):
@@ -129,7 +129,7 @@ async def test_job_past_its_deadline_expires_and_refunds(env):
     clock.offset = 1201
     assert "too long" in str(await notifier.wait("failed", job.id))
     assert (await ledger.get_job(job.id)).state == "expired"
-    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+    assert await spent_today(ledger) == 0
 
 
 async def test_video_over_the_upload_limit_is_delivered_as_a_link(env):
@@ -182,7 +182,7 @@ async def test_resume_follows_running_jobs_and_refunds_unknown_creates(tmp_path)
             await runner.close()
         assert len(fake.creates) == 1  # the unknown create was not resent
         assert (await ledger.get_job(unknown.id)).state == "failed"
-        assert await ledger.spent_today(GUILD, USER, NOW) == 170
+        assert await spent_today(ledger) == 170
         await ledger.close()
 
 

@@ -4,10 +4,11 @@ import sqlite3
 import pytest
 
 from bot.errors import LimitExceeded, NotQuoteOwner, QuoteUnavailable, StateConflict
-from bot.ledger import Ledger, day_start
+from bot.ledger import Ledger
+from bot.limits import periods
 from bot.migrations import MIGRATIONS
 from bot.pricing import VideoOptions
-from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote
+from tests.helpers import GUILD, NOW, USER, confirmed_job, spent_today, make_quote
 
 
 @pytest.fixture
@@ -33,9 +34,9 @@ async def test_confirm_reserves_the_price_and_uses_up_the_quote(ledger):
     assert job.price_mills == 170
     rows = await ledger.ledger_rows(job.id)
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170)]
-    assert await ledger.spent_today(GUILD, USER, NOW) == 170
+    assert await spent_today(ledger) == 170
     with pytest.raises(QuoteUnavailable, match="already confirmed"):
-        await ledger.confirm_quote(job.quote.id, USER, NOW, 2000, 1200)
+        await ledger.confirm_quote(job.quote.id, USER, NOW, job_timeout=1200)
     assert len(await ledger.ledger_rows()) == 1
 
 
@@ -48,7 +49,7 @@ async def test_settle_at_provider_amount_then_spend_adds_up(ledger):
     assert job.state == "delivered"
     rows = await ledger.ledger_rows(job.id)
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("settle", 5)]
-    usage = await ledger.usage(GUILD, USER, NOW, 2000)
+    usage = await ledger.usage(GUILD, USER, NOW)
     assert (usage.today_mills, usage.lifetime_mills, usage.jobs) == (175, 175, 1)
     with pytest.raises(StateConflict):
         await ledger.settle(job.id, 99, NOW + 32)
@@ -61,7 +62,7 @@ async def test_refund_gives_back_the_reservation_exactly_once(ledger):
     await ledger.mark_submitting(job.id, NOW)
     job = await ledger.refund(job.id, "failed", "provider said no", NOW + 1)
     assert (job.state, job.error) == ("failed", "provider said no")
-    assert await ledger.spent_today(GUILD, USER, NOW) == 0
+    assert await spent_today(ledger) == 0
     with pytest.raises(StateConflict):
         await ledger.refund(job.id, "failed", "again", NOW + 2)
     assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "refund"]
@@ -87,33 +88,33 @@ async def test_over_limit_confirm_is_refused_and_moves_no_money(ledger):
     await confirmed_job(ledger, options=options)
     quote = make_quote(options=options)
     await ledger.create_quote(quote)
-    with pytest.raises(LimitExceeded, match=r"\$0.130 left of your \$2.000 daily limit"):
-        await ledger.confirm_quote(quote.id, USER, NOW, 2000, 1200)
-    assert await ledger.spent_today(GUILD, USER, NOW) == 1870
+    with pytest.raises(LimitExceeded, match=r"daily limit of \$2.000 has \$0.130 left"):
+        await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=1200)
+    assert await spent_today(ledger) == 1870
     assert (await ledger.get_quote(quote.id)).state == "open"
 
 
 async def test_limit_is_per_utc_day_and_per_member(ledger):
     options = VideoOptions(resolution="1080p", duration=8)  # 0.680
     await confirmed_job(ledger, options=options, limit=700)
-    assert await ledger.check_limit(GUILD, USER + 1, 680, NOW, 700) == 0
-    tomorrow = day_start(NOW) + 86400
-    assert await ledger.check_limit(GUILD, USER, 680, tomorrow, 700) == 0
-    with pytest.raises(LimitExceeded):
-        await ledger.check_limit(GUILD, USER, 680, NOW, 700)
+    await ledger.limit_status(GUILD, USER + 1, (), 680, NOW)
+    tomorrow = periods(NOW, "UTC").day_end
+    await ledger.limit_status(GUILD, USER, (), 680, tomorrow)
+    with pytest.raises(LimitExceeded, match="resets at 2027-01-16 00:00 UTC"):
+        await ledger.limit_status(GUILD, USER, (), 680, NOW)
 
 
 async def test_only_the_author_can_confirm_or_cancel(ledger):
     quote = make_quote()
     await ledger.create_quote(quote)
     with pytest.raises(NotQuoteOwner, match=f"Only <@{USER}> can confirm this"):
-        await ledger.confirm_quote(quote.id, 1, NOW, 2000, 1200)
+        await ledger.confirm_quote(quote.id, 1, NOW, job_timeout=1200)
     with pytest.raises(NotQuoteOwner):
         await ledger.cancel_quote(quote.id, 1, NOW)
     cancelled = await ledger.cancel_quote(quote.id, USER, NOW)
     assert cancelled.state == "open"  # the row before cancelling
     with pytest.raises(QuoteUnavailable, match="cancelled"):
-        await ledger.confirm_quote(quote.id, USER, NOW, 2000, 1200)
+        await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=1200)
     assert await ledger.ledger_rows() == []
 
 
@@ -121,7 +122,7 @@ async def test_expired_quote_cannot_be_confirmed(ledger):
     quote = make_quote(ttl=600)
     await ledger.create_quote(quote)
     with pytest.raises(QuoteUnavailable, match="expired"):
-        await ledger.confirm_quote(quote.id, USER, NOW + 600, 2000, 1200)
+        await ledger.confirm_quote(quote.id, USER, NOW + 600, job_timeout=1200)
     assert await ledger.ledger_rows() == []
 
 
@@ -132,21 +133,21 @@ async def test_200_concurrent_confirms_never_overspend_by_a_mill(ledger):
     for quote in quotes:
         await ledger.create_quote(quote)
     results = await asyncio.gather(
-        *(ledger.confirm_quote(q.id, USER, NOW, 2000, 1200) for q in quotes),
+        *(ledger.confirm_quote(q.id, USER, NOW, job_timeout=1200) for q in quotes),
         return_exceptions=True,
     )
     confirmed = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, LimitExceeded)]
     assert len(confirmed) == 15
     assert len(refused) == 185
-    assert await ledger.spent_today(GUILD, USER, NOW) == 1920
+    assert await spent_today(ledger) == 1920
 
 
 async def test_200_concurrent_clicks_on_one_quote_make_one_job(ledger):
     quote = make_quote()
     await ledger.create_quote(quote)
     results = await asyncio.gather(
-        *(ledger.confirm_quote(quote.id, USER, NOW, 2000, 1200) for _ in range(200)),
+        *(ledger.confirm_quote(quote.id, USER, NOW, job_timeout=1200) for _ in range(200)),
         return_exceptions=True,
     )
     assert sum(not isinstance(r, BaseException) for r in results) == 1

@@ -6,7 +6,8 @@ import datetime as dt
 
 import discord
 
-from bot.ledger import Job, Quote
+from bot.ledger import Job, Quote, Usage
+from bot.limits import Headroom
 from bot.pricing import format_usd
 
 BLURPLE = discord.Colour.blurple()
@@ -33,15 +34,23 @@ def _base(quote: Quote, title: str, colour: discord.Colour) -> discord.Embed:
     return embed
 
 
-def quote_embed(quote: Quote, *, spent_today: int, daily_limit: int) -> discord.Embed:
-    embed = _base(quote, "Ready to animate", BLURPLE)
+def quote_embed(quote: Quote, *, usage: Usage, headroom: Headroom | None) -> discord.Embed:
+    title = "Ready to animate (dry run: free)" if quote.dry_run else "Ready to animate"
+    embed = _base(quote, title, BLURPLE)
     embed.add_field(name="Price", value=f"**{format_usd(quote.price_mills)}**")
-    left = max(0, daily_limit - spent_today)
-    embed.add_field(
-        name="Your spend today",
-        value=f"{format_usd(spent_today)} of {format_usd(daily_limit)} · "
-        f"{format_usd(left)} left",
-    )
+    if usage.caps.daily is not None:
+        left = max(0, usage.caps.daily - usage.today_mills)
+        today = (f"{format_usd(usage.today_mills)} of {format_usd(usage.caps.daily)} · "
+                 f"{format_usd(left)} left")
+    else:
+        today = f"{format_usd(usage.today_mills)} · no daily limit"
+    embed.add_field(name="Your spend today", value=today)
+    if headroom is not None:
+        embed.add_field(
+            name="Closest limit",
+            value=f"{headroom.name}: {format_usd(headroom.left)} left of "
+            f"{format_usd(headroom.cap)}",
+        )
     expires = dt.datetime.fromtimestamp(quote.expires_at, tz=dt.UTC)
     embed.add_field(
         name="Nothing is charged until you press Confirm",

@@ -1,0 +1,125 @@
+"""Rows as the rest of the bot sees them: quotes and jobs (frozen snapshots)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Final
+
+from bot.pricing import VideoOptions
+
+UNFINISHED_STATES: Final = ("reserved", "submitting", "running", "succeeded")
+FINAL_STATES: Final = ("delivered", "failed", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    id: str
+    guild_id: int
+    channel_id: int
+    user_id: int
+    message_id: int | None
+    in_thread: bool
+    prompt: str
+    image_url: str
+    options: VideoOptions
+    price_mills: int
+    upload_limit: int
+    state: str
+    created_at: float
+    expires_at: float
+    dry_run: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Quote:
+        return cls(
+            id=row["id"],
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            message_id=row["message_id"],
+            in_thread=bool(row["in_thread"]),
+            prompt=row["prompt"],
+            image_url=row["image_url"],
+            options=VideoOptions(
+                resolution=row["resolution"],
+                duration=row["duration"],
+                aspect_ratio=row["aspect_ratio"],
+                audio=bool(row["audio"]),
+                multi_shot=bool(row["multi_shot"]),
+            ),
+            price_mills=row["price_mills"],
+            upload_limit=row["upload_limit"],
+            state=row["state"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            dry_run=bool(row["dry_run"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    quote: Quote
+    state: str
+    price_mills: int
+    provider_job_id: str | None
+    provider_amount_mills: int | None
+    provider_status: int | None
+    video_url: str | None
+    thread_id: int | None
+    result_message_id: int | None
+    error: str | None
+    callback_token: str | None = field(repr=False)
+    posting_at: float | None
+    created_at: float
+    submitted_at: float | None
+    finished_at: float | None
+    deadline_at: float
+
+    @property
+    def user_id(self) -> int:
+        return self.quote.user_id
+
+    @property
+    def guild_id(self) -> int:
+        return self.quote.guild_id
+
+    @property
+    def charged_mills(self) -> int:
+        """What the user pays once the job is delivered: the provider's amount when known."""
+        if self.provider_amount_mills is not None:
+            return self.provider_amount_mills
+        return self.price_mills
+
+
+JOB_SELECT: Final = """
+    SELECT j.id AS job_id, j.state AS job_state, j.price_mills AS job_price, j.provider_job_id,
+           j.provider_amount_mills, j.provider_status, j.video_url, j.thread_id,
+           j.result_message_id, j.error, j.callback_token, j.posting_at,
+           j.created_at AS job_created_at, j.submitted_at,
+           j.finished_at, j.deadline_at, q.*
+    FROM jobs j JOIN quotes q ON q.id = j.quote_id
+"""
+
+
+def job_from_row(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["job_id"],
+        quote=Quote.from_row(row),
+        state=row["job_state"],
+        price_mills=row["job_price"],
+        provider_job_id=row["provider_job_id"],
+        provider_amount_mills=row["provider_amount_mills"],
+        provider_status=row["provider_status"],
+        video_url=row["video_url"],
+        thread_id=row["thread_id"],
+        result_message_id=row["result_message_id"],
+        error=row["error"],
+        callback_token=row["callback_token"],
+        posting_at=row["posting_at"],
+        created_at=row["job_created_at"],
+        submitted_at=row["submitted_at"],
+        finished_at=row["finished_at"],
+        deadline_at=row["deadline_at"],
+    )

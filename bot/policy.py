@@ -1,0 +1,235 @@
+"""What server managers set: limits, budget, pause, channels, time zone; each change audited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import aiosqlite
+
+from bot.db import Database, many, one
+from bot.errors import InvalidRequest
+from bot.limits import UNLIMITED, Caps, Defaults, GuildPolicy, resolve, zone
+from bot.pricing import format_usd
+
+PERIODS: Final = ("daily", "monthly")
+_GUILD_COLUMNS: Final = {
+    "timezone": "timezone",
+    "paused": "paused",
+    "daily": "daily_limit_mills",
+    "monthly": "monthly_limit_mills",
+    "budget": "monthly_budget_mills",
+}
+
+
+def describe_limit(value: int | None) -> str:
+    if value is None:
+        return "default"
+    if value == UNLIMITED:
+        return "no limit"
+    return format_usd(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    scope: str  # member | role
+    target_id: int
+    period: str
+    limit_mills: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor_id: int
+    action: str
+    detail: str
+    created_at: float
+
+
+async def load_policy(db: aiosqlite.Connection, guild_id: int) -> GuildPolicy:
+    row = await one(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+    channels = await many(
+        db, "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
+    )
+    allowed = frozenset(int(r["channel_id"]) for r in channels)
+    if row is None:
+        return GuildPolicy(guild_id=guild_id, channels=allowed)
+    return GuildPolicy(
+        guild_id=guild_id,
+        timezone=row["timezone"],
+        paused=bool(row["paused"]),
+        daily=row["daily_limit_mills"],
+        monthly=row["monthly_limit_mills"],
+        budget=row["monthly_budget_mills"],
+        channels=allowed,
+    )
+
+
+async def load_caps(
+    db: aiosqlite.Connection,
+    policy: GuildPolicy,
+    defaults: Defaults,
+    user_id: int,
+    role_ids: Sequence[int],
+) -> Caps:
+    rows = await many(
+        db,
+        "SELECT scope, target_id, period, limit_mills FROM limit_overrides WHERE guild_id = ? "
+        "AND (scope = 'role' OR target_id = ?)",
+        (policy.guild_id, user_id),
+    )
+    mine = set(role_ids)
+    member: dict[str, int | None] = {}
+    roles: dict[str, list[int | None]] = {}
+    for row in rows:
+        if row["scope"] == "member":
+            member[row["period"]] = row["limit_mills"]
+        elif row["target_id"] in mine:
+            roles.setdefault(row["period"], []).append(row["limit_mills"])
+    return resolve(policy, defaults, member=member, roles=roles)
+
+
+class Policies:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, guild_id: int) -> GuildPolicy:
+        async with self._db.lock:
+            return await load_policy(self._db.conn, guild_id)
+
+    async def caps(
+        self, guild_id: int, user_id: int, role_ids: Sequence[int], defaults: Defaults
+    ) -> Caps:
+        async with self._db.lock:
+            policy = await load_policy(self._db.conn, guild_id)
+            return await load_caps(self._db.conn, policy, defaults, user_id, role_ids)
+
+    async def overrides(self, guild_id: int) -> list[Override]:
+        rows = await self._db.fetchall(
+            "SELECT scope, target_id, period, limit_mills FROM limit_overrides "
+            "WHERE guild_id = ? ORDER BY scope, target_id, period",
+            (guild_id,),
+        )
+        return [Override(r["scope"], r["target_id"], r["period"], r["limit_mills"]) for r in rows]
+
+    async def audit_log(self, guild_id: int, limit: int = 10) -> list[AuditEntry]:
+        rows = await self._db.fetchall(
+            "SELECT actor_id, action, detail, created_at FROM audit WHERE guild_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+        return [AuditEntry(r["actor_id"], r["action"], r["detail"], r["created_at"])
+                for r in rows]
+
+    @staticmethod
+    async def _audit(
+        db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str,
+        now: float,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO audit (guild_id, actor_id, action, detail, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, detail, now),
+        )
+
+    async def _set_guild(
+        self, guild_id: int, actor_id: int, now: float, field: str, value: object, detail: str
+    ) -> None:
+        column = _GUILD_COLUMNS[field]
+        async with self._db.transaction() as db:
+            await db.execute(
+                "INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING",
+                (guild_id,),
+            )
+            await db.execute(
+                f"UPDATE guild_settings SET {column} = ? WHERE guild_id = ?",  # noqa: S608
+                (value, guild_id),
+            )
+            await self._audit(db, guild_id, actor_id, field, detail, now)
+
+    async def set_limit(
+        self,
+        guild_id: int,
+        actor_id: int,
+        now: float,
+        *,
+        period: str,
+        value: int | None,
+        member_id: int | None = None,
+        role_id: int | None = None,
+    ) -> str:
+        """Set (``value`` mills or ``UNLIMITED``) or clear (None) a cap; returns what changed."""
+        if period not in PERIODS:
+            raise InvalidRequest("The period must be daily or monthly.")
+        if member_id is not None and role_id is not None:
+            raise InvalidRequest("Give a member or a role, not both.")
+        if member_id is None and role_id is None:
+            detail = f"server {period} limit: {describe_limit(value)}"
+            await self._set_guild(guild_id, actor_id, now, period, value, detail)
+            return detail
+        scope, target = ("member", member_id) if member_id is not None else ("role", role_id)
+        mention = f"<@{target}>" if scope == "member" else f"<@&{target}>"
+        detail = f"{scope} {mention} {period} limit: {describe_limit(value)}"
+        async with self._db.transaction() as db:
+            if value is None:
+                await db.execute(
+                    "DELETE FROM limit_overrides WHERE guild_id = ? AND scope = ? "
+                    "AND target_id = ? AND period = ?",
+                    (guild_id, scope, target, period),
+                )
+            else:
+                await db.execute(
+                    "INSERT INTO limit_overrides (guild_id, scope, target_id, period, "
+                    "limit_mills) VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, scope, "
+                    "target_id, period) DO UPDATE SET limit_mills = excluded.limit_mills",
+                    (guild_id, scope, target, period, value),
+                )
+            await self._audit(db, guild_id, actor_id, "limit", detail, now)
+        return detail
+
+    async def set_budget(self, guild_id: int, actor_id: int, now: float, value: int | None) -> str:
+        detail = f"server monthly budget: {describe_limit(value)}"
+        await self._set_guild(guild_id, actor_id, now, "budget", value, detail)
+        return detail
+
+    async def set_paused(self, guild_id: int, actor_id: int, now: float, paused: bool) -> str:
+        detail = "new jobs paused" if paused else "new jobs resumed"
+        await self._set_guild(guild_id, actor_id, now, "paused", int(paused), detail)
+        return detail
+
+    async def set_timezone(self, guild_id: int, actor_id: int, now: float, name: str) -> str:
+        zone(name)  # refuses names zoneinfo does not know
+        detail = f"time zone: {name}"
+        await self._set_guild(guild_id, actor_id, now, "timezone", name, detail)
+        return detail
+
+    async def set_channel(
+        self, guild_id: int, actor_id: int, now: float, channel_id: int | None, allowed: bool
+    ) -> str:
+        """Allow or disallow one channel; ``channel_id=None`` with ``allowed=True`` allows all."""
+        async with self._db.transaction() as db:
+            if channel_id is None:
+                await db.execute("DELETE FROM allowed_channels WHERE guild_id = ?", (guild_id,))
+                detail = "/animate allowed in every channel"
+            elif allowed:
+                await db.execute(
+                    "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (guild_id, channel_id),
+                )
+                detail = f"/animate allowed in <#{channel_id}>"
+            else:
+                await db.execute(
+                    "DELETE FROM allowed_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                )
+                detail = f"/animate no longer allowed in <#{channel_id}>"
+            await self._audit(db, guild_id, actor_id, "channels", detail, now)
+        return detail
+
+    async def record(self, guild_id: int, actor_id: int, now: float, action: str,
+                     detail: str) -> None:
+        async with self._db.transaction() as db:
+            await self._audit(db, guild_id, actor_id, action, detail, now)
+

@@ -1,0 +1,284 @@
+"""/animate-admin: limits, budget, refunds, pause, channels, reports and settings."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import zoneinfo
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import InvalidRequest, PermissionDenied
+from bot.limits import UNLIMITED, periods
+from bot.policy import describe_limit
+from bot.pricing import format_usd, parse_usd
+
+if TYPE_CHECKING:
+    from bot.bot import AnimateBot
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction["AnimateBot"]
+
+
+def parse_limit(text: str) -> int | None:
+    """``"2.50"`` -> mills; ``"unlimited"`` -> UNLIMITED; ``"default"`` -> None (clear)."""
+    word = text.strip().lower()
+    if word in ("default", "reset", "clear"):
+        return None
+    if word in ("unlimited", "none", "no limit", "off"):
+        return UNLIMITED
+    try:
+        return parse_usd(word)
+    except ValueError:
+        raise InvalidRequest(
+            f"{text!r} is not an amount: use dollars like 2.50, 0 (blocks /animate), "
+            "'unlimited', or 'default'."
+        ) from None
+
+
+def dollars(mills: int) -> str:
+    sign = "-" if mills < 0 else ""
+    return f"{sign}{abs(mills) // 1000}.{abs(mills) % 1000:03d}"
+
+
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+class Admin(
+    commands.GroupCog,
+    group_name="animate-admin",
+    group_description="Spending controls for /animate (Manage Server)",
+):
+    def __init__(self, bot: AnimateBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        # Discord's default permission can be changed by a server; check on every use anyway.
+        if interaction.guild_id is None:
+            raise InvalidRequest("/animate-admin works in a server, not in direct messages.")
+        if not interaction.permissions.manage_guild:
+            raise PermissionDenied(
+                "You need the Manage Server permission to change /animate settings."
+            )
+        return True
+
+    async def _done(self, interaction: Interaction, text: str) -> None:
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="limit", description="Set a daily or monthly spend limit")
+    @app_commands.describe(
+        period="Which limit",
+        amount="Dollars (0 blocks /animate), 'unlimited', or 'default' to remove the setting",
+        member="Only for this member",
+        role="For members with this role (a member gets the highest of their roles' limits)",
+    )
+    async def limit(
+        self,
+        interaction: Interaction,
+        period: Literal["daily", "monthly"],
+        amount: str,
+        member: discord.Member | None = None,
+        role: discord.Role | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        detail = await self.bot.ledger.policies.set_limit(
+            interaction.guild_id,
+            interaction.user.id,
+            self.bot.clock(),
+            period=period,
+            value=parse_limit(amount),
+            member_id=member.id if member else None,
+            role_id=role.id if role else None,
+        )
+        log.info("guild %s: %s set %s", interaction.guild_id, interaction.user.id, detail)
+        await self._done(interaction, f"Done: {detail}.")
+
+    @app_commands.command(name="budget", description="Set this server's monthly budget")
+    @app_commands.describe(amount="Dollars per month, 'unlimited', or 'default'")
+    async def budget(self, interaction: Interaction, amount: str) -> None:
+        assert interaction.guild_id is not None
+        value = parse_limit(amount)
+        detail = await self.bot.ledger.policies.set_budget(
+            interaction.guild_id, interaction.user.id, self.bot.clock(), value
+        )
+        await self._done(interaction, f"Done: {detail}.")
+
+    @app_commands.command(name="refund", description="Give a delivered video's price back")
+    @app_commands.describe(job="The job number (see /jobs or the quote)", reason="Why")
+    async def refund(
+        self, interaction: Interaction, job: app_commands.Range[int, 1],
+        reason: app_commands.Range[str, 1, 500],
+    ) -> None:
+        assert interaction.guild_id is not None
+        refunded = await self.bot.ledger.admin_refund(
+            job, interaction.guild_id, interaction.user.id, reason, self.bot.clock()
+        )
+        log.info("job %d refunded by %s", job, interaction.user.id)
+        await self._done(
+            interaction,
+            f"Refunded {format_usd(refunded.charged_mills)} for job #{job} to "
+            f"<@{refunded.user_id}>.",
+        )
+
+    @app_commands.command(name="pause", description="Stop new /animate jobs in this server")
+    async def pause(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        await self.bot.ledger.policies.set_paused(
+            interaction.guild_id, interaction.user.id, self.bot.clock(), True
+        )
+        await self._done(
+            interaction, "Paused: new /animate jobs are refused. Running jobs finish normally."
+        )
+
+    @app_commands.command(name="resume", description="Allow new /animate jobs again")
+    async def resume(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        await self.bot.ledger.policies.set_paused(
+            interaction.guild_id, interaction.user.id, self.bot.clock(), False
+        )
+        await self._done(interaction, "Resumed: /animate is open again.")
+
+    @app_commands.command(name="channels", description="Limit /animate to chosen channels")
+    @app_commands.describe(
+        action="add or remove a channel, or clear to allow every channel again",
+        channel="The channel (for add and remove)",
+    )
+    async def channels(
+        self,
+        interaction: Interaction,
+        action: Literal["add", "remove", "clear"],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        if action != "clear" and channel is None:
+            raise InvalidRequest(f"Choose the channel to {action}.")
+        detail = await self.bot.ledger.policies.set_channel(
+            interaction.guild_id,
+            interaction.user.id,
+            self.bot.clock(),
+            None if action == "clear" else channel.id if channel else None,
+            allowed=action != "remove",
+        )
+        policy = await self.bot.ledger.policies.get(interaction.guild_id)
+        where = ", ".join(f"<#{c}>" for c in sorted(policy.channels)) or "every channel"
+        await self._done(interaction, f"Done: {detail}. /animate now works in: {where}.")
+
+    @app_commands.command(name="timezone", description="When days and months reset")
+    @app_commands.describe(name="A time zone name such as Europe/Paris (default UTC)")
+    async def timezone(self, interaction: Interaction, name: str) -> None:
+        assert interaction.guild_id is not None
+        detail = await self.bot.ledger.policies.set_timezone(
+            interaction.guild_id, interaction.user.id, self.bot.clock(), name.strip()
+        )
+        await self._done(interaction, f"Done: {detail}. Days and months reset at its midnight.")
+
+    @timezone.autocomplete("name")
+    async def timezone_names(
+        self, interaction: Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        needle = current.lower()
+        names = sorted(n for n in zoneinfo.available_timezones() if needle in n.lower())
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+
+    @app_commands.command(name="report", description="Spend by member, as a CSV file")
+    @app_commands.describe(period="Which jobs to count (by when they were confirmed)")
+    async def report(
+        self,
+        interaction: Interaction,
+        period: Literal["today", "this-month", "last-month", "all-time"] = "this-month",
+    ) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        policy = await self.bot.ledger.policies.get(interaction.guild_id)
+        span = periods(self.bot.clock(), policy.timezone)
+        since, until = {
+            "today": (span.day_start, span.day_end),
+            "this-month": (span.month_start, span.month_end),
+            "last-month": (periods(span.month_start - 1, policy.timezone).month_start,
+                           span.month_start),
+            "all-time": (0.0, float("inf")),
+        }[period]
+        rows = await self.bot.ledger.report(interaction.guild_id, since, until)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([
+            "member_id", "member", "jobs", "delivered", "failed_refunded",
+            "admin_refunds_usd", "net_spend_usd", "provider_difference_usd", "dry_run_usd",
+        ])
+        guild = interaction.guild
+        for row in rows:
+            member = guild.get_member(row.user_id) if guild else None
+            writer.writerow([
+                row.user_id, member.display_name if member else "", row.jobs, row.delivered,
+                row.refunded_failures, dollars(row.admin_refunds_mills), dollars(row.net_mills),
+                dollars(row.provider_difference_mills), dollars(row.dry_run_mills),
+            ])
+        total = sum(r.net_mills for r in rows)
+        data = io.BytesIO(buffer.getvalue().encode())
+        await interaction.followup.send(
+            f"Spend by member, {period} ({policy.timezone}): {len(rows)} member(s), "
+            f"{format_usd(total)} in all.",
+            file=discord.File(data, filename=f"animate-report-{period}.csv"),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="settings", description="Everything in force in this server")
+    async def settings(self, interaction: Interaction) -> None:
+        assert interaction.guild_id is not None
+        bot = self.bot
+        policies = bot.ledger.policies
+        policy = await policies.get(interaction.guild_id)
+        defaults = bot.ledger.defaults
+        span = periods(bot.clock(), policy.timezone)
+        report = await bot.ledger.report(interaction.guild_id, span.month_start, span.month_end)
+        spent = sum(r.net_mills for r in report)
+        embed = discord.Embed(title="/animate settings", colour=discord.Colour.blurple())
+        embed.add_field(name="New jobs", value="paused" if policy.paused else "open")
+        embed.add_field(name="Time zone", value=policy.timezone)
+        embed.add_field(
+            name="Channels",
+            value=", ".join(f"<#{c}>" for c in sorted(policy.channels)) or "every channel",
+        )
+
+        def shown(value: int | None, default: int | None) -> str:
+            if value is None:
+                return f"{describe_limit(default if default is not None else UNLIMITED)} (default)"
+            return describe_limit(value)
+
+        embed.add_field(name="Daily limit per member", value=shown(policy.daily, defaults.daily))
+        embed.add_field(
+            name="Monthly limit per member", value=shown(policy.monthly, defaults.monthly)
+        )
+        embed.add_field(
+            name="Server monthly budget",
+            value=f"{shown(policy.budget, defaults.guild_budget)} · spent "
+            f"{format_usd(spent)} this month",
+        )
+        overrides = await policies.overrides(interaction.guild_id)
+        if overrides:
+            lines = [
+                f"{'<@' if o.scope == 'member' else '<@&'}{o.target_id}> {o.period}: "
+                f"{describe_limit(o.limit_mills)}"
+                for o in overrides
+            ]
+            embed.add_field(name="Role and member limits", value="\n".join(lines)[:1024],
+                            inline=False)
+        audit = await policies.audit_log(interaction.guild_id, 5)
+        if audit:
+            lines = [
+                f"<t:{int(a.created_at)}:R> <@{a.actor_id}>: {a.detail}" for a in audit
+            ]
+            embed.add_field(name="Recent changes", value="\n".join(lines)[:1024], inline=False)
+        embed.set_footer(text=f"Dry run: {'on' if bot.settings.dry_run else 'off'}")
+        embed.timestamp = dt.datetime.now(dt.UTC)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+async def setup(bot: AnimateBot) -> None:
+    await bot.add_cog(Admin(bot))

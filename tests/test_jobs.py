@@ -11,7 +11,7 @@ from bot.jobs import JobRunner
 from bot.ledger import Job, Ledger
 from bot.shortapi import ShortAPIClient
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
-from tests.helpers import GUILD, NOW, USER, confirmed_job, spent_today
+from tests.helpers import NOW, confirmed_job, spent_today
 
 
 class RecordingNotifier:

@@ -8,7 +8,7 @@ from bot.ledger import Ledger
 from bot.limits import periods
 from bot.migrations import MIGRATIONS
 from bot.pricing import VideoOptions
-from tests.helpers import GUILD, NOW, USER, confirmed_job, spent_today, make_quote
+from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote, spent_today
 
 
 @pytest.fixture

@@ -29,7 +29,3 @@ class NotQuoteOwner(AnimateError):
 
 class StateConflict(AnimateError):
     """A job is not in the state an operation expects (it was moved on by someone else)."""
-
-
-class PermissionDenied(AnimateError):
-    """The member lacks a permission the action needs (checked on every use)."""

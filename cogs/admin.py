@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InvalidRequest, PermissionDenied
+from bot.errors import InvalidRequest
 from bot.limits import UNLIMITED, periods
 from bot.policy import describe_limit
 from bot.pricing import format_usd, parse_usd
@@ -60,10 +60,13 @@ class Admin(
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
         # Discord's default permission can be changed by a server; check on every use anyway.
+        # (Only AppCommandErrors raised here reach the tree's error handler.)
         if interaction.guild_id is None:
-            raise InvalidRequest("/animate-admin works in a server, not in direct messages.")
+            raise app_commands.CheckFailure(
+                "/animate-admin works in a server, not in direct messages."
+            )
         if not interaction.permissions.manage_guild:
-            raise PermissionDenied(
+            raise app_commands.CheckFailure(
                 "You need the Manage Server permission to change /animate settings."
             )
         return True

@@ -23,6 +23,7 @@ DISCORD_TOKEN = "fake-discord-token-AAAA.BBBB.CCCC"
 
 MEMBER = FakeUser(id=4242, name="alice")
 STRANGER = FakeUser(id=5353, name="mallory")
+MANAGER = FakeUser(id=6464, name="maria", permissions=1 << 5)  # Manage Server
 
 
 @dataclass
@@ -146,6 +147,8 @@ async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
             finally:
                 await bot.close()
                 await asyncio.wait_for(task, 10)
+                # Every scenario must leave money that adds up.
+                assert await bot.ledger.check() == []
     finally:
         await fake_api.close()
         await fake_discord.close()

@@ -114,6 +114,8 @@ class FakeUser:
     """Member permissions bitfield sent as ``member.permissions`` in interactions."""
     bot: bool = False
     global_name: str | None = None
+    roles: list[int] = field(default_factory=list)
+    """Role ids the member has in the guild (see :meth:`FakeDiscord.add_role`)."""
 
     def payload(self) -> JSONDict:
         """The Discord user object."""
@@ -601,6 +603,20 @@ class FakeDiscord:
             _Fault(method.upper(), re.compile(path_regex), status, body, dict(headers or {}), times)
         )
 
+    def add_role(self, name: str, permissions: int = 0) -> int:
+        """A new guild role (announced with GUILD_ROLE_CREATE when a client is connected)."""
+        role_id = self._snowflake()
+        role: JSONDict = {
+            "id": str(role_id), "name": name, "permissions": str(permissions),
+            "position": len(self._roles), "color": 0, "hoist": False, "managed": False,
+            "mentionable": False, "icon": None, "unicode_emoji": None, "flags": 0,
+        }
+        self._roles.append(role)
+        self._dispatch_soon(
+            "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": role}, 1
+        )
+        return role_id
+
     def hold(self, method: str, path_regex: str, *, before: bool = False) -> asyncio.Event:
         """Stall the next matching REST request until the returned event is set.
 
@@ -912,7 +928,9 @@ class FakeDiscord:
         return meta
 
     def _member_payload(self, user: FakeUser, *, with_user: bool = True) -> JSONDict:
-        roles = [self._roles[1]["id"]] if user.id == self.bot_user_id else []
+        roles = (
+            [self._roles[1]["id"]] if user.id == self.bot_user_id else [str(r) for r in user.roles]
+        )
         member: JSONDict = {
             "roles": roles,
             "joined_at": self._joined_at,

@@ -41,6 +41,9 @@ def disabled_buttons() -> discord.ui.View:
                                     disabled=True))
     view.add_item(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary,
                                     disabled=True))
+    # Nothing to listen for: a stopped view is not kept in discord.py's view store, which
+    # would otherwise grow by one entry per quote message edit, forever.
+    view.stop()
     return view
 
 

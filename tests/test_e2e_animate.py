@@ -288,3 +288,12 @@ async def test_an_image_that_can_no_longer_be_fetched_gets_a_clear_message(world
     reply = await world.private_reply(interaction)
     assert "could not be read from Discord" in reply
     assert await world.bot.ledger.ledger_rows() == []
+
+
+async def test_finished_quotes_leave_nothing_in_discord_py_view_store(world):
+    for _ in range(3):
+        quote = await world.quote()
+        await world.click(quote, "Confirm")
+        await world.discord.wait_for(lambda q=quote: "Done" in world.embed_text(q.id))
+    # Buttons are DynamicItems and edits use stopped views: no per-message state piles up.
+    assert world.bot._connection._view_store._views == {}

@@ -75,6 +75,7 @@ class AnimateBot(commands.Bot):
             max_active=self.settings.max_active_jobs,
             max_active_per_user=self.settings.max_active_jobs_per_user,
             callback_url=(lambda token: f"{public}/callbacks/{token}") if public else None,
+            provider_rps=self.settings.max_provider_rps,
         )
         await self.jobs.start()
         await self._start_web()

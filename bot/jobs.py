@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import random
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY: Final = 15.0
 DELIVERY_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
+# Polls may use this share of MAX_PROVIDER_RPS; the rest stays free for creates.
+POLL_SHARE: Final = 0.8
 
 
 class ProviderAPI(Protocol):
@@ -90,11 +93,13 @@ class JobRunner:
         max_concurrent: int = 16,
         temp_dir: Path | None = None,
         callback_url: Callable[[str], str] | None = None,
+        provider_rps: float | None = None,
     ) -> None:
         self._ledger = ledger
         self._api = api
         self._notifier = notifier
         self._poll_interval = poll_interval
+        self._provider_rps = provider_rps
         self._clock = clock
         self._temp_dir = temp_dir
         self._tasks = TaskGroup()
@@ -257,7 +262,7 @@ class JobRunner:
                 job.id, created.amount_mills, job.price_mills,
             )
         await self._progress(job, "queued", force=True)
-        self._schedule(job.id, self._poll_interval)
+        self._schedule(job.id, self._poll_delay())
 
     # -- scheduler ----------------------------------------------------------------------
 
@@ -272,6 +277,14 @@ class JobRunner:
         self._due_at[job_id] = due  # an older, later heap entry for this job is now stale
         heapq.heappush(self._due, (due, job_id))
         self._wakeup.set()
+
+    def _poll_delay(self) -> float:
+        """The poll interval, stretched when polling every job at it would exceed the share of
+        the provider's rate left for polls, and jittered so jobs do not poll in lockstep."""
+        delay = self._poll_interval
+        if self._provider_rps:
+            delay = max(delay, (len(self._due_at) + 1) / (self._provider_rps * POLL_SHARE))
+        return delay * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
 
     def poke(self, job_id: int) -> None:
         """Check a job now (a provider callback said it changed); unknown jobs are ignored."""
@@ -303,7 +316,7 @@ class JobRunner:
                 log.info("job %d: moved on elsewhere (%s)", job_id, exc)
             except Exception:
                 log.exception("job %d: poll failed; will try again", job_id)
-                self._schedule(job_id, self._poll_interval)
+                self._schedule(job_id, self._poll_delay())
 
     async def _poll(self, job_id: int) -> None:
         job = await self._ledger.get_job(job_id)
@@ -317,7 +330,7 @@ class JobRunner:
             status = await self._api.query(job.provider_job_id)
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
-            self._schedule(job.id, self._poll_interval)
+            self._schedule(job.id, self._poll_delay())
             return
         if status.status == SUCCEEDED:
             await self._on_succeeded(job, status)
@@ -327,7 +340,7 @@ class JobRunner:
             if status.status != job.provider_status:
                 job = await self._ledger.record_status(job.id, status.status, self._clock())
             await self._progress(job, status.name)
-            self._schedule(job.id, self._poll_interval)
+            self._schedule(job.id, self._poll_delay())
 
     async def _on_succeeded(self, job: Job, status: JobStatus) -> None:
         if status.video_url is None:
@@ -335,7 +348,7 @@ class JobRunner:
             if misses >= MISSING_URL_ATTEMPTS:
                 await self._fail(job, "The provider finished but sent no video.")
             else:
-                self._schedule(job.id, self._poll_interval)
+                self._schedule(job.id, self._poll_delay())
             return
         self._missing_url.pop(job.id, None)
         job = await self._ledger.mark_succeeded(job.id, status.video_url, self._clock())

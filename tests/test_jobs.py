@@ -230,3 +230,19 @@ async def test_caps_queue_jobs_fairly_and_start_them_when_slots_free(tmp_path):
         finally:
             await runner.close()
             await ledger.close()
+
+
+async def test_poll_interval_stretches_to_keep_polls_under_the_provider_rate(tmp_path):
+    ledger = await Ledger.open(tmp_path / "db.sqlite")
+    try:
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=5.0,  # type: ignore[arg-type]
+                           provider_rps=10)
+        delays = [runner._poll_delay() for _ in range(50)]
+        assert all(4.0 <= d <= 5.0 for d in delays)  # jittered below the interval
+        assert len({round(d, 3) for d in delays}) > 10
+        for job_id in range(400):
+            runner._schedule(job_id, 1000)
+        # 400 jobs at 8 polls/s (80% of 10 rps): each one every ~50 s, not every 5 s.
+        assert all(40.0 <= runner._poll_delay() <= 50.2 for _ in range(50))
+    finally:
+        await ledger.close()

@@ -1,0 +1,468 @@
+"""Many concurrent jobs in one bot process against the fake ShortAPI.
+
+The bot side is the product's own code, wired as ``bot/__main__.py`` and ``AnimateBot`` wire it:
+``JobRunner`` with a real ``Ledger`` (SQLite in a temporary directory), a real
+``ShortAPIClient`` (same connector limits) paced by ``RateLimiter(MAX_PROVIDER_RPS)``, and, with
+callbacks, the real ``WebServer`` receiving the provider's callbacks (poll interval times
+``CALLBACK_POLL_FACTOR``, as ``AnimateBot.setup_hook`` does). Every job is reserved through
+``Ledger.confirm_quote`` (one member each) and handed to ``JobRunner.submit``, all at once. The
+chat side is a recording notifier (no Discord): it stamps the moment each video is posted.
+
+The fake ShortAPI (``bench.fakes_server provider``) runs in a child process, so this process's
+RSS and event loop are the bot's alone. Each job renders for a time drawn from
+``[render_min, render_max]``; the fake records when it became done and (with callbacks) POSTs
+the callback at that moment.
+
+Time may be scaled: with ``--time-scale S`` every duration of the product (poll interval, render
+times, job timeout, the rate limiter's spacing) is multiplied by S, so the run is 1/S times
+faster with the same dynamics. Rates and durations in the JSON are converted back to product
+time (``provider_rps_max`` is the most create+query requests in any window of one product
+second); ``loop_lag_p99_ms`` and memory are real (and pessimistic: the loop does 1/S times the
+work per real second).
+
+    python -m bench.inflight [--quick] [--jobs N] [--mode both|callbacks|polling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import (
+    LoopLag,
+    RSSSampler,
+    child_server,
+    code_version,
+    emit,
+    machine,
+    max_in_window,
+    percentile,
+    progress,
+    quiet_logging,
+    rounded,
+    rss_mb,
+)
+from bot.bot import CALLBACK_POLL_FACTOR
+from bot.config import Secret
+from bot.jobs import JobRunner
+from bot.ledger import Ledger
+from bot.limits import Defaults
+from bot.metrics import Metrics
+from bot.models import UNFINISHED_STATES, Job, Quote
+from bot.pricing import VideoOptions, price_mills
+from bot.ratelimit import RateLimiter
+from bot.shortapi import ShortAPIClient
+from bot.web import WebServer
+
+GUILD = 2000
+CHANNEL = 3000
+GOALS = {
+    "rss_mb_per_1000_jobs": 50.0,
+    "loop_lag_p99_ms": 50.0,
+    "done_to_posted_p99_s_callbacks": 2.0,
+    "done_to_posted_p99_s_polling_plus": 2.0,  # + the configured poll interval
+}
+
+
+class StampingLimiter(RateLimiter):
+    """The product's limiter, stamping when it lets each request go (the bot's own view)."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate)
+        self.released: list[float] = []
+
+    async def acquire(self) -> None:
+        await super().acquire()
+        self.released.append(time.monotonic())
+
+
+class RecordingNotifier:
+    """The chat side, reduced to stamping what the job runner asks it to do."""
+
+    def __init__(self) -> None:
+        self.posted_at: dict[int, float] = {}
+        self.provider_id: dict[int, str] = {}
+        self.deliveries: Counter[int] = Counter()
+        self.failures: dict[int, str] = {}
+        self.progress_calls: Counter[str] = Counter()
+        self._message_ids = iter(range(10**9, 2 * 10**9))
+
+    async def progress(
+        self, job: Job, phase: str, elapsed: float, position: int | None = None
+    ) -> None:
+        self.progress_calls[phase] += 1
+
+    async def find_delivery(self, job: Job) -> int | None:
+        return None
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        self.deliveries[job.id] += 1
+        self.posted_at.setdefault(job.id, time.monotonic())
+        if job.provider_job_id is not None:
+            self.provider_id[job.id] = job.provider_job_id
+        return next(self._message_ids)
+
+    async def delivered(self, job: Job) -> None:
+        return None
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self.failures[job.id] = reason
+
+
+def _quote(i: int, now: float, ttl: float) -> Quote:
+    options = VideoOptions()
+    return Quote(
+        id=f"bench{i:08d}",
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        user_id=100_000 + i,  # one member per job: the per-member cap does not hold anyone up
+        message_id=None,
+        in_thread=False,
+        prompt=f"bench job {i}",  # the fake counts creates per prompt: duplicates show
+        image_url="https://cdn.example/cat.png",
+        options=options,
+        price_mills=price_mills(options),
+        upload_limit=25 * 1024 * 1024,
+        state="open",
+        created_at=now,
+        expires_at=now + ttl,
+    )
+
+
+async def run_mode(args: argparse.Namespace, callbacks: bool) -> dict[str, Any]:
+    scale = args.time_scale
+    mode = "callbacks" if callbacks else "polling"
+    provider_args = [
+        "provider", "--time-scale", str(scale), "--render-min", str(args.render_min),
+        "--render-max", str(args.render_max), "--seed", str(args.seed),
+        "--video-bytes", str(args.video_kb * 1024),
+    ]
+    if callbacks:
+        provider_args.append("--callbacks")
+    poll = args.poll_interval * (CALLBACK_POLL_FACTOR if callbacks else 1)
+    job_timeout = 1200.0
+    code = code_version()
+    async with contextlib.AsyncExitStack() as stack:
+        fake = await stack.enter_async_context(child_server(*provider_args))
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-inflight-"))
+        no_caps = Defaults(daily=None, monthly=None, guild_budget=None)
+        ledger = await Ledger.open(Path(tmp) / "animate.db", no_caps)
+        stack.push_async_callback(ledger.close)
+        connector = aiohttp.TCPConnector(limit=100, limit_per_host=30)
+        session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        metrics = Metrics()
+        limiter = StampingLimiter(args.max_provider_rps / scale)
+        api = ShortAPIClient(
+            session, fake["base_url"], Secret(fake["key"]),
+            limiter=limiter,
+            observe=metrics.observe_provider,
+        )
+        notifier = RecordingNotifier()
+        web_port: list[int] = []
+        runner = JobRunner(
+            ledger, api, notifier,
+            poll_interval=poll * scale,
+            clock=time.time,
+            max_active=args.max_active or args.jobs,
+            max_active_per_user=2,
+            temp_dir=Path(tmp),
+            callback_url=(
+                (lambda token: f"http://127.0.0.1:{web_port[0]}/callbacks/{token}")
+                if callbacks else None
+            ),
+            provider_rps=args.max_provider_rps / scale,  # as AnimateBot.setup_hook passes it
+        )
+
+        async def no_health() -> dict[str, Any]:
+            return {}
+
+        async def no_refresh() -> None:
+            return None
+
+        if callbacks:
+            server = WebServer(
+                host="127.0.0.1", port=0, ledger=ledger, metrics=metrics,
+                poke=runner.poke, health=no_health, refresh_metrics=no_refresh,
+            )
+            await server.start()
+            stack.push_async_callback(server.close)
+            assert server.port is not None
+            web_port.append(server.port)
+        await runner.start()
+        stack.push_async_callback(runner.close)
+        gc.collect()
+        baseline_mb = rss_mb()
+        lag = LoopLag(interval=0.05)
+        lag.start()
+        stack.push_async_callback(lag.stop)
+        started = time.monotonic()
+        timed_out = False
+        with RSSSampler(every=0.05) as sampler:
+            now = time.time()
+            for i in range(args.jobs):
+                quote = _quote(i, now, 3600)
+                await ledger.create_quote(quote)
+                job = await ledger.confirm_quote(
+                    quote.id, quote.user_id, now, job_timeout=job_timeout * scale
+                )
+                runner.submit(job)
+            progress(f"{mode}: {args.jobs} jobs reserved and submitted in "
+                     f"{time.monotonic() - started:.1f} s")
+            deadline = started + (job_timeout + args.render_max + 120) * scale
+            last_report = started
+            while True:
+                await asyncio.sleep(0.25)
+                counts = await ledger.job_counts()
+                unfinished = sum(counts.get(s, 0) for s in UNFINISHED_STATES)
+                now_m = time.monotonic()
+                if now_m - last_report >= 10:
+                    last_report = now_m
+                    progress(
+                        f"{mode}: t={(now_m - started) / scale:.0f} product-s: "
+                        f"{dict(sorted(counts.items()))}, loop lag p99 so far "
+                        f"{lag.p(99):.1f} ms, RSS +{rss_mb() - baseline_mb:.1f} MB"
+                    )
+                if unfinished == 0:
+                    break
+                if now_m > deadline:
+                    timed_out = True
+                    progress(f"{mode}: giving up with {unfinished} jobs unfinished")
+                    break
+        elapsed = time.monotonic() - started
+        await lag.stop()
+        peak_mb = sampler.peak_mb
+        async with session.get(f"{fake['control_url']}/stats") as response:
+            stats = await response.json()
+        counts = await ledger.job_counts()
+
+    requests = stats["requests"]
+    api_times = [t for t, endpoint, _ in requests if endpoint in ("create", "query")]
+    window_max = max_in_window(api_times, 1.0 * scale)
+    sent_max = max_in_window(limiter.released, 1.0 * scale)
+    n = max(1, int(args.max_provider_rps))
+    api_sorted = sorted(api_times)
+    tightest = min(
+        (b - a for a, b in zip(api_sorted, api_sorted[n:], strict=False)), default=0.0
+    )
+    start0 = min(api_times, default=0.0)
+    fixed = Counter(int((t - start0) / scale) for t in api_times)
+    span = (max(api_times) - min(api_times)) / scale if api_times else 0.0
+    queries: defaultdict[str, list[float]] = defaultdict(list)
+    for t, endpoint, job_id in requests:
+        if endpoint == "query":
+            queries[job_id].append(t)
+    gaps = [
+        (b - a) / scale
+        for times in queries.values() for a, b in itertools.pairwise(times)
+    ]
+    done_at: dict[str, float] = stats["done_at"]
+    done_to_posted = [
+        (notifier.posted_at[job_id] - done_at[provider_id]) / scale
+        for job_id, provider_id in notifier.provider_id.items()
+        if provider_id in done_at
+    ]
+    # Where the time goes: done -> the first query that sees it -> posted.
+    first_seen: list[float] = []
+    seen_to_posted: list[float] = []
+    for job_id, provider_id in notifier.provider_id.items():
+        done = done_at.get(provider_id)
+        after = [t for t in queries.get(provider_id, []) if done is not None and t >= done]
+        if done is not None and after:
+            first_seen.append((after[0] - done) / scale)
+            seen_to_posted.append((notifier.posted_at[job_id] - after[0]) / scale)
+    delivered = counts.get("delivered", 0)
+    duplicates = sum(n - 1 for n in notifier.deliveries.values() if n > 1)
+    duplicates += int(stats["duplicate_creates"])
+    rss_increase = peak_mb - baseline_mb
+    dtp99 = percentile(done_to_posted, 99)
+    goal_dtp = GOALS["done_to_posted_p99_s_callbacks"] if callbacks else (
+        args.poll_interval + GOALS["done_to_posted_p99_s_polling_plus"]
+    )
+    result = {
+        "mode": mode,
+        "code": code,
+        "jobs": args.jobs,
+        "provider_rps_max": window_max,
+        "rss_mb_per_1000_jobs": rounded(rss_increase * 1000 / args.jobs, 1),
+        "loop_lag_p99_ms": rounded(lag.p(99), 1),
+        "done_to_posted_p99_s": rounded(dtp99, 2),
+        "lost": args.jobs - delivered,
+        "duplicates": duplicates,
+        "done_to_posted_p50_s": rounded(percentile(done_to_posted, 50), 2),
+        "done_to_posted_max_s": rounded(max(done_to_posted, default=float("nan")), 2),
+        "goal_done_to_posted_p99_s": goal_dtp,
+        "done_to_first_query_p99_s": rounded(percentile(first_seen, 99), 2),
+        "first_query_to_posted_p99_s": rounded(percentile(seen_to_posted, 99), 2),
+        "provider_rps_mean": rounded(len(api_times) / span, 2) if span else 0.0,
+        "provider_rps_max_fixed_1s": max(fixed.values(), default=0),
+        "sliding_windows_over_limit_pct": rounded(
+            _over_limit_share(api_times, scale, args.max_provider_rps) * 100, 2
+        ),
+        "bot_side_rps_max": sent_max,
+        "provider_rps_peak": rounded(n * scale / tightest, 2) if tightest else 0.0,
+        "provider_requests": {
+            "create": sum(1 for _, e, _ in requests if e == "create"),
+            "query": sum(1 for _, e, _ in requests if e == "query"),
+            "video": sum(1 for _, e, _ in requests if e == "video"),
+        },
+        "poll_interval_s": poll,
+        "effective_poll_gap_p50_s": rounded(percentile(gaps, 50), 1),
+        "effective_poll_gap_p99_s": rounded(percentile(gaps, 99), 1),
+        "loop_lag_max_ms": rounded(max(lag.samples_ms, default=0.0), 1),
+        "rss_baseline_mb": rounded(baseline_mb, 1),
+        "rss_peak_mb": rounded(peak_mb, 1),
+        "job_states": counts,
+        "failures": Counter(notifier.failures.values()).most_common(3),
+        "progress_calls": dict(notifier.progress_calls),
+        "callbacks": stats["callback_status"],
+        "timed_out": timed_out,
+        "product_seconds": rounded(elapsed / scale, 1),
+        "real_seconds": rounded(elapsed, 1),
+    }
+    progress(
+        f"{mode}: done in {elapsed:.1f} s real: delivered {delivered}/{args.jobs}, "
+        f"done->posted p50 {result['done_to_posted_p50_s']} s p99 {dtp99:.2f} s, "
+        f"provider rps max {window_max}, loop lag p99 {lag.p(99):.1f} ms, "
+        f"RSS +{rss_increase:.1f} MB"
+    )
+    return result
+
+
+def _over_limit_share(times: list[float], scale: float, limit: float) -> float:
+    """Of the windows [t, t + 1 product-s) starting at each request, the share over the limit."""
+    data = sorted(times)
+    over = 0
+    end = 0
+    for start, t in enumerate(data):
+        end = max(end, start)
+        while end < len(data) and data[end] < t + scale:
+            end += 1
+        if end - start > limit:
+            over += 1
+    return over / len(data) if data else 0.0
+
+
+def _in_child(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """Run one mode in a fresh interpreter, so neither mode inherits the other's heap."""
+    argv = [
+        sys.executable, "-m", "bench.inflight", "--mode", mode,
+        "--jobs", str(args.jobs), "--time-scale", str(args.time_scale),
+        "--render-min", str(args.render_min), "--render-max", str(args.render_max),
+        "--poll-interval", str(args.poll_interval),
+        "--max-provider-rps", str(args.max_provider_rps), "--seed", str(args.seed),
+        "--video-kb", str(args.video_kb), "--max-active", str(args.max_active),
+    ]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        last = ""
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("{"):
+                last = line
+            else:
+                print(line, flush=True)
+        if proc.wait() != 0 or not last:
+            raise RuntimeError(f"bench.inflight --mode {mode} failed ({proc.returncode})")
+    result: dict[str, Any] = json.loads(last)
+    return result
+
+
+def combine(args: argparse.Namespace, modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    runs = list(modes.values())
+    cb = modes.get("callbacks")
+    poll = modes.get("polling")
+    rss = max(r["rss_mb_per_1000_jobs"] for r in runs)
+    lag = max(r["loop_lag_p99_ms"] for r in runs)
+    rps = max(r["provider_rps_max"] for r in runs)
+    lost = sum(r["lost"] for r in runs)
+    dups = sum(r["duplicates"] for r in runs)
+    goals = {
+        "provider_rps_max": rps <= args.max_provider_rps,
+        "rss_mb_per_1000_jobs": rss < GOALS["rss_mb_per_1000_jobs"],
+        "loop_lag_p99_ms": lag < GOALS["loop_lag_p99_ms"],
+        "lost": lost == 0,
+        "duplicates": dups == 0,
+    }
+    if cb is not None:
+        goals["done_to_posted_p99_s"] = (
+            cb["done_to_posted_p99_s"] < GOALS["done_to_posted_p99_s_callbacks"]
+        )
+    if poll is not None:
+        goals["done_to_posted_p99_s_polling"] = (
+            poll["done_to_posted_p99_s"] < poll["goal_done_to_posted_p99_s"]
+        )
+    headline = cb if cb is not None else runs[0]
+    result: dict[str, Any] = {
+        "jobs": args.jobs,
+        "provider_rps_max": rps,
+        "rss_mb_per_1000_jobs": rss,
+        "loop_lag_p99_ms": lag,
+        "done_to_posted_p99_s": headline["done_to_posted_p99_s"],
+        "lost": lost,
+        "duplicates": dups,
+    }
+    if cb is not None and poll is not None:
+        result["done_to_posted_p99_s_polling"] = poll["done_to_posted_p99_s"]
+    result.update({
+        "goals_met": goals,
+        "goal_met": all(goals.values()),
+        "time_scale": args.time_scale,
+        "render_s": [args.render_min, args.render_max],
+        "poll_interval_s": args.poll_interval,
+        "max_provider_rps": args.max_provider_rps,
+        "max_active_jobs": args.max_active or args.jobs,
+        "notifier": "recording (no Discord): JobRunner, Ledger, ShortAPIClient, RateLimiter, "
+                    "WebServer are the product's",
+        "modes": modes,
+        "machine": machine(),
+    })
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 jobs, time x0.1 (under 60 s)")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--mode", choices=("both", "callbacks", "polling"), default="both")
+    parser.add_argument("--time-scale", type=float, default=None,
+                        help="multiply every product duration by this (default 0.5; quick 0.1)")
+    parser.add_argument("--render-min", type=float, default=30.0, help="product seconds")
+    parser.add_argument("--render-max", type=float, default=None, help="product seconds")
+    parser.add_argument("--poll-interval", type=float, default=5.0,
+                        help="POLL_INTERVAL_SECONDS (product default 5)")
+    parser.add_argument("--max-provider-rps", type=float, default=10.0,
+                        help="MAX_PROVIDER_RPS (product default 10)")
+    parser.add_argument("--max-active", type=int, default=0,
+                        help="MAX_ACTIVE_JOBS (default: all jobs render at once)")
+    parser.add_argument("--video-kb", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.jobs is None:
+        args.jobs = 100 if args.quick else 1000
+    if args.time_scale is None:
+        args.time_scale = 0.1 if args.quick else 0.5
+    if args.render_max is None:
+        args.render_max = 150.0 if args.quick else 240.0
+    quiet_logging()
+    if args.mode != "both":
+        emit(asyncio.run(run_mode(args, args.mode == "callbacks")))
+        return
+    modes = {mode: _in_child(args, mode) for mode in ("callbacks", "polling")}
+    emit(combine(args, modes))
+
+
+if __name__ == "__main__":
+    main()

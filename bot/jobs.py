@@ -47,7 +47,7 @@ class ProviderAPI(Protocol):
         self, args: Mapping[str, object], *, callback_url: str | None = None
     ) -> CreatedJob: ...
 
-    async def query(self, job_id: str) -> JobStatus: ...
+    async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus: ...
 
     async def download(self, url: str, dest: Path, *, max_bytes: int) -> int: ...
 
@@ -118,6 +118,7 @@ class JobRunner:
         self._callback_url = callback_url
         self._due_at: dict[int, float] = {}
         self._poked: set[int] = set()
+        self._urgent: set[int] = set()
         self._submits: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -229,6 +230,7 @@ class JobRunner:
     def _finished(self, job_id: int) -> None:
         self._active.pop(job_id, None)
         self._poked.discard(job_id)
+        self._urgent.discard(job_id)
         self._last_progress.pop(job_id, None)
         self._pump()
 
@@ -288,6 +290,8 @@ class JobRunner:
 
     def poke(self, job_id: int) -> None:
         """Check a job now (a provider callback said it changed); unknown jobs are ignored."""
+        if job_id in self._active:
+            self._urgent.add(job_id)
         if job_id in self._due_at:
             self._schedule(job_id, 0.0)
         elif job_id in self._active:
@@ -326,8 +330,10 @@ class JobRunner:
         if now >= job.deadline_at:
             await self._fail(job, "The video took too long to render.", state="expired")
             return
+        urgent = job_id in self._urgent
+        self._urgent.discard(job_id)
         try:
-            status = await self._api.query(job.provider_job_id)
+            status = await self._api.query(job.provider_job_id, urgent=urgent)
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
             self._schedule(job.id, self._poll_delay())

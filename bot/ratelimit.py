@@ -1,23 +1,57 @@
-"""A global pace for provider requests shared by every job (no bursts above the rate)."""
+"""A global pace for provider requests shared by every job, with urgent requests first."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+from typing import Final
+
+# Spacing a little wider than 1/rate keeps every one-second window under the rate even when
+# the network bunches requests slightly.
+MARGIN: Final = 1.03
+URGENT: Final = 0
+ROUTINE: Final = 1
 
 
 class RateLimiter:
-    """Spaces calls at least ``1 / rate`` seconds apart, first come first served."""
+    """Lets requests through at most ``rate`` per second, urgent ones (a create, a query a
+    callback asked for) ahead of routine polls, first come first served within a priority."""
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self._interval = 1.0 / rate
+        self._interval = MARGIN / rate
         self._next = 0.0
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._pump: asyncio.Task[None] | None = None
 
-    async def acquire(self) -> None:
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def acquire(self, priority: int = ROUTINE) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        if not self._waiting and now >= self._next:
+            self._next = now + self._interval
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), future))
+        if self._pump is None or self._pump.done():
+            self._pump = loop.create_task(self._release(), name="provider-rate-limiter")
+        await future
+
+    async def _release(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            delay = self._next - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while self._waiting:
+                _, _, future = heapq.heappop(self._waiting)
+                if not future.done():  # a cancelled waiter gives its turn away
+                    future.set_result(None)
+                    self._next = max(loop.time(), self._next) + self._interval
+                    break

@@ -17,7 +17,7 @@ import aiohttp
 from bot.config import Secret
 from bot.errors import AnimateError
 from bot.pricing import MODEL, parse_usd
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import ROUTINE, URGENT, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,12 @@ class ShortAPIClient:
         ceiling = min(self._backoff_max, self._backoff_base * 2**attempt)
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, *, priority: int = ROUTINE, **kwargs: Any
+    ) -> dict[str, Any]:
         """One HTTP exchange, paced by the shared limiter and measured."""
         if self._limiter is not None:
-            await self._limiter.acquire()
+            await self._limiter.acquire(priority)
         endpoint = path.rsplit("/", 1)[-1]
         started = time.monotonic()
         error: str | None = None
@@ -220,7 +222,9 @@ class ShortAPIClient:
 
         body = await self._with_retries(
             "create",
-            lambda: self._request("POST", "/api/v1/job/create", json=payload),
+            lambda: self._request(
+                "POST", "/api/v1/job/create", json=payload, priority=URGENT
+            ),
             resend_safe=resend_safe,
         )
         data = body.get("data")
@@ -237,10 +241,14 @@ class ShortAPIClient:
                 log.warning("shortapi create: unreadable amount %r", raw_amount)
         return CreatedJob(job_id=str(job_id), amount_mills=amount)
 
-    async def query(self, job_id: str) -> JobStatus:
+    async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus:
+        """The job's status; ``urgent`` queries (a callback said it changed) skip the line."""
+        priority = URGENT if urgent else ROUTINE
         body = await self._with_retries(
             "query",
-            lambda: self._request("GET", "/api/v1/job/query", params={"id": job_id}),
+            lambda: self._request(
+                "GET", "/api/v1/job/query", params={"id": job_id}, priority=priority
+            ),
             resend_safe=lambda exc: True,
         )
         data = body.get("data")

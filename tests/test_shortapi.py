@@ -220,3 +220,19 @@ async def test_rate_limiter_spaces_requests_at_the_configured_rate():
     start = loop.time()
     await asyncio.gather(*(limiter.acquire() for _ in range(11)))
     assert loop.time() - start >= 0.2 - 0.01  # 10 intervals of 20 ms after the first
+
+
+async def test_rate_limiter_lets_urgent_requests_skip_routine_ones():
+    limiter = RateLimiter(50)
+    order: list[str] = []
+
+    async def take(name: str, priority: int) -> None:
+        await limiter.acquire(priority)
+        order.append(name)
+
+    routine = [asyncio.create_task(take(f"poll{i}", 1)) for i in range(5)]
+    await asyncio.sleep(0)  # the routine ones are in line first
+    urgent = asyncio.create_task(take("callback", 0))
+    await asyncio.gather(*routine, urgent)
+    assert order.index("callback") <= 2
+    assert order[0] == "poll0"  # the first one had a free slot right away

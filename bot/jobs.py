@@ -254,6 +254,11 @@ class JobRunner:
             log.warning("job %d: create failed: %s", job.id, exc)
             await self._fail(job, str(exc))
             return
+        except Exception:
+            # Never leave a job stuck in "submitting": the member gets their money back now.
+            log.exception("job %d: create failed unexpectedly", job.id)
+            await self._fail(job, "Something went wrong on our side while starting the video.")
+            return
         job = await self._ledger.mark_running(
             job.id, created.job_id, created.amount_mills, self._clock()
         )

@@ -246,3 +246,17 @@ async def test_poll_interval_stretches_to_keep_polls_under_the_provider_rate(tmp
         assert all(40.0 <= runner._poll_delay() <= 50.2 for _ in range(50))
     finally:
         await ledger.close()
+
+
+async def test_an_unexpected_error_while_creating_refunds_instead_of_hanging(env, monkeypatch):
+    fake, ledger, notifier, runner, _ = env
+
+    async def broken(*args, **kwargs):
+        raise TypeError("bug")
+
+    monkeypatch.setattr(runner._api, "create", broken)
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert "wrong on our side" in str(await notifier.wait("failed", job.id))
+    assert (await ledger.get_job(job.id)).state == "failed"
+    assert await spent_today(ledger) == 0

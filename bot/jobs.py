@@ -290,7 +290,7 @@ class JobRunner:
         the provider's rate left for polls, and jittered so jobs do not poll in lockstep."""
         delay = self._poll_interval
         if self._provider_rps:
-            delay = max(delay, (len(self._due_at) + 1) / (self._provider_rps * POLL_SHARE))
+            delay = max(delay, len(self._active) / (self._provider_rps * POLL_SHARE))
         return delay * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
 
     def poke(self, job_id: int) -> None:
@@ -318,14 +318,15 @@ class JobRunner:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
     async def _poll_guarded(self, job_id: int) -> None:
-        async with self._slots:
-            try:
-                await self._poll(job_id)
-            except StateConflict as exc:
-                log.info("job %d: moved on elsewhere (%s)", job_id, exc)
-            except Exception:
-                log.exception("job %d: poll failed; will try again", job_id)
-                self._schedule(job_id, self._poll_delay())
+        # No local queue in front of the provider's rate limiter: a poll a callback asked for
+        # must be able to overtake routine polls there.
+        try:
+            await self._poll(job_id)
+        except StateConflict as exc:
+            log.info("job %d: moved on elsewhere (%s)", job_id, exc)
+        except Exception:
+            log.exception("job %d: poll failed; will try again", job_id)
+            self._schedule(job_id, self._poll_delay())
 
     async def _poll(self, job_id: int) -> None:
         job = await self._ledger.get_job(job_id)
@@ -368,6 +369,10 @@ class JobRunner:
     # -- results ------------------------------------------------------------------------
 
     async def _deliver(self, job: Job) -> None:
+        async with self._slots:  # bounds concurrent downloads and uploads (disk, bandwidth)
+            await self._deliver_now(job)
+
+    async def _deliver_now(self, job: Job) -> None:
         assert job.video_url is not None
         if job.posting_at is not None:
             # An earlier attempt may have posted before the bot died: never post twice.

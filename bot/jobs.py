@@ -119,6 +119,7 @@ class JobRunner:
         self._due_at: dict[int, float] = {}
         self._poked: set[int] = set()
         self._urgent: set[int] = set()
+        self._polling: dict[int, int] = {}  # job id -> polls in flight
         self._submits: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -295,12 +296,17 @@ class JobRunner:
 
     def poke(self, job_id: int) -> None:
         """Check a job now (a provider callback said it changed); unknown jobs are ignored."""
-        if job_id in self._active:
-            self._urgent.add(job_id)
+        if job_id not in self._active:
+            return
+        self._urgent.add(job_id)
         if job_id in self._due_at:
             self._schedule(job_id, 0.0)
-        elif job_id in self._active:
-            self._poked.add(job_id)  # being polled or started right now: look again at once
+        elif self._polling.get(job_id):
+            # Its routine poll may be waiting behind others at the rate limiter: ask again now,
+            # at the front. The state machine makes the slower of the two a no-op.
+            self._tasks.spawn(self._poll_guarded(job_id), name=f"poll-now-{job_id}")
+        else:
+            self._poked.add(job_id)  # still being started: look as soon as it runs
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -320,6 +326,7 @@ class JobRunner:
     async def _poll_guarded(self, job_id: int) -> None:
         # No local queue in front of the provider's rate limiter: a poll a callback asked for
         # must be able to overtake routine polls there.
+        self._polling[job_id] = self._polling.get(job_id, 0) + 1
         try:
             await self._poll(job_id)
         except StateConflict as exc:
@@ -327,6 +334,10 @@ class JobRunner:
         except Exception:
             log.exception("job %d: poll failed; will try again", job_id)
             self._schedule(job_id, self._poll_delay())
+        finally:
+            left = self._polling.pop(job_id) - 1
+            if left:
+                self._polling[job_id] = left
 
     async def _poll(self, job_id: int) -> None:
         job = await self._ledger.get_job(job_id)
@@ -343,6 +354,10 @@ class JobRunner:
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
             self._schedule(job.id, self._poll_delay())
+            return
+        # Another poll (one a callback asked for) may have finished the job meanwhile.
+        job = await self._ledger.get_job(job_id)
+        if job.state != "running":
             return
         if status.status == SUCCEEDED:
             await self._on_succeeded(job, status)

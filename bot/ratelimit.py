@@ -10,13 +10,14 @@ from typing import Final
 # Spacing a little wider than 1/rate keeps every one-second window under the rate even when
 # the network bunches requests slightly.
 MARGIN: Final = 1.03
-URGENT: Final = 0
-ROUTINE: Final = 1
+URGENT: Final = 0  # a query a callback asked for: it finishes a job
+START: Final = 1  # a create: a member is waiting for their job to start
+ROUTINE: Final = 2  # a safety-net poll
 
 
 class RateLimiter:
-    """Lets requests through at most ``rate`` per second, urgent ones (a create, a query a
-    callback asked for) ahead of routine polls, first come first served within a priority."""
+    """Lets requests through at most ``rate`` per second: queries a callback asked for first,
+    then creates, then routine polls; first come first served within a priority."""
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:

@@ -17,7 +17,7 @@ import aiohttp
 from bot.config import Secret
 from bot.errors import AnimateError
 from bot.pricing import MODEL, parse_usd
-from bot.ratelimit import ROUTINE, URGENT, RateLimiter
+from bot.ratelimit import ROUTINE, START, URGENT, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class ShortAPIClient:
         body = await self._with_retries(
             "create",
             lambda: self._request(
-                "POST", "/api/v1/job/create", json=payload, priority=URGENT
+                "POST", "/api/v1/job/create", json=payload, priority=START
             ),
             resend_safe=resend_safe,
         )

@@ -31,7 +31,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bench.common import emit, machine, percentile, progress, quiet_logging, rounded
+from bench.common import GCPauses, emit, machine, percentile, progress, quiet_logging, rounded
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
 from tests.e2e import DISCORD_TOKEN, MEMBER, PNG, World, running_world
 from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, FakeUser
@@ -150,6 +150,7 @@ async def run(n: int, seed: int, burst: int) -> dict[str, Any]:
                 await floor_fake.wait_for(lambda: floor_fake.global_commands)
                 progress(f"both bots connected; {WARMUP} warm-up rounds, then {n} measured")
                 started = time.monotonic()
+                gc_pauses = GCPauses().start()
                 for i in range(WARMUP + n):
                     order = ["real", "floor"]
                     rng.shuffle(order)
@@ -192,6 +193,7 @@ async def run(n: int, seed: int, burst: int) -> dict[str, Any]:
                         f"{percentile(burst_floor_ms, 99):.1f} ms"
                     )
                 elapsed = time.monotonic() - started
+                gc_pauses.stop()
             finally:
                 discord.http.Route.BASE = floor_fake.api_base
                 await floor_bot.close()
@@ -226,9 +228,12 @@ async def run(n: int, seed: int, burst: int) -> dict[str, Any]:
             percentile(burst_real_ms, 99) / percentile(burst_floor_ms, 99), 2
         ) if burst_real_ms else None,
         "goal_met": ratio <= GOAL_RATIO_P99,
+        "gc_pause_max_ms": rounded(max(gc_pauses.ms, default=0.0), 1),
+        "gc_pauses_over_10ms": sum(1 for ms in gc_pauses.ms if ms > 10),
         "seconds": rounded(elapsed, 1),
         "method": "headline: one at a time, real and floor interleaved in random order per round,"
-                  " in one process; burst_*: rounds of burst_size simultaneous invocations",
+                  " in one process; burst_*: rounds of burst_size simultaneous invocations (a"
+                  " stall hits a whole round, so one stall is 1/rounds of the samples)",
         "machine": machine(),
     }
 

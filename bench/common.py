@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -138,6 +139,31 @@ class LoopLag:
 
     def p(self, q: float) -> float:
         return percentile(self.samples_ms, q)
+
+
+# -- garbage collector pauses ------------------------------------------------------------
+
+
+class GCPauses:
+    """Durations of the cyclic garbage collector's runs (they stop the event loop)."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.ms.append((time.perf_counter() - self._started) * 1000)
+
+    def start(self) -> GCPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
 
 
 # -- requests per second ----------------------------------------------------------------

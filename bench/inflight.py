@@ -68,6 +68,7 @@ from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
 
 GUILD = 2000
+STALL_S = 300.0  # product seconds without a single provider request while jobs are unfinished
 CHANNEL = 3000
 GOALS = {
     "rss_mb_per_1000_jobs": 50.0,
@@ -84,8 +85,8 @@ class StampingLimiter(RateLimiter):
         super().__init__(rate)
         self.released: list[float] = []
 
-    async def acquire(self) -> None:
-        await super().acquire()
+    async def acquire(self, *args: Any, **kwargs: Any) -> None:  # whatever the product passes
+        await super().acquire(*args, **kwargs)
         self.released.append(time.monotonic())
 
 
@@ -223,11 +224,19 @@ async def run_mode(args: argparse.Namespace, callbacks: bool) -> dict[str, Any]:
                      f"{time.monotonic() - started:.1f} s")
             deadline = started + (job_timeout + args.render_max + 120) * scale
             last_report = started
+            last_request, requests_seen = started, 0
             while True:
                 await asyncio.sleep(0.25)
                 counts = await ledger.job_counts()
                 unfinished = sum(counts.get(s, 0) for s in UNFINISHED_STATES)
                 now_m = time.monotonic()
+                if len(limiter.released) != requests_seen:
+                    last_request, requests_seen = now_m, len(limiter.released)
+                elif unfinished and now_m - last_request > STALL_S * scale:
+                    timed_out = True
+                    progress(f"{mode}: no provider request for {STALL_S:.0f} product-s with "
+                             f"{unfinished} jobs unfinished ({counts}): stalled, giving up")
+                    break
                 if now_m - last_report >= 10:
                     last_report = now_m
                     progress(

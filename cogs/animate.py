@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
 from discord import app_commands
@@ -30,37 +30,39 @@ QUOTE_ID = r"(?P<quote>[A-Za-z0-9_-]{8,32})"
 
 def quote_buttons(quote_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ConfirmButton(quote_id))
-    view.add_item(CancelButton(quote_id))
+    view.add_item(QuoteButton("confirm", quote_id))
+    view.add_item(QuoteButton("cancel", quote_id))
     return view
 
 
 def disabled_buttons() -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(discord.ui.Button(label="Confirm", style=discord.ButtonStyle.success,
-                                    disabled=True))
-    view.add_item(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary,
-                                    disabled=True))
+    for label, style in QuoteButton.LOOKS.values():
+        view.add_item(discord.ui.Button(label=label, style=style, disabled=True))
     # Nothing to listen for: a stopped view is not kept in discord.py's view store, which
     # would otherwise grow by one entry per quote message edit, forever.
     view.stop()
     return view
 
 
-class ConfirmButton(
+class QuoteButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=rf"animate:confirm:{QUOTE_ID}",
+    template=rf"animate:(?P<action>confirm|cancel):{QUOTE_ID}",
 ):
-    """State lives in the database; the custom_id only names the quote, so it survives restarts."""
+    """Confirm or Cancel. The custom_id only names the action and the quote; all state is in
+    the database, so the buttons keep working after a restart."""
 
-    def __init__(self, quote_id: str) -> None:
+    LOOKS: ClassVar[dict[str, tuple[str, discord.ButtonStyle]]] = {
+        "confirm": ("Confirm", discord.ButtonStyle.success),
+        "cancel": ("Cancel", discord.ButtonStyle.secondary),
+    }
+
+    def __init__(self, action: str, quote_id: str) -> None:
+        label, style = self.LOOKS[action]
         super().__init__(
-            discord.ui.Button(
-                label="Confirm",
-                style=discord.ButtonStyle.success,
-                custom_id=f"animate:confirm:{quote_id}",
-            )
+            discord.ui.Button(label=label, style=style, custom_id=f"animate:{action}:{quote_id}")
         )
+        self.action = action
         self.quote_id = quote_id
 
     @classmethod
@@ -69,42 +71,13 @@ class ConfirmButton(
         interaction: discord.Interaction[Any],
         item: discord.ui.Item[Any],
         match: re.Match[str],
-    ) -> ConfirmButton:
-        return cls(match["quote"])
+    ) -> QuoteButton:
+        return cls(match["action"], match["quote"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        handler = confirm if self.action == "confirm" else cancel
         try:
-            await confirm(interaction, self.quote_id)
-        except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
-            await report(interaction, exc)
-
-
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=rf"animate:cancel:{QUOTE_ID}",
-):
-    def __init__(self, quote_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"animate:cancel:{quote_id}",
-            )
-        )
-        self.quote_id = quote_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction[Any],
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-    ) -> CancelButton:
-        return cls(match["quote"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        try:
-            await cancel(interaction, self.quote_id)
+            await handler(interaction, self.quote_id)
         except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
             await report(interaction, exc)
 
@@ -277,5 +250,5 @@ class Animate(commands.Cog):
 
 
 async def setup(bot: AnimateBot) -> None:
-    bot.add_dynamic_items(ConfirmButton, CancelButton)
+    bot.add_dynamic_items(QuoteButton)
     await bot.add_cog(Animate(bot))

@@ -260,3 +260,27 @@ async def test_an_unexpected_error_while_creating_refunds_instead_of_hanging(env
     assert "wrong on our side" in str(await notifier.wait("failed", job.id))
     assert (await ledger.get_job(job.id)).state == "failed"
     assert await spent_today(ledger) == 0
+
+
+async def test_a_callback_query_overtakes_creates_and_polls_at_the_rate_limiter(tmp_path):
+    from bot.ratelimit import RateLimiter
+
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(10))
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=60, clock=lambda: NOW,
+                           max_active=100, max_active_per_user=100, provider_rps=10)
+        await runner.start()
+        try:
+            fake.plan_next(Plan(statuses=[2]))
+            jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(40)]
+            for job in jobs:
+                runner.submit(job)  # 40 creates: four seconds of the provider's rate
+            await notifier.wait("progress", jobs[0].id)  # running at the provider
+            runner.poke(jobs[0].id)  # what the web server does on a valid callback
+            await notifier.wait("deliver", jobs[0].id, timeout=5)
+            assert len(fake.creates) < 40, "the callback's query waited behind every create"
+        finally:
+            await runner.close()
+            await ledger.close()

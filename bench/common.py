@@ -246,7 +246,9 @@ async def child_server(*args: str) -> AsyncIterator[dict[str, Any]]:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         if not line:
             raise RuntimeError("the fake server child exited before it was ready")
-        yield json.loads(line)
+        info: dict[str, Any] = json.loads(line)
+        info["process"] = proc  # so a benchmark can notice the fakes dying under it
+        yield info
     finally:
         if proc.returncode is None:
             proc.terminate()

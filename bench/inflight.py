@@ -230,6 +230,11 @@ async def run_mode(args: argparse.Namespace, callbacks: bool) -> dict[str, Any]:
                 counts = await ledger.job_counts()
                 unfinished = sum(counts.get(s, 0) for s in UNFINISHED_STATES)
                 now_m = time.monotonic()
+                if fake["process"].returncode is not None:
+                    timed_out = True
+                    progress(f"{mode}: the fake ShortAPI child exited "
+                             f"({fake['process'].returncode}): giving up")
+                    break
                 if len(limiter.released) != requests_seen:
                     last_request, requests_seen = now_m, len(limiter.released)
                 elif unfinished and now_m - last_request > STALL_S * scale:
@@ -253,6 +258,8 @@ async def run_mode(args: argparse.Namespace, callbacks: bool) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         await lag.stop()
         peak_mb = sampler.peak_mb
+        if fake["process"].returncode is not None:
+            raise RuntimeError("the fake ShortAPI died mid-run: these figures would be wrong")
         async with session.get(f"{fake['control_url']}/stats") as response:
             stats = await response.json()
         counts = await ledger.job_counts()

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY: Final = 15.0
 DELIVERY_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
+# Places in the waiting line that are re-announced whenever the line moves.
+POSITIONS_KEPT_CURRENT: Final = 10
 # Polls may use this share of MAX_PROVIDER_RPS; the rest stays free for creates.
 POLL_SHARE: Final = 0.8
 
@@ -214,8 +216,13 @@ class JobRunner:
             self._submits.add(task)
             task.add_done_callback(self._submits.discard)
         for position, job in enumerate(self._queue, start=1):
-            if self._positions.get(job.id) != position:
-                self._positions[job.id] = position
+            shown = self._positions.get(job.id)
+            if shown == position:
+                continue
+            self._positions[job.id] = position
+            # Every job hears its place when it joins; after that only the front of the line
+            # is kept current, so a long line costs O(n) message edits per start, not O(n²).
+            if shown is None or position <= POSITIONS_KEPT_CURRENT:
                 self._tasks.spawn(
                     self._show_position(job, position), name=f"position-{job.id}"
                 )

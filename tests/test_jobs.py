@@ -284,3 +284,28 @@ async def test_a_callback_query_overtakes_creates_and_polls_at_the_rate_limiter(
         finally:
             await runner.close()
             await ledger.close()
+
+
+async def test_a_long_line_is_told_its_place_without_an_edit_storm(tmp_path):
+    ledger = await Ledger.open(tmp_path / "db.sqlite")
+    notifier = RecordingNotifier()
+    runner = JobRunner(ledger, None, notifier, poll_interval=1,  # type: ignore[arg-type]
+                       max_active=1, max_active_per_user=1000)
+    try:
+        runner._active[999_999] = 1  # the one slot is taken
+        jobs = [await confirmed_job(ledger, limit=10**6) for _ in range(100)]
+        for job in jobs:
+            runner.submit(job)
+        await runner._tasks.join()
+        first = [e for e in notifier.events if e[0] == "progress"]
+        assert len(first) == 100  # every job heard its place once
+        runner._active.clear()
+        runner._max_active = 0  # nothing can start; move the line by cancelling the front
+        await runner.cancel_waiting(jobs[0].id, "cancelled")
+        await runner._tasks.join()
+        updates = [e for e in notifier.events if e[0] == "progress"][100:]
+        assert len(updates) == 10  # only the front of the line is re-announced
+        assert updates[0] == ("progress", jobs[1].id, ("waiting", 1))
+    finally:
+        await runner._tasks.cancel_all()
+        await ledger.close()

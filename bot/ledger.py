@@ -22,7 +22,7 @@ import aiosqlite
 
 from bot.db import Database, many, one
 from bot.errors import InvalidRequest, NotQuoteOwner, QuoteUnavailable, StateConflict
-from bot.limits import Caps, Defaults, Headroom, Periods, Spent, check, periods
+from bot.limits import Caps, Defaults, GuildPolicy, Headroom, Periods, Spent, check, periods
 from bot.models import FINAL_STATES, JOB_SELECT, UNFINISHED_STATES, Job, Quote, job_from_row
 from bot.policy import Policies, load_caps, load_policy
 from bot.pricing import format_usd
@@ -132,15 +132,24 @@ class Ledger:
 
     # -- limits -------------------------------------------------------------------------
 
+    async def _standing(
+        self, db: aiosqlite.Connection, guild_id: int, user_id: int, role_ids: Sequence[int],
+        now: float,
+    ) -> tuple[GuildPolicy, Caps, Periods, Spent]:
+        """Everything a cap check needs, read inside the caller's lock or transaction."""
+        policy = await load_policy(db, guild_id)
+        caps = await load_caps(db, policy, self.defaults, user_id, role_ids)
+        span = periods(now, policy.timezone)
+        return policy, caps, span, await _spent(db, guild_id, user_id, span)
+
     async def limit_status(
         self, guild_id: int, user_id: int, role_ids: Sequence[int], price: int, now: float
     ) -> tuple[Headroom | None, Usage]:
         """Check ``price`` against every cap without reserving (for the quote)."""
         async with self.db.lock:
-            policy = await load_policy(self.db.conn, guild_id)
-            caps = await load_caps(self.db.conn, policy, self.defaults, user_id, role_ids)
-            span = periods(now, policy.timezone)
-            spent = await _spent(self.db.conn, guild_id, user_id, span)
+            policy, caps, span, spent = await self._standing(
+                self.db.conn, guild_id, user_id, role_ids, now
+            )
             usage = await self._usage(self.db.conn, guild_id, user_id, caps, span, spent)
         return check(price, spent, caps, span, paused=policy.paused), usage
 
@@ -148,10 +157,9 @@ class Ledger:
         self, guild_id: int, user_id: int, now: float, role_ids: Sequence[int] = ()
     ) -> Usage:
         async with self.db.lock:
-            policy = await load_policy(self.db.conn, guild_id)
-            caps = await load_caps(self.db.conn, policy, self.defaults, user_id, role_ids)
-            span = periods(now, policy.timezone)
-            spent = await _spent(self.db.conn, guild_id, user_id, span)
+            _, caps, span, spent = await self._standing(
+                self.db.conn, guild_id, user_id, role_ids, now
+            )
             return await self._usage(self.db.conn, guild_id, user_id, caps, span, spent)
 
     @staticmethod
@@ -253,10 +261,9 @@ class Ledger:
         """
         async with self.db.transaction() as db:
             quote = await self._usable_quote(db, quote_id, user_id, now)
-            policy = await load_policy(db, quote.guild_id)
-            caps = await load_caps(db, policy, self.defaults, user_id, role_ids)
-            span = periods(now, policy.timezone)
-            spent = await _spent(db, quote.guild_id, user_id, span)
+            policy, caps, span, spent = await self._standing(
+                db, quote.guild_id, user_id, role_ids, now
+            )
             check(quote.price_mills, spent, caps, span, paused=policy.paused)
             await db.execute("UPDATE quotes SET state = 'confirmed' WHERE id = ?", (quote_id,))
             cursor = await db.execute(

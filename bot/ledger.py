@@ -311,14 +311,24 @@ class Ledger:
         row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.callback_token = ?", (token,))
         return None if row is None else job_from_row(row)
 
-    async def _update_job(self, job_id: int, expected: Iterable[str], **fields: Any) -> Job:
+    async def _update_job(
+        self,
+        job_id: int,
+        expected: Iterable[str],
+        *,
+        also: tuple[str, tuple[Any, ...]] = ("", ()),
+        **fields: Any,
+    ) -> Job:
+        """Set ``fields`` (and ``also``: an SQL assignment with its parameters) if the job is
+        in one of the ``expected`` states; StateConflict otherwise."""
         expected = tuple(expected)
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        extra_sql, extra_params = also
+        assignments = ", ".join([f"{name} = ?" for name in fields] + [extra_sql] * bool(extra_sql))
         async with self.db.transaction() as db:
             cursor = await db.execute(
                 f"UPDATE jobs SET {assignments} "  # noqa: S608 - names come from our code only
                 f"WHERE id = ? AND state IN ({','.join('?' * len(expected))})",
-                (*fields.values(), job_id, *expected),
+                (*fields.values(), *extra_params, job_id, *expected),
             )
             if cursor.rowcount != 1:
                 raise StateConflict(f"job {job_id} is not in state {'/'.join(expected)}")
@@ -332,9 +342,12 @@ class Ledger:
     async def mark_running(
         self, job_id: int, provider_job_id: str, amount_mills: int | None, now: float
     ) -> Job:
+        """The job is at the provider. Its deadline now counts from here: time spent waiting in
+        our queue for a free slot is not render time, and must not expire the job."""
         return await self._update_job(
             job_id, ("submitting",), state="running", provider_job_id=provider_job_id,
             provider_amount_mills=amount_mills, updated_at=now,
+            also=("deadline_at = ? + (deadline_at - created_at)", (now,)),
         )
 
     async def record_status(self, job_id: int, status: int, now: float) -> Job:

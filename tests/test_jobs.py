@@ -132,6 +132,19 @@ async def test_job_past_its_deadline_expires_and_refunds(env):
     assert await spent_today(ledger) == 0
 
 
+async def test_time_waiting_in_our_queue_does_not_count_against_the_render_deadline(env):
+    fake, ledger, notifier, runner, clock = env
+    fake.plan_next(Plan(statuses=[1, 2]))
+    job = await confirmed_job(ledger)  # confirmed at NOW with a 1,200 s deadline
+    clock.offset = 1500  # ...and only started 1,500 s later (a long line for a free slot)
+    runner.submit(job)
+    assert await notifier.wait("deliver", job.id) is True
+    finished = await ledger.get_job(job.id)
+    assert finished.state == "delivered"
+    assert finished.deadline_at == pytest.approx(NOW + 1500 + 1200)
+    assert [e for e in notifier.events if e[0] == "failed"] == []
+
+
 async def test_video_over_the_upload_limit_is_delivered_as_a_link(env):
     fake, ledger, notifier, runner, _ = env
     fake.plan_next(Plan(statuses=[2], video=fake_mp4(50_000)))

@@ -66,6 +66,9 @@ class AnimateBot(commands.Bot):
         provider: ProviderAPI = DryRunAPI() if self.settings.dry_run else self.api
         if self.settings.dry_run:
             log.warning("SHORTAPI_DRY_RUN is on: no video is made and nothing is charged")
+        advice = self.settings.polling_advice()
+        if advice:
+            log.warning("%s", advice)
         self.jobs = JobRunner(
             self.ledger,
             provider,

@@ -57,6 +57,22 @@ class Settings:
     callback_public_url: str | None = None
     max_provider_rps: float = 10.0
 
+    def polling_advice(self) -> str | None:
+        """A warning when, without callbacks, the provider's rate cannot poll every running job
+        as often as POLL_INTERVAL_SECONDS asks (finished videos would wait longer)."""
+        if self.callback_public_url or self.dry_run:
+            return None
+        round_s = self.max_active_jobs / self.max_provider_rps
+        if round_s <= self.poll_interval_seconds:
+            return None
+        return (
+            f"Without CALLBACK_PUBLIC_URL the bot polls every running job; at "
+            f"MAX_PROVIDER_RPS={self.max_provider_rps:g} and MAX_ACTIVE_JOBS="
+            f"{self.max_active_jobs}, a busy bot can look at each job only every "
+            f"{round_s:.0f} s (not every {self.poll_interval_seconds:g} s), so a finished video "
+            f"may wait that long. Set CALLBACK_PUBLIC_URL, or lower MAX_ACTIVE_JOBS."
+        )
+
 
 def _number(
     env: Mapping[str, str], name: str, default: float, *, minimum: float,

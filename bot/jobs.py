@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import random
 import tempfile
 import time
@@ -38,8 +39,10 @@ DELIVERY_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
 # Places in the waiting line that are re-announced whenever the line moves.
 POSITIONS_KEPT_CURRENT: Final = 10
-# Polls may use this share of MAX_PROVIDER_RPS; the rest stays free for creates.
-POLL_SHARE: Final = 0.8
+# Routine polls the scheduler keeps going at once, per request per second the provider
+# allows: enough to keep the rate limiter busy, few enough that a due job waits in our heap
+# (most overdue first) rather than in a long line at the limiter.
+ROUTINE_POLLS_PER_RPS: Final = 1.0
 
 
 class ProviderAPI(Protocol):
@@ -101,7 +104,6 @@ class JobRunner:
         self._api = api
         self._notifier = notifier
         self._poll_interval = poll_interval
-        self._provider_rps = provider_rps
         self._clock = clock
         self._temp_dir = temp_dir
         self._tasks = TaskGroup()
@@ -122,6 +124,10 @@ class JobRunner:
         self._poked: set[int] = set()
         self._urgent: set[int] = set()
         self._polling: dict[int, int] = {}  # job id -> polls in flight
+        self._routine = 0  # polls the scheduler started that have not finished
+        self._routine_cap = (
+            max(2, math.ceil(provider_rps * ROUTINE_POLLS_PER_RPS)) if provider_rps else None
+        )
         self._submits: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -294,45 +300,56 @@ class JobRunner:
         self._wakeup.set()
 
     def _poll_delay(self) -> float:
-        """The poll interval, stretched when polling every job at it would exceed the share of
-        the provider's rate left for polls, and jittered so jobs do not poll in lockstep."""
-        delay = self._poll_interval
-        if self._provider_rps:
-            delay = max(delay, len(self._active) / (self._provider_rps * POLL_SHARE))
-        return delay * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
+        """The poll interval, jittered so jobs do not poll in lockstep. When more jobs are due
+        than the provider's rate allows, ``_run`` polls the most overdue first, so the interval
+        stretches by itself to (running jobs / spare requests per second) and no further."""
+        return self._poll_interval * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
 
     def poke(self, job_id: int) -> None:
         """Check a job now (a provider callback said it changed); unknown jobs are ignored."""
         if job_id not in self._active:
             return
         self._urgent.add(job_id)
-        if job_id in self._due_at:
-            self._schedule(job_id, 0.0)
-        elif self._polling.get(job_id):
-            # Its routine poll may be waiting behind others at the rate limiter: ask again now,
-            # at the front. The state machine makes the slower of the two a no-op.
+        if job_id in self._due_at or self._polling.get(job_id):
+            # Ask now, ahead of every routine poll (waiting in the heap or at the rate limiter);
+            # its place in the heap is dropped. If a routine poll is already on its way, the
+            # state machine makes the slower of the two a no-op.
+            self._due_at.pop(job_id, None)
             self._tasks.spawn(self._poll_guarded(job_id), name=f"poll-now-{job_id}")
         else:
             self._poked.add(job_id)  # still being started: look as soon as it runs
 
+    def _room_for_routine_poll(self) -> bool:
+        return self._routine_cap is None or self._routine < self._routine_cap
+
     async def _run(self) -> None:
+        """Start the polls that are due, earliest due first, as fast as the rate limiter takes
+        them: the provider's whole spare rate goes to the jobs that waited longest."""
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
-            while self._due and self._due[0][0] <= now:
+            while self._due and self._due[0][0] <= now and self._room_for_routine_poll():
                 due, job_id = heapq.heappop(self._due)
                 if self._due_at.get(job_id) != due:
-                    continue
+                    continue  # rescheduled or poked since: a stale entry
                 del self._due_at[job_id]
-                self._tasks.spawn(self._poll_guarded(job_id), name=f"poll-{job_id}")
-            timeout = self._due[0][0] - now if self._due else None
+                self._routine += 1
+                self._tasks.spawn(self._routine_poll(job_id), name=f"poll-{job_id}")
+            timeout = (
+                self._due[0][0] - now if self._due and self._room_for_routine_poll() else None
+            )
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
+    async def _routine_poll(self, job_id: int) -> None:
+        try:
+            await self._poll_guarded(job_id)
+        finally:
+            self._routine -= 1
+            self._wakeup.set()
+
     async def _poll_guarded(self, job_id: int) -> None:
-        # No local queue in front of the provider's rate limiter: a poll a callback asked for
-        # must be able to overtake routine polls there.
         self._polling[job_id] = self._polling.get(job_id, 0) + 1
         try:
             await self._poll(job_id)
@@ -386,7 +403,8 @@ class JobRunner:
             return
         self._missing_url.pop(job.id, None)
         job = await self._ledger.mark_succeeded(job.id, status.video_url, self._clock())
-        await self._deliver(job)
+        # Delivered in its own task: a slow download or upload must not hold a polling slot.
+        self._tasks.spawn(self._deliver(job), name=f"deliver-{job.id}")
 
     # -- results ------------------------------------------------------------------------
 

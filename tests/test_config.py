@@ -104,3 +104,16 @@ def test_every_setting_is_documented_in_env_example_and_readme():
         assert f"`{name}`" in readme, name
         comment_above = example.split(f"\n{name}=")[0].rstrip().splitlines()[-1]
         assert comment_above.startswith("#"), name
+
+
+def test_polling_advice_when_the_provider_rate_cannot_poll_every_running_job_in_time():
+    assert load_settings(dict(BASE)).polling_advice() is None  # 50 jobs / 10 rps = 5 s
+    busy = load_settings({**BASE, "MAX_ACTIVE_JOBS": "1000"})
+    advice = busy.polling_advice()
+    assert advice is not None
+    assert "every 100 s" in advice
+    assert "CALLBACK_PUBLIC_URL" in advice
+    with_callbacks = load_settings(
+        {**BASE, "MAX_ACTIVE_JOBS": "1000", "CALLBACK_PUBLIC_URL": "https://bot.example"}
+    )
+    assert with_callbacks.polling_advice() is None

@@ -1,6 +1,7 @@
 """The job runner against the fake ShortAPI, with a notifier that records what it was told."""
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -245,7 +246,7 @@ async def test_caps_queue_jobs_fairly_and_start_them_when_slots_free(tmp_path):
             await ledger.close()
 
 
-async def test_poll_interval_stretches_to_keep_polls_under_the_provider_rate(tmp_path):
+async def test_poll_delay_is_the_interval_jittered(tmp_path):
     ledger = await Ledger.open(tmp_path / "db.sqlite")
     try:
         runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=5.0,  # type: ignore[arg-type]
@@ -253,12 +254,47 @@ async def test_poll_interval_stretches_to_keep_polls_under_the_provider_rate(tmp
         delays = [runner._poll_delay() for _ in range(50)]
         assert all(4.0 <= d <= 5.0 for d in delays)  # jittered below the interval
         assert len({round(d, 3) for d in delays}) > 10
-        for job_id in range(400):
-            runner._active[job_id] = job_id  # 400 jobs in flight
-        # 400 jobs at 8 polls/s (80% of 10 rps): each one every ~50 s, not every 5 s.
-        assert all(40.0 <= runner._poll_delay() <= 50.0 for _ in range(50))
     finally:
         await ledger.close()
+
+
+async def test_overdue_polls_wait_in_the_heap_most_overdue_first_and_a_callback_skips_them(
+    tmp_path,
+):
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key))
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW,
+                           max_active=100, max_active_per_user=100, provider_rps=4)
+        await runner.start()
+        try:
+            for _ in range(12):
+                fake.plan_next(Plan(statuses=[1]))
+            jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(12)]
+            fake.hold_queries = asyncio.Event()  # the provider answers no query for now
+            for job in jobs:
+                runner.submit(job)
+            await fake.wait_for(lambda: len(fake.queries) >= 4)
+            await asyncio.sleep(0.2)  # every job is overdue by now; none may be polled yet
+            assert len(fake.queries) == 4  # routine polls in flight capped at 4 (= 4 req/s)
+            held = set(fake.queries)
+            late = next(job for job in (await ledger.unfinished_jobs())
+                        if job.provider_job_id not in held)
+            runner.poke(late.id)  # a callback: its query goes out now despite the cap
+            await fake.wait_for(lambda: late.provider_job_id in fake.queries)
+            assert len(fake.queries) == 5
+            first_round = set(fake.queries)
+            fake.hold_queries.set()
+            # Round robin: every job is polled before any job is polled a third time.
+            await fake.wait_for(lambda: len(set(fake.queries)) == 12, timeout=5)
+            counts = Counter(fake.queries)
+            assert max(counts.values()) <= 2
+            assert all(counts[provider_id] >= 1 for provider_id in first_round)
+        finally:
+            fake.hold_queries = None
+            await runner.close()
+            await ledger.close()
 
 
 async def test_an_unexpected_error_while_creating_refunds_instead_of_hanging(env, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -25,8 +25,14 @@ class DryRunAPI:
         self.creates: list[Mapping[str, object]] = []
 
     async def create(
-        self, args: Mapping[str, object], *, callback_url: str | None = None
+        self,
+        args: Mapping[str, object],
+        *,
+        callback_url: str | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedJob:
+        if before_send is not None:
+            await before_send()
         self.creates.append(args)
         return CreatedJob(job_id=f"dry-run-{next(self._ids)}", amount_mills=None)
 

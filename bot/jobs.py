@@ -15,7 +15,7 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -45,11 +45,19 @@ POSITIONS_KEPT_CURRENT: Final = 10
 ROUTINE_POLLS_PER_RPS: Final = 1.0
 
 
+class _NotSent(Exception):
+    """The bot is shutting down: a create that has not been sent yet is not sent."""
+
+
 class ProviderAPI(Protocol):
     """ShortAPI as the runner uses it (``ShortAPIClient``, or ``DryRunAPI`` for dry runs)."""
 
     async def create(
-        self, args: Mapping[str, object], *, callback_url: str | None = None
+        self,
+        args: Mapping[str, object],
+        *,
+        callback_url: str | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedJob: ...
 
     async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus: ...
@@ -249,12 +257,6 @@ class JobRunner:
         self._pump()
 
     async def _submit(self, job: Job) -> None:
-        now = self._clock()
-        try:
-            job = await self._ledger.mark_submitting(job.id, now)
-        except StateConflict:
-            self._finished(job.id)  # cancelled or refunded while it waited
-            return
         args = provider_args(job.quote.options, prompt=job.quote.prompt,
                              image_url=job.quote.image_url)
         callback = (
@@ -262,8 +264,26 @@ class JobRunner:
             if self._callback_url is not None and job.callback_token
             else None
         )
+
+        async def about_to_send() -> None:
+            # Written when the rate limiter lets the create go, not while it waits its turn:
+            # a restart then refunds only creates that may really have reached the provider,
+            # and one that was still waiting simply starts again.
+            nonlocal job
+            if self._closing:
+                raise _NotSent
+            job = await self._ledger.mark_submitting(job.id, self._clock())
+
         try:
-            created = await self._api.create(args, callback_url=callback)
+            created = await self._api.create(
+                args, callback_url=callback, before_send=about_to_send
+            )
+        except _NotSent:
+            self._active.pop(job.id, None)  # still reserved: it starts after the restart
+            return
+        except StateConflict:
+            self._finished(job.id)  # cancelled or refunded while it waited
+            return
         except ShortAPIError as exc:
             log.warning("job %d: create failed: %s", job.id, exc)
             await self._fail(job, str(exc))

@@ -133,11 +133,21 @@ class ShortAPIClient:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
     async def _request(
-        self, method: str, path: str, *, priority: int = ROUTINE, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        priority: int = ROUTINE,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
-        """One HTTP exchange, paced by the shared limiter and measured."""
+        """One HTTP exchange, paced by the shared limiter and measured. ``before_send`` runs
+        when the limiter has let the request go, just before it is sent; if it raises, nothing
+        is sent."""
         if self._limiter is not None:
             await self._limiter.acquire(priority)
+        if before_send is not None:
+            await before_send()
         endpoint = path.rsplit("/", 1)[-1]
         started = time.monotonic()
         error: str | None = None
@@ -207,12 +217,25 @@ class ShortAPIClient:
         raise ProviderUnavailable(f"ShortAPI is not available right now ({last}).")
 
     async def create(
-        self, args: Mapping[str, object], *, callback_url: str | None = None
+        self,
+        args: Mapping[str, object],
+        *,
+        callback_url: str | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedJob:
-        """Start a job. Resent only when the first attempt provably never started a job."""
+        """Start a job. Resent only when the first attempt provably never started a job.
+
+        ``before_send`` runs once, when the rate limiter lets the first attempt go and just
+        before it is sent (the caller records "submitting" there, not while the request waits
+        its turn); if it raises, nothing is sent and the exception propagates."""
         payload: dict[str, object] = {"model": MODEL, "args": dict(args)}
         if callback_url:
             payload["callback_url"] = callback_url
+        first = [before_send] if before_send is not None else []
+
+        async def once() -> None:
+            if first:
+                await first.pop()()
 
         def resend_safe(exc: BaseException) -> bool:
             # 429: the provider refused the request. Connection not established: nothing sent.
@@ -223,7 +246,7 @@ class ShortAPIClient:
         body = await self._with_retries(
             "create",
             lambda: self._request(
-                "POST", "/api/v1/job/create", json=payload, priority=START
+                "POST", "/api/v1/job/create", json=payload, priority=START, before_send=once
             ),
             resend_safe=resend_safe,
         )

@@ -358,3 +358,45 @@ async def test_a_long_line_is_told_its_place_without_an_edit_storm(tmp_path):
     finally:
         await runner._tasks.cancel_all()
         await ledger.close()
+
+
+async def test_creates_waiting_for_the_rate_limiter_stay_reserved_and_start_after_a_restart(
+    tmp_path,
+):
+    from bot.ratelimit import RateLimiter
+
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        notifier = RecordingNotifier()
+        paced = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(2))
+        runner = JobRunner(ledger, paced, notifier, poll_interval=0.05, clock=lambda: NOW,
+                           max_active=100, max_active_per_user=100, provider_rps=2)
+        await runner.start()
+        try:
+            jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(8)]
+            for job in jobs:
+                runner.submit(job)  # eight creates at two a second: most wait their turn
+            await fake.wait_for(lambda: len(fake.creates) >= 1)
+            states = Counter(job.state for job in await ledger.unfinished_jobs())
+            assert states["submitting"] <= 1  # only a create actually on its way
+            assert states["reserved"] >= 6  # the rest are still waiting for the limiter
+        finally:
+            await runner.close(grace=0.2)  # the bot stops (SIGTERM) mid-burst
+        sent = len(fake.creates)
+        assert sent < 8
+        left = await ledger.unfinished_jobs()
+        assert "submitting" not in {job.state for job in left}
+        assert sum(job.state == "reserved" for job in left) == 8 - sent
+
+        plain = ShortAPIClient(session, fake.base_url, Secret(fake.key))
+        runner = JobRunner(ledger, plain, notifier, poll_interval=0.01, clock=lambda: NOW,
+                           max_active=100, max_active_per_user=100)
+        await runner.start()  # the restart: jobs that never left start now, none is refunded
+        try:
+            for job in jobs:
+                await notifier.wait("delivered", job.id)
+            assert len(fake.creates) == 8  # one create per job, none twice
+            assert [e for e in notifier.events if e[0] == "failed"] == []
+        finally:
+            await runner.close()
+            await ledger.close()

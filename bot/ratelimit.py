@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from typing import Final
@@ -13,46 +14,75 @@ MARGIN: Final = 1.03
 URGENT: Final = 0  # a query a callback asked for: it finishes a job
 START: Final = 1  # a create: a member is waiting for their job to start
 ROUTINE: Final = 2  # a safety-net poll
+# The longest the limiter waits for a holder's ``sent()`` before letting the next one go.
+HOLD_MAX: Final = 1.0
 
 
 class RateLimiter:
     """Lets requests through at most ``rate`` per second: queries a callback asked for first,
-    then creates, then routine polls; first come first served within a priority."""
+    then creates, then routine polls; first come first served within a priority.
+
+    ``acquire(hold=True)`` is for a request that has work to do between its turn and the send
+    (a create records "submitting" first): nothing else goes until it calls ``sent()``, and the
+    next request is spaced from that moment, so that work cannot bunch requests together."""
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self._interval = MARGIN / rate
         self._next = 0.0
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[int, int, bool, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
+        self._held: asyncio.Future[None] | None = None
 
     @property
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def acquire(self, priority: int = ROUTINE) -> None:
+    async def acquire(self, priority: int = ROUTINE, *, hold: bool = False) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if not self._waiting and now >= self._next:
-            self._next = now + self._interval
+        if not self._waiting and self._held is None and now >= self._next:
+            self._grant(loop, hold)
             return
         future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._waiting, (priority, next(self._order), future))
+        heapq.heappush(self._waiting, (priority, next(self._order), hold, future))
         if self._pump is None or self._pump.done():
             self._pump = loop.create_task(self._release(), name="provider-rate-limiter")
         await future
 
+    def sent(self) -> None:
+        """The request let go by ``acquire(hold=True)`` is being sent now (or will not be)."""
+        loop = asyncio.get_running_loop()
+        self._next = max(self._next, loop.time() + self._interval)
+        held, self._held = self._held, None
+        if held is not None and not held.done():
+            held.set_result(None)
+
+    def _grant(self, loop: asyncio.AbstractEventLoop, hold: bool) -> None:
+        self._next = max(loop.time(), self._next) + self._interval
+        if hold:
+            self._held = loop.create_future()
+
     async def _release(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
+            held = self._held
+            if held is not None:
+                # A holder that never says sent() (cancelled mid-way) stalls the line briefly.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(held), HOLD_MAX)
+                if self._held is held:
+                    self._held = None
+                continue
             delay = self._next - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+                continue
             while self._waiting:
-                _, _, future = heapq.heappop(self._waiting)
+                _, _, hold, future = heapq.heappop(self._waiting)
                 if not future.done():  # a cancelled waiter gives its turn away
                     future.set_result(None)
-                    self._next = max(loop.time(), self._next) + self._interval
+                    self._grant(loop, hold)
                     break

@@ -144,10 +144,19 @@ class ShortAPIClient:
         """One HTTP exchange, paced by the shared limiter and measured. ``before_send`` runs
         when the limiter has let the request go, just before it is sent; if it raises, nothing
         is sent."""
-        if self._limiter is not None:
+        if self._limiter is None:
+            if before_send is not None:
+                await before_send()
+        elif before_send is None:
             await self._limiter.acquire(priority)
-        if before_send is not None:
-            await before_send()
+        else:
+            # Nothing else goes until this request is sent, and the next one is spaced from
+            # then: the work in before_send cannot bunch requests at the provider.
+            await self._limiter.acquire(priority, hold=True)
+            try:
+                await before_send()
+            finally:
+                self._limiter.sent()
         endpoint = path.rsplit("/", 1)[-1]
         started = time.monotonic()
         error: str | None = None

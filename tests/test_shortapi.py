@@ -5,7 +5,7 @@ import aiohttp
 import pytest
 
 from bot.config import Secret
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import START, RateLimiter
 from bot.shortapi import (
     MalformedResponse,
     OutcomeUnknown,
@@ -236,3 +236,24 @@ async def test_rate_limiter_lets_urgent_requests_skip_routine_ones():
     await asyncio.gather(*routine, urgent)
     assert order.index("callback") <= 2
     assert order[0] == "poll0"  # the first one had a free slot right away
+
+
+async def test_rate_limiter_holds_the_line_until_a_holder_is_sent_and_spaces_from_then():
+    limiter = RateLimiter(50)  # 20.6 ms apart
+    loop = asyncio.get_running_loop()
+    await limiter.acquire(START, hold=True)  # a create: it writes to the database first
+    follower = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.06)  # three intervals: without the hold the follower would be gone
+    assert not follower.done()
+    sent_at = loop.time()
+    limiter.sent()
+    await follower
+    assert loop.time() - sent_at >= 0.02  # spaced from the send, not from the turn
+
+
+async def test_rate_limiter_does_not_wait_forever_for_a_holder_that_never_sends(monkeypatch):
+    monkeypatch.setattr("bot.ratelimit.HOLD_MAX", 0.05)
+    limiter = RateLimiter(50)
+    await limiter.acquire(START, hold=True)  # ...and then the holder is cancelled
+    async with asyncio.timeout(1):
+        await limiter.acquire()

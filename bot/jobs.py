@@ -40,9 +40,9 @@ MISSING_URL_ATTEMPTS: Final = 3
 # Places in the waiting line that are re-announced whenever the line moves.
 POSITIONS_KEPT_CURRENT: Final = 10
 # Routine polls the scheduler keeps going at once, per request per second the provider
-# allows: enough to keep the rate limiter busy, few enough that a due job waits in our heap
-# (most overdue first) rather than in a long line at the limiter.
-ROUTINE_POLLS_PER_RPS: Final = 1.0
+# allows: enough to keep the rate limiter busy even when answers take 2 s, few enough that a
+# due job waits in our heap (most overdue first) rather than in a long line at the limiter.
+ROUTINE_POLLS_PER_RPS: Final = 2.0
 
 
 class _NotSent(Exception):
@@ -199,7 +199,7 @@ class JobRunner:
         self._pump()
 
     async def cancel_waiting(self, job_id: int, reason: str) -> Job | None:
-        """Take a job that has not started out of the queue and refund it; None if too late."""
+        """Refund a job that has not been sent to the provider; None if too late."""
         for job in self._queue:
             if job.id == job_id:
                 self._queue.remove(job)
@@ -208,7 +208,19 @@ class JobRunner:
                 self._pump()
                 self._tasks.spawn(self._tell_failed(job, reason), name=f"cancelled-{job_id}")
                 return job
-        return None
+        if job_id not in self._active:
+            return None
+        # Its create may still be waiting for the rate limiter (a burst of creates): refund it
+        # only if it is still "reserved"; ``about_to_send`` then finds it refunded and sends
+        # nothing. One transaction decides between the two.
+        try:
+            job = await self._ledger.refund(
+                job_id, "failed", reason, self._clock(), only_from=("reserved",)
+            )
+        except StateConflict:
+            return None
+        self._tasks.spawn(self._tell_failed(job, reason), name=f"cancelled-{job_id}")
+        return job
 
     def _pump(self) -> None:
         """Start every waiting job the caps allow, then tell the rest where they stand."""

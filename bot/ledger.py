@@ -398,14 +398,20 @@ class Ledger:
             )
             return await _job(db, job_id)
 
-    async def refund(self, job_id: int, state: str, error: str, now: float) -> Job:
-        """The job failed or expired: record why and give the reservation back in full."""
+    async def refund(
+        self, job_id: int, state: str, error: str, now: float,
+        *, only_from: tuple[str, ...] | None = None,
+    ) -> Job:
+        """The job failed or expired: record why and give the reservation back in full.
+        With ``only_from``, only if the job is in one of those states (else StateConflict)."""
         if state not in ("failed", "expired"):
             raise ValueError(state)
         async with self.db.transaction() as db:
             job = await _job(db, job_id)
             if job.state in FINAL_STATES:
                 raise StateConflict(f"job {job_id} is already {job.state}")
+            if only_from is not None and job.state not in only_from:
+                raise StateConflict(f"job {job_id} is {job.state}")
             await db.execute(
                 "UPDATE jobs SET state = ?, error = ?, finished_at = ?, updated_at = ? "
                 "WHERE id = ?",

@@ -275,15 +275,15 @@ async def test_overdue_polls_wait_in_the_heap_most_overdue_first_and_a_callback_
             fake.hold_queries = asyncio.Event()  # the provider answers no query for now
             for job in jobs:
                 runner.submit(job)
-            await fake.wait_for(lambda: len(fake.queries) >= 4)
+            await fake.wait_for(lambda: len(fake.queries) >= 8)
             await asyncio.sleep(0.2)  # every job is overdue by now; none may be polled yet
-            assert len(fake.queries) == 4  # routine polls in flight capped at 4 (= 4 req/s)
+            assert len(fake.queries) == 8  # routine polls in flight: 2 per request per second
             held = set(fake.queries)
             late = next(job for job in (await ledger.unfinished_jobs())
                         if job.provider_job_id not in held)
             runner.poke(late.id)  # a callback: its query goes out now despite the cap
             await fake.wait_for(lambda: late.provider_job_id in fake.queries)
-            assert len(fake.queries) == 5
+            assert len(fake.queries) == 9
             first_round = set(fake.queries)
             fake.hold_queries.set()
             # Round robin: every job is polled before any job is polled a third time.
@@ -397,6 +397,37 @@ async def test_creates_waiting_for_the_rate_limiter_stay_reserved_and_start_afte
                 await notifier.wait("delivered", job.id)
             assert len(fake.creates) == 8  # one create per job, none twice
             assert [e for e in notifier.events if e[0] == "failed"] == []
+        finally:
+            await runner.close()
+            await ledger.close()
+
+
+async def test_a_job_whose_create_still_waits_for_the_rate_limiter_can_be_cancelled(tmp_path):
+    from bot.ratelimit import RateLimiter
+
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        notifier = RecordingNotifier()
+        paced = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(2))
+        runner = JobRunner(ledger, paced, notifier, poll_interval=0.05, clock=lambda: NOW,
+                           max_active=100, max_active_per_user=100, provider_rps=2)
+        await runner.start()
+        try:
+            jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(4)]
+            for job in jobs:
+                runner.submit(job)
+            await fake.wait_for(lambda: len(fake.creates) >= 1)
+            last = jobs[-1]  # out of our line, its create waiting its turn at the limiter
+            assert last.id not in {job.id for job in runner._queue}
+            cancelled = await runner.cancel_waiting(last.id, "Cancelled by the member.")
+            assert cancelled is not None
+            assert cancelled.state == "failed"
+            for job in jobs[:-1]:
+                await notifier.wait("delivered", job.id)
+            assert len(fake.creates) == 3  # the cancelled job's create was never sent
+            assert [r["kind"] for r in await ledger.ledger_rows(last.id)] == ["reserve", "refund"]
+            assert await runner.cancel_waiting(jobs[0].id, "too late") is None  # delivered
+            assert runner.in_flight == 0
         finally:
             await runner.close()
             await ledger.close()

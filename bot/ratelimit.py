@@ -22,9 +22,10 @@ class RateLimiter:
     """Lets requests through at most ``rate`` per second: queries a callback asked for first,
     then creates, then routine polls; first come first served within a priority.
 
-    ``acquire(hold=True)`` is for a request that has work to do between its turn and the send
-    (a create records "submitting" first): nothing else goes until it calls ``sent()``, and the
-    next request is spaced from that moment, so that work cannot bunch requests together."""
+    ``acquire(hold=True)`` is for a request that may be delayed between its turn and the send
+    (a create records "submitting" first; the loop may pause): nothing else goes until it calls
+    ``sent()``, and the next request is spaced from that moment, so the spacing holds where the
+    requests leave, not only where they were let go."""
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:

@@ -147,14 +147,14 @@ class ShortAPIClient:
         if self._limiter is None:
             if before_send is not None:
                 await before_send()
-        elif before_send is None:
-            await self._limiter.acquire(priority)
         else:
-            # Nothing else goes until this request is sent, and the next one is spaced from
-            # then: the work in before_send cannot bunch requests at the provider.
+            # Nothing else goes until this request is on its way, and the next one is spaced
+            # from then: neither the work in before_send nor a pause of the event loop (a GC
+            # pass) between the turn and the send can bunch requests at the provider.
             await self._limiter.acquire(priority, hold=True)
             try:
-                await before_send()
+                if before_send is not None:
+                    await before_send()
             finally:
                 self._limiter.sent()
         endpoint = path.rsplit("/", 1)[-1]

@@ -10,6 +10,7 @@ import pytest
 from bot.config import Secret
 from bot.jobs import JobRunner
 from bot.ledger import Job, Ledger
+from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
 from tests.helpers import NOW, confirmed_job, spent_today
@@ -64,6 +65,13 @@ class Clock:
 
     def __call__(self) -> float:
         return NOW + self.offset
+
+
+def paced_runner(ledger, session, fake, notifier, *, rps: float, poll_interval: float):
+    """A runner whose provider requests go through a real rate limiter, as in production."""
+    api = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(rps))
+    return JobRunner(ledger, api, notifier, poll_interval=poll_interval, clock=lambda: NOW,
+                     max_active=100, max_active_per_user=100, provider_rps=rps)
 
 
 @pytest.fixture
@@ -312,14 +320,10 @@ async def test_an_unexpected_error_while_creating_refunds_instead_of_hanging(env
 
 
 async def test_a_callback_query_overtakes_creates_and_polls_at_the_rate_limiter(tmp_path):
-    from bot.ratelimit import RateLimiter
-
     async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
         ledger = await Ledger.open(tmp_path / "db.sqlite")
-        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(10))
         notifier = RecordingNotifier()
-        runner = JobRunner(ledger, api, notifier, poll_interval=60, clock=lambda: NOW,
-                           max_active=100, max_active_per_user=100, provider_rps=10)
+        runner = paced_runner(ledger, session, fake, notifier, rps=10, poll_interval=60)
         await runner.start()
         try:
             fake.plan_next(Plan(statuses=[2]))
@@ -363,14 +367,10 @@ async def test_a_long_line_is_told_its_place_without_an_edit_storm(tmp_path):
 async def test_creates_waiting_for_the_rate_limiter_stay_reserved_and_start_after_a_restart(
     tmp_path,
 ):
-    from bot.ratelimit import RateLimiter
-
     async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
         ledger = await Ledger.open(tmp_path / "db.sqlite")
         notifier = RecordingNotifier()
-        paced = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(2))
-        runner = JobRunner(ledger, paced, notifier, poll_interval=0.05, clock=lambda: NOW,
-                           max_active=100, max_active_per_user=100, provider_rps=2)
+        runner = paced_runner(ledger, session, fake, notifier, rps=2, poll_interval=0.05)
         await runner.start()
         try:
             jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(8)]
@@ -403,14 +403,10 @@ async def test_creates_waiting_for_the_rate_limiter_stay_reserved_and_start_afte
 
 
 async def test_a_job_whose_create_still_waits_for_the_rate_limiter_can_be_cancelled(tmp_path):
-    from bot.ratelimit import RateLimiter
-
     async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
         ledger = await Ledger.open(tmp_path / "db.sqlite")
         notifier = RecordingNotifier()
-        paced = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(2))
-        runner = JobRunner(ledger, paced, notifier, poll_interval=0.05, clock=lambda: NOW,
-                           max_active=100, max_active_per_user=100, provider_rps=2)
+        runner = paced_runner(ledger, session, fake, notifier, rps=2, poll_interval=0.05)
         await runner.start()
         try:
             jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(4)]

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiohttp
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 SUCCEEDED: Final = 2
 FAILED: Final = 3
 STATUS_NAMES: Final = {0: "queued", 1: "rendering", 2: "done", 3: "failed"}
+NO_REASON: Final = "no reason given"
+T = TypeVar("T")
 
 
 class ShortAPIError(AnimateError):
@@ -89,7 +91,7 @@ def _message(body: Mapping[str, Any]) -> str:
         value = body.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()[:300]
-    return "no reason given"
+    return NO_REASON
 
 
 class ShortAPIClient:
@@ -201,8 +203,16 @@ class ShortAPIClient:
                 raise ProviderRejected(f"ShortAPI refused the request: {reason}")
             return body
 
-    async def _with_retries(self, what: str, call: Callable[[], Awaitable[dict[str, Any]]],
-                            *, resend_safe: Callable[[BaseException], bool]) -> dict[str, Any]:
+    async def _with_retries(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        resend_safe: Callable[[BaseException], bool] = lambda exc: True,
+        gave_up: str = "ShortAPI is not available right now",
+    ) -> T:
+        """``call`` until it succeeds, backing off between transient failures; a failure that
+        ``resend_safe`` refuses ends at once as ``OutcomeUnknown``."""
         last = "unknown error"
         for attempt in range(self._max_attempts):
             try:
@@ -223,7 +233,7 @@ class ShortAPIClient:
                 delay = self._backoff(attempt, retry_after)
                 log.info("shortapi %s: %s; retrying in %.1f s", what, last, delay)
                 await self._sleep(delay)
-        raise ProviderUnavailable(f"ShortAPI is not available right now ({last}).")
+        raise ProviderUnavailable(f"{gave_up} ({last}).")
 
     async def create(
         self,
@@ -281,7 +291,6 @@ class ShortAPIClient:
             lambda: self._request(
                 "GET", "/api/v1/job/query", params={"id": job_id}, priority=priority
             ),
-            resend_safe=lambda exc: True,
         )
         data = body.get("data")
         if not isinstance(data, dict):
@@ -301,8 +310,8 @@ class ShortAPIClient:
                         break
         error = None
         if status == FAILED:
-            error = self._redact(_message(data) if _message(data) != "no reason given"
-                                 else _message(body))
+            reason = _message(data)
+            error = self._redact(reason if reason != NO_REASON else _message(body))
         return JobStatus(status=status, video_url=video_url, error=error)
 
     async def download(self, url: str, dest: Path, *, max_bytes: int) -> int:
@@ -311,20 +320,11 @@ class ShortAPIClient:
         Raises ``TooLarge`` as soon as the video is known to exceed ``max_bytes``.
         The result URL is on a storage host, not ShortAPI: no Authorization header goes there.
         """
-        last = "unknown error"
-        for attempt in range(self._max_attempts):
-            try:
-                return await self._download_once(url, dest, max_bytes)
-            except _Retryable as exc:
-                last = exc.reason
-                retry_after = exc.retry_after
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last, retry_after = type(exc).__name__, None
-            if attempt + 1 < self._max_attempts:
-                delay = self._backoff(attempt, retry_after)
-                log.info("download: %s; retrying in %.1f s", last, delay)
-                await self._sleep(delay)
-        raise ProviderUnavailable(f"The finished video could not be downloaded ({last}).")
+        return await self._with_retries(
+            "download",
+            lambda: self._download_once(url, dest, max_bytes),
+            gave_up="The finished video could not be downloaded",
+        )
 
     async def _download_once(self, url: str, dest: Path, max_bytes: int) -> int:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)

@@ -204,21 +204,20 @@ class JobRunner:
             if job.id == job_id:
                 self._queue.remove(job)
                 self._positions.pop(job_id, None)
-                job = await self._ledger.refund(job_id, "failed", reason, self._clock())
-                self._pump()
-                self._tasks.spawn(self._tell_failed(job, reason), name=f"cancelled-{job_id}")
-                return job
-        if job_id not in self._active:
-            return None
-        # Its create may still be waiting for the rate limiter (a burst of creates): refund it
-        # only if it is still "reserved"; ``about_to_send`` then finds it refunded and sends
-        # nothing. One transaction decides between the two.
+                break
+        else:
+            if job_id not in self._active:
+                return None
+            # Out of our line, but its create may still wait for the rate limiter.
+        # Refunded only while still "reserved": ``about_to_send`` then finds it refunded and
+        # sends nothing. One transaction decides between cancel and send.
         try:
             job = await self._ledger.refund(
                 job_id, "failed", reason, self._clock(), only_from=("reserved",)
             )
         except StateConflict:
             return None
+        self._pump()
         self._tasks.spawn(self._tell_failed(job, reason), name=f"cancelled-{job_id}")
         return job
 

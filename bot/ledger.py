@@ -24,7 +24,7 @@ from bot.db import Database, many, one
 from bot.errors import InvalidRequest, NotQuoteOwner, QuoteUnavailable, StateConflict
 from bot.limits import Caps, Defaults, GuildPolicy, Headroom, Periods, Spent, check, periods
 from bot.models import FINAL_STATES, JOB_SELECT, UNFINISHED_STATES, Job, Quote, job_from_row
-from bot.policy import Policies, load_caps, load_policy
+from bot.policy import Policies, audit, load_caps, load_policy
 from bot.pricing import format_usd
 
 log = logging.getLogger(__name__)
@@ -455,11 +455,10 @@ class Ledger:
                     job.created_at, now, actor_id, reason, int(job.quote.dry_run),
                 ),
             )
-            await db.execute(
-                "INSERT INTO audit (guild_id, actor_id, action, detail, created_at) "
-                "VALUES (?, ?, 'refund', ?, ?)",
-                (guild_id, actor_id, f"job {job_id} ({format_usd(job.charged_mills)}) "
-                 f"to <@{job.user_id}>: {reason}", now),
+            await audit(
+                db, guild_id, actor_id, "refund",
+                f"job {job_id} ({format_usd(job.charged_mills)}) to <@{job.user_id}>: {reason}",
+                now,
             )
             return job
 

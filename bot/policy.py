@@ -90,6 +90,17 @@ async def load_caps(
     return resolve(policy, defaults, member=member, roles=roles)
 
 
+async def audit(
+    db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str, now: float
+) -> None:
+    """Record who changed what, inside the caller's transaction."""
+    await db.execute(
+        "INSERT INTO audit (guild_id, actor_id, action, detail, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (guild_id, actor_id, action, detail, now),
+    )
+
+
 class Policies:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -122,17 +133,6 @@ class Policies:
         return [AuditEntry(r["actor_id"], r["action"], r["detail"], r["created_at"])
                 for r in rows]
 
-    @staticmethod
-    async def _audit(
-        db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str,
-        now: float,
-    ) -> None:
-        await db.execute(
-            "INSERT INTO audit (guild_id, actor_id, action, detail, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (guild_id, actor_id, action, detail, now),
-        )
-
     async def _set_guild(
         self, guild_id: int, actor_id: int, now: float, field: str, value: object, detail: str
     ) -> None:
@@ -146,7 +146,7 @@ class Policies:
                 f"UPDATE guild_settings SET {column} = ? WHERE guild_id = ?",  # noqa: S608
                 (value, guild_id),
             )
-            await self._audit(db, guild_id, actor_id, field, detail, now)
+            await audit(db, guild_id, actor_id, field, detail, now)
 
     async def set_limit(
         self,
@@ -185,7 +185,7 @@ class Policies:
                     "target_id, period) DO UPDATE SET limit_mills = excluded.limit_mills",
                     (guild_id, scope, target, period, value),
                 )
-            await self._audit(db, guild_id, actor_id, "limit", detail, now)
+            await audit(db, guild_id, actor_id, "limit", detail, now)
         return detail
 
     async def set_budget(self, guild_id: int, actor_id: int, now: float, value: int | None) -> str:
@@ -225,11 +225,5 @@ class Policies:
                     (guild_id, channel_id),
                 )
                 detail = f"/animate no longer allowed in <#{channel_id}>"
-            await self._audit(db, guild_id, actor_id, "channels", detail, now)
+            await audit(db, guild_id, actor_id, "channels", detail, now)
         return detail
-
-    async def record(self, guild_id: int, actor_id: int, now: float, action: str,
-                     detail: str) -> None:
-        async with self._db.transaction() as db:
-            await self._audit(db, guild_id, actor_id, action, detail, now)
-

@@ -17,6 +17,7 @@ from bot.errors import InvalidRequest
 from bot.limits import UNLIMITED, periods
 from bot.policy import describe_limit
 from bot.pricing import format_usd, parse_usd
+from cogs.utils.embeds import channel_mentions
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
@@ -169,7 +170,7 @@ class Admin(
             allowed=action != "remove",
         )
         policy = await self.bot.ledger.policies.get(interaction.guild_id)
-        where = ", ".join(f"<#{c}>" for c in sorted(policy.channels)) or "every channel"
+        where = channel_mentions(policy.channels, none="every channel")
         await self._done(interaction, f"Done: {detail}. /animate now works in: {where}.")
 
     @app_commands.command(name="timezone", description="When days and months reset")
@@ -246,7 +247,7 @@ class Admin(
         embed.add_field(name="Time zone", value=policy.timezone)
         embed.add_field(
             name="Channels",
-            value=", ".join(f"<#{c}>" for c in sorted(policy.channels)) or "every channel",
+            value=channel_mentions(policy.channels, none="every channel"),
         )
 
         def shown(value: int | None, default: int | None) -> str:

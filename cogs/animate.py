@@ -105,7 +105,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             interaction.user.id,
             now,
             job_timeout=bot.settings.job_timeout_seconds,
-            role_ids=role_ids(interaction),
+            role_ids=role_ids(interaction.user),
         )
     except (QuoteUnavailable, NotQuoteOwner, LimitExceeded) as exc:
         if quote is not None and quote.state == "open" and now >= quote.expires_at:
@@ -115,6 +115,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
     log.info("quote %s confirmed by %s: job %d", quote_id, interaction.user.id, job.id)
     if job.quote.message_id is None and interaction.message is not None:
         await bot.ledger.set_quote_message(quote_id, interaction.message.id)
+        job = await bot.ledger.get_job(job.id)  # carrying its quote's message id
     if interaction.message is not None:
         try:
             await interaction.message.edit(
@@ -122,7 +123,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             )
         except discord.HTTPException:
             log.warning("job %d: could not update the quote message", job.id)
-    bot.jobs.submit(await bot.ledger.get_job(job.id))
+    bot.jobs.submit(job)
 
 
 async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) -> None:
@@ -143,9 +144,8 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
     )
 
 
-def role_ids(interaction: discord.Interaction[Any]) -> list[int]:
-    """The member's roles (role caps apply to them), read fresh from each interaction."""
-    user = interaction.user
+def role_ids(user: discord.abc.User) -> list[int]:
+    """A member's roles (role caps apply to them), read fresh from each interaction."""
     return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
@@ -210,11 +210,11 @@ class Animate(commands.Cog):
         channel = interaction.channel
         parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
         if policy.channels and not {interaction.channel_id, parent_id} & policy.channels:
-            where = ", ".join(f"<#{c}>" for c in sorted(policy.channels))
+            where = embeds.channel_mentions(policy.channels)
             raise InvalidRequest(f"In this server /animate can be used in {where} only.")
         now = bot.clock()
         headroom, usage = await bot.ledger.limit_status(
-            interaction.guild_id, interaction.user.id, role_ids(interaction), price, now
+            interaction.guild_id, interaction.user.id, role_ids(interaction.user), price, now
         )
         check_magic(await fetch_head(bot.session, image.url))
         # Discord tells each interaction this server's upload limit (boosts included).

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.errors import InvalidRequest
 from bot.ledger import Job, Usage
 from bot.pricing import format_usd
+from cogs.animate import role_ids
 from cogs.errors import report
 from cogs.utils.replies import reply_private
 
@@ -140,9 +141,8 @@ class UsageCog(commands.Cog):
                 "Only members with the Manage Server permission can look at someone else's usage."
             )
         await interaction.response.defer(ephemeral=True, thinking=True)
-        roles = [r.id for r in target.roles] if isinstance(target, discord.Member) else []
         usage = await self.bot.ledger.usage(
-            interaction.guild_id, target.id, self.bot.clock(), roles
+            interaction.guild_id, target.id, self.bot.clock(), role_ids(target)
         )
         who = "you" if target.id == interaction.user.id else target.display_name
         await interaction.followup.send(embed=usage_embed(usage, who), ephemeral=True)

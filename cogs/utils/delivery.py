@@ -27,6 +27,7 @@ UNKNOWN_MESSAGE: Final = 10008
 TOO_LARGE: Final = 40005
 THREAD_EXISTS: Final = 160004
 HISTORY_SCAN: Final = 50
+BY_DM: Final = "I could no longer post in the channel where you asked, so here it is by DM."
 
 Messageable = (
     discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
@@ -82,9 +83,7 @@ class DiscordNotifier:
         try:
             channel = await self._channel(job.quote.channel_id)
         except (discord.NotFound, discord.Forbidden, TypeError):
-            return await self._dm(job), (
-                "I could no longer post in the channel where you asked, so here it is by DM."
-            )
+            return await self._dm(job), BY_DM
         if job.quote.in_thread or isinstance(channel, discord.Thread):
             return channel, ""
         if job.thread_id is not None:
@@ -134,8 +133,7 @@ class DiscordNotifier:
             if not _gone(exc) or isinstance(target, discord.DMChannel):
                 raise
             log.info("job %d: cannot post in %s (%s); sending by DM", job.id, target.id, exc)
-        note = "I could no longer post in the channel where you asked, so here it is by DM.\n"
-        return await self._post(job, await self._dm(job), note + content, video)
+        return await self._post(job, await self._dm(job), f"{BY_DM}\n{content}", video)
 
     async def progress(
         self, job: Job, phase: str, elapsed: float, position: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import discord
 
@@ -21,6 +22,11 @@ def safe_text(text: str, limit: int = 1000) -> str:
     """User text shown verbatim: markdown and mentions escaped, length bounded."""
     escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
     return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+
+
+def channel_mentions(channel_ids: Iterable[int], *, none: str = "") -> str:
+    """``<#a>, <#b>`` in a stable order; ``none`` when there are none."""
+    return ", ".join(f"<#{c}>" for c in sorted(channel_ids)) or none
 
 
 def elapsed_text(seconds: float) -> str:

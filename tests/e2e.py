@@ -73,6 +73,20 @@ class World:
         assert message.components, f"expected a quote with buttons, got {message.content!r}"
         return message
 
+    async def one_rendering_one_waiting(self) -> tuple[FakeMessage, FakeMessage]:
+        """With MAX_ACTIVE_JOBS_PER_USER=1: the member's first job renders (queries held until
+        ``api.hold_queries`` is set) and their second waits in line for a free slot."""
+        self.api.hold_queries = asyncio.Event()
+        first = await self.quote()
+        await self.click(first, "Confirm")
+        await self.api.wait_for(lambda: self.api.queries)
+        second = await self.quote()
+        await self.click(second, "Confirm")
+        await self.discord.wait_for(
+            lambda: "Waiting for a free slot" in self.embed_text(second.id)
+        )
+        return first, second
+
     async def click(self, message: FakeMessage, label: str, user: FakeUser = MEMBER
                     ) -> FakeInteraction:
         quote_id = self.quote_id(message)

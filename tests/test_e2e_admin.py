@@ -1,6 +1,5 @@
 """/animate-admin, /usage [member], /jobs and dry runs, end to end through the fake Discord."""
 
-import asyncio
 import csv
 import io
 
@@ -175,13 +174,7 @@ async def test_usage_of_another_member_needs_manage_server(world):
 
 async def test_jobs_lists_jobs_and_cancels_a_waiting_one(tmp_path):
     async with running_world(tmp_path, MAX_ACTIVE_JOBS_PER_USER="1") as world:
-        world.api.hold_queries = asyncio.Event()
-        first = await world.quote()
-        await world.click(first, "Confirm")
-        await world.api.wait_for(lambda: world.api.queries)
-        second = await world.quote()
-        await world.click(second, "Confirm")
-        await world.discord.wait_for(lambda: "Waiting" in world.embed_text(second.id))
+        first, second = await world.one_rendering_one_waiting()
         listing = await world.answer(await world.discord.invoke("jobs", user=MEMBER))
         text = listing.embeds[0]["description"]
         assert "**#1** · rendering · $0.170" in text

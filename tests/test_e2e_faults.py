@@ -130,15 +130,7 @@ async def test_unexpected_error_in_a_button_is_reported_and_logged(world, caplog
 
 async def test_per_member_cap_queues_the_next_job_and_shows_its_place(tmp_path):
     async with running_world(tmp_path, MAX_ACTIVE_JOBS_PER_USER="1") as world:
-        world.api.hold_queries = asyncio.Event()
-        first = await world.quote()
-        await world.click(first, "Confirm")
-        await world.api.wait_for(lambda: world.api.queries)
-        second = await world.quote()
-        await world.click(second, "Confirm")
-        await world.discord.wait_for(
-            lambda: "Waiting for a free slot" in world.embed_text(second.id)
-        )
+        _, second = await world.one_rendering_one_waiting()
         assert "#1" in world.embed_text(second.id)
         assert len(world.api.creates) == 1
         world.api.hold_queries.set()

@@ -46,8 +46,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from bench.common import (
     LoopLag,
     RSSSampler,
@@ -62,6 +60,7 @@ from bench.common import (
     rounded,
     rss_mb,
 )
+from bot.__main__ import http_session
 from bot.bot import CALLBACK_POLL_FACTOR
 from bot.config import Secret
 from bot.jobs import JobRunner
@@ -175,8 +174,7 @@ async def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         no_caps = Defaults(daily=None, monthly=None, guild_budget=None)
         ledger = await Ledger.open(Path(tmp) / "animate.db", no_caps)
         stack.push_async_callback(ledger.close)
-        connector = aiohttp.TCPConnector(limit=100, limit_per_host=30)
-        session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        session = await stack.enter_async_context(http_session())
         metrics = Metrics()
         limiter = StampingLimiter(args.max_provider_rps / scale)
         api = ShortAPIClient(

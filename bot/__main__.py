@@ -41,13 +41,17 @@ def defaults_from(settings: Settings) -> Defaults:
     )
 
 
+def http_session() -> aiohttp.ClientSession:
+    """The one HTTP session (ShortAPI, downloads, image checks), with a bounded connector."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=30))
+
+
 @contextlib.asynccontextmanager
 async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
     """The bot with its collaborators, all closed (bot first) when the block ends."""
     point_discord_at(settings)
-    connector = aiohttp.TCPConnector(limit=100, limit_per_host=30)
     async with (
-        aiohttp.ClientSession(connector=connector) as session,
+        http_session() as session,
         await Ledger.open(settings.database_path, defaults_from(settings)) as ledger,
     ):
         metrics = Metrics()

@@ -44,10 +44,9 @@ def quote_embed(quote: Quote, *, usage: Usage, headroom: Headroom | None) -> dis
     title = "Ready to animate (dry run: free)" if quote.dry_run else "Ready to animate"
     embed = _base(quote, title, BLURPLE)
     embed.add_field(name="Price", value=f"**{format_usd(quote.price_mills)}**")
-    if usage.caps.daily is not None:
-        left = max(0, usage.caps.daily - usage.today_mills)
+    if usage.caps.daily is not None and usage.left_today_mills is not None:
         today = (f"{format_usd(usage.today_mills)} of {format_usd(usage.caps.daily)} · "
-                 f"{format_usd(left)} left")
+                 f"{format_usd(usage.left_today_mills)} left")
     else:
         today = f"{format_usd(usage.today_mills)} · no daily limit"
     embed.add_field(name="Your spend today", value=today)

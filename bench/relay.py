@@ -75,7 +75,7 @@ async def run(sizes: list[int], repeats: int) -> dict[str, Any]:
                 try:
                     await asyncio.wait_for(bot.wait_until_ready(), 20)
                     channel_id = int(fakes["channel_id"])  # cached from GUILD_CREATE
-                    notifier = DiscordNotifier(bot)
+                    notifier = DiscordNotifier(bot, bot.ledger)
                     now = time.time()
                     options = VideoOptions()
                     quote = Quote(

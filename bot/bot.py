@@ -19,6 +19,7 @@ from bot.ledger import Ledger
 from bot.metrics import Metrics
 from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
+from cogs.utils.delivery import DiscordNotifier
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,7 @@ class AnimateBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        from cogs.utils.delivery import DiscordNotifier
-
-        notifier: Notifier = DiscordNotifier(self)
+        notifier: Notifier = DiscordNotifier(self, self.ledger)
         public = self.settings.callback_public_url
         poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
         provider: ProviderAPI = DryRunAPI() if self.settings.dry_run else self.api

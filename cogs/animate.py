@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -18,6 +18,7 @@ from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, pri
 from cogs.errors import report
 from cogs.utils import embeds
 from cogs.utils.replies import reply_private
+from cogs.utils.views import QUOTE_BUTTON_LOOKS, disabled_buttons, role_ids
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
@@ -35,16 +36,6 @@ def quote_buttons(quote_id: str) -> discord.ui.View:
     return view
 
 
-def disabled_buttons() -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    for label, style in QuoteButton.LOOKS.values():
-        view.add_item(discord.ui.Button(label=label, style=style, disabled=True))
-    # Nothing to listen for: a stopped view is not kept in discord.py's view store, which
-    # would otherwise grow by one entry per quote message edit, forever.
-    view.stop()
-    return view
-
-
 class QuoteButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=rf"animate:(?P<action>confirm|cancel):{QUOTE_ID}",
@@ -52,13 +43,8 @@ class QuoteButton(
     """Confirm or Cancel. The custom_id only names the action and the quote; all state is in
     the database, so the buttons keep working after a restart."""
 
-    LOOKS: ClassVar[dict[str, tuple[str, discord.ButtonStyle]]] = {
-        "confirm": ("Confirm", discord.ButtonStyle.success),
-        "cancel": ("Cancel", discord.ButtonStyle.secondary),
-    }
-
     def __init__(self, action: str, quote_id: str) -> None:
-        label, style = self.LOOKS[action]
+        label, style = QUOTE_BUTTON_LOOKS[action]
         super().__init__(
             discord.ui.Button(label=label, style=style, custom_id=f"animate:{action}:{quote_id}")
         )
@@ -142,11 +128,6 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
     await interaction.response.edit_message(
         embed=embeds.cancelled_embed(quote), view=disabled_buttons()
     )
-
-
-def role_ids(user: discord.abc.User) -> list[int]:
-    """A member's roles (role caps apply to them), read fresh from each interaction."""
-    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 
 def _choices(values: tuple[Any, ...], suffix: str = "") -> list[app_commands.Choice[Any]]:

@@ -13,9 +13,9 @@ from discord.ext import commands
 from bot.errors import InvalidRequest
 from bot.ledger import Job, Usage
 from bot.pricing import format_usd
-from cogs.animate import role_ids
 from cogs.errors import report
 from cogs.utils.replies import reply_private
+from cogs.utils.views import role_ids
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot

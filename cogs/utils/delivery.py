@@ -16,9 +16,10 @@ import discord
 from bot.ledger import Job
 from bot.pricing import format_usd
 from cogs.utils import embeds
+from cogs.utils.views import disabled_buttons
 
 if TYPE_CHECKING:
-    from bot.bot import AnimateBot
+    from bot.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def _gone(exc: discord.HTTPException) -> bool:
 
 
 class DiscordNotifier:
-    def __init__(self, bot: AnimateBot) -> None:
+    def __init__(self, bot: discord.Client, ledger: Ledger) -> None:
         self.bot = bot
+        self.ledger = ledger
 
     async def _channel(self, channel_id: int) -> Messageable:
         channel = self.bot.get_channel(channel_id)
@@ -68,8 +70,6 @@ class DiscordNotifier:
     async def _edit_quote(self, job: Job, embed: discord.Embed) -> None:
         if job.quote.message_id is None:
             return
-        from cogs.animate import disabled_buttons
-
         try:
             channel = await self._channel(job.quote.channel_id)
             await channel.get_partial_message(job.quote.message_id).edit(
@@ -110,7 +110,7 @@ class DiscordNotifier:
                 )
             else:
                 raise
-        await self.bot.ledger.set_thread(job.id, thread.id)
+        await self.ledger.set_thread(job.id, thread.id)
         return thread, ""
 
     @staticmethod

@@ -1,0 +1,80 @@
+"""The ledger check: recompute what every job should have moved and compare with the ledger.
+
+``python -m bot.ledger check`` runs it on the bot's database (see ``bot.ledger.__main__``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.db import Database, many
+from bot.models import JOB_SELECT, job_from_row
+
+
+async def find_problems(database: Database) -> list[str]:
+    """Recompute what every job should have moved and compare with the ledger.
+
+    Returns one line per difference (empty when everything adds up): per job, per member
+    and per server.
+    """
+    async with database.lock:
+        jobs = [job_from_row(r) for r in await many(database.conn, JOB_SELECT)]
+        rows = await many(database.conn, "SELECT * FROM ledger ORDER BY id")
+    problems: list[str] = []
+    by_job: dict[int, list[Any]] = {}
+    for row in rows:
+        if row["job_id"] is None:
+            problems.append(f"ledger row {row['id']} belongs to no job")
+            continue
+        by_job.setdefault(row["job_id"], []).append(row)
+    expected_user: dict[tuple[int, int], int] = {}
+    actual_user: dict[tuple[int, int], int] = {}
+    for job in jobs:
+        entries = by_job.pop(job.id, [])
+        kinds = sorted(r["kind"] for r in entries)
+        expect = {"reserve": job.price_mills}
+        if job.state == "delivered":
+            expect["settle"] = job.charged_mills - job.price_mills
+        elif job.state in ("failed", "expired"):
+            expect["refund"] = -job.price_mills
+        adjusts = [r for r in entries if r["kind"] == "adjust"]
+        if adjusts:
+            expect["adjust"] = -job.charged_mills
+            if job.state != "delivered":
+                problems.append(f"job {job.id}: admin refund on a {job.state} job")
+        if kinds != sorted(expect):
+            problems.append(f"job {job.id} ({job.state}): ledger has {kinds}, "
+                            f"expected {sorted(expect)}")
+        for row in entries:
+            wanted = expect.get(row["kind"])
+            if wanted is not None and row["amount_mills"] != wanted:
+                problems.append(
+                    f"job {job.id}: {row['kind']} of {row['amount_mills']} mills, "
+                    f"expected {wanted}"
+                )
+            if bool(row["dry_run"]) != job.quote.dry_run:
+                problems.append(f"job {job.id}: {row['kind']} row has the wrong dry-run flag")
+            if row["user_id"] != job.user_id or row["guild_id"] != job.guild_id:
+                problems.append(f"job {job.id}: {row['kind']} row names another member")
+        if not job.quote.dry_run:
+            key = (job.guild_id, job.user_id)
+            expected_user[key] = expected_user.get(key, 0) + sum(expect.values())
+            actual_user[key] = actual_user.get(key, 0) + sum(
+                r["amount_mills"] for r in entries
+            )
+    for job_id in by_job:
+        problems.append(f"ledger rows for job {job_id}, which does not exist")
+    for key in sorted(set(expected_user) | set(actual_user)):
+        if expected_user.get(key, 0) != actual_user.get(key, 0):
+            problems.append(
+                f"server {key[0]} member {key[1]}: ledger total {actual_user.get(key, 0)} "
+                f"mills, jobs say {expected_user.get(key, 0)}"
+            )
+    guilds: dict[int, tuple[int, int]] = {}
+    for (guild, _), value in expected_user.items():
+        exp, act = guilds.get(guild, (0, 0))
+        guilds[guild] = (exp + value, act + actual_user.get((guild, _), 0))
+    for guild, (exp, act) in sorted(guilds.items()):
+        if exp != act:
+            problems.append(f"server {guild}: ledger total {act} mills, jobs say {exp}")
+    return problems

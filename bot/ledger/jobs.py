@@ -1,0 +1,104 @@
+"""A job's states after Confirm, each change guarded by the states it may come from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import aiosqlite
+
+from bot.db import Database, one
+from bot.errors import StateConflict
+from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
+
+
+async def load_job(db: aiosqlite.Connection, job_id: int) -> Job:
+    row = await one(db, f"{JOB_SELECT} WHERE j.id = ?", (job_id,))
+    if row is None:
+        raise KeyError(job_id)
+    return job_from_row(row)
+
+
+class Jobs:
+    db: Database
+
+    async def get_job(self, job_id: int) -> Job:
+        async with self.db.lock:
+            return await load_job(self.db.conn, job_id)
+
+    async def unfinished_jobs(self) -> list[Job]:
+        rows = await self.db.fetchall(
+            f"{JOB_SELECT} WHERE j.state IN ({','.join('?' * len(UNFINISHED_STATES))}) "
+            "ORDER BY j.id",
+            UNFINISHED_STATES,
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        rows = await self.db.fetchall(
+            f"{JOB_SELECT} WHERE j.guild_id = ? AND j.user_id = ? ORDER BY j.id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def job_for_callback(self, token: str) -> Job | None:
+        row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.callback_token = ?", (token,))
+        return None if row is None else job_from_row(row)
+
+    async def _update_job(
+        self,
+        job_id: int,
+        expected: Iterable[str],
+        *,
+        also: tuple[str, tuple[Any, ...]] = ("", ()),
+        **fields: Any,
+    ) -> Job:
+        """Set ``fields`` (and ``also``: an SQL assignment with its parameters) if the job is
+        in one of the ``expected`` states; StateConflict otherwise."""
+        expected = tuple(expected)
+        extra_sql, extra_params = also
+        assignments = ", ".join([f"{name} = ?" for name in fields] + [extra_sql] * bool(extra_sql))
+        async with self.db.transaction() as db:
+            cursor = await db.execute(
+                f"UPDATE jobs SET {assignments} "  # noqa: S608 - names come from our code only
+                f"WHERE id = ? AND state IN ({','.join('?' * len(expected))})",
+                (*fields.values(), *extra_params, job_id, *expected),
+            )
+            if cursor.rowcount != 1:
+                raise StateConflict(f"job {job_id} is not in state {'/'.join(expected)}")
+            return await load_job(db, job_id)
+
+    async def mark_submitting(self, job_id: int, now: float) -> Job:
+        return await self._update_job(
+            job_id, ("reserved",), state="submitting", submitted_at=now, updated_at=now
+        )
+
+    async def mark_running(
+        self, job_id: int, provider_job_id: str, amount_mills: int | None, now: float
+    ) -> Job:
+        """The job is at the provider. Its deadline now counts from here: time spent waiting in
+        our queue for a free slot is not render time, and must not expire the job."""
+        return await self._update_job(
+            job_id, ("submitting",), state="running", provider_job_id=provider_job_id,
+            provider_amount_mills=amount_mills, updated_at=now,
+            also=("deadline_at = ? + (deadline_at - created_at)", (now,)),
+        )
+
+    async def record_status(self, job_id: int, status: int, now: float) -> Job:
+        return await self._update_job(
+            job_id, ("running",), provider_status=status, updated_at=now
+        )
+
+    async def mark_succeeded(self, job_id: int, video_url: str, now: float) -> Job:
+        return await self._update_job(
+            job_id, ("running",), state="succeeded", video_url=video_url, provider_status=2,
+            updated_at=now,
+        )
+
+    async def mark_posting(self, job_id: int, now: float) -> Job:
+        """Written before each attempt to post the video: after a crash, look before reposting."""
+        return await self._update_job(job_id, ("succeeded",), posting_at=now, updated_at=now)
+
+    async def set_thread(self, job_id: int, thread_id: int) -> None:
+        async with self.db.transaction() as db:
+            await db.execute("UPDATE jobs SET thread_id = ? WHERE id = ?", (thread_id, job_id))

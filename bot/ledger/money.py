@@ -1,0 +1,163 @@
+"""Every money move: reserve (Confirm), settle (delivered), refund (failed or expired) and
+an admin refund. Each is one transaction that also writes the job state it belongs to; a reserve
+checks every cap in that same transaction."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from typing import Final
+
+from bot.db import one
+from bot.errors import InvalidRequest, StateConflict
+from bot.ledger.jobs import load_job
+from bot.ledger.quotes import usable_quote
+from bot.ledger.spend import Spend
+from bot.limits import check
+from bot.models import FINAL_STATES, Job
+from bot.policy import audit
+from bot.pricing import format_usd
+
+log = logging.getLogger(__name__)
+
+INSERT_ROW: Final = (
+    "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, created_at, "
+    "actor_id, reason, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class Money(Spend):
+    """Reserve, settle and refunds; the cap check reads through ``Spend``."""
+
+    async def confirm_quote(
+        self,
+        quote_id: str,
+        user_id: int,
+        now: float,
+        *,
+        job_timeout: float,
+        role_ids: Sequence[int] = (),
+    ) -> Job:
+        """Check the quote and every cap and reserve the price, all in one transaction.
+
+        Raises ``QuoteUnavailable``, ``NotQuoteOwner`` or ``LimitExceeded``; on success the
+        quote is used up and the returned job is in state ``reserved``.
+        """
+        async with self.db.transaction() as db:
+            quote = await usable_quote(db, quote_id, user_id, now)
+            policy, caps, span, spent = await self._standing(
+                db, quote.guild_id, user_id, role_ids, now
+            )
+            check(quote.price_mills, spent, caps, span, paused=policy.paused)
+            await db.execute("UPDATE quotes SET state = 'confirmed' WHERE id = ?", (quote_id,))
+            cursor = await db.execute(
+                "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "
+                "callback_token, created_at, deadline_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
+                (
+                    quote.id, quote.guild_id, quote.channel_id, quote.user_id,
+                    quote.price_mills, secrets.token_urlsafe(24), now, now + job_timeout, now,
+                ),
+            )
+            job_id = cursor.lastrowid
+            assert job_id is not None
+            await db.execute(
+                INSERT_ROW,
+                (
+                    quote.guild_id, quote.user_id, job_id, "reserve", quote.price_mills, now,
+                    now, user_id, "confirmed quote", int(quote.dry_run),
+                ),
+            )
+            return await load_job(db, job_id)
+
+    async def settle(self, job_id: int, result_message_id: int | None, now: float) -> Job:
+        """The video was posted: mark the job delivered and settle at the provider's amount."""
+        async with self.db.transaction() as db:
+            job = await load_job(db, job_id)
+            if job.state != "succeeded":
+                raise StateConflict(f"job {job_id} cannot be settled from state {job.state}")
+            difference = job.charged_mills - job.price_mills
+            if difference:
+                log.warning(
+                    "job %d: provider charged %s, quoted %s; settling at the provider's amount",
+                    job.id, format_usd(job.charged_mills), format_usd(job.price_mills),
+                )
+            await db.execute(
+                "UPDATE jobs SET state = 'delivered', result_message_id = ?, finished_at = ?, "
+                "updated_at = ? WHERE id = ?",
+                (result_message_id, now, now, job_id),
+            )
+            await db.execute(
+                INSERT_ROW,
+                (
+                    job.guild_id, job.user_id, job.id, "settle", difference, job.created_at, now,
+                    None, "provider amount differs from quote" if difference else "delivered",
+                    int(job.quote.dry_run),
+                ),
+            )
+            return await load_job(db, job_id)
+
+    async def refund(
+        self, job_id: int, state: str, error: str, now: float,
+        *, only_from: tuple[str, ...] | None = None,
+    ) -> Job:
+        """The job failed or expired: record why and give the reservation back in full.
+        With ``only_from``, only if the job is in one of those states (else StateConflict)."""
+        if state not in ("failed", "expired"):
+            raise ValueError(state)
+        async with self.db.transaction() as db:
+            job = await load_job(db, job_id)
+            if job.state in FINAL_STATES:
+                raise StateConflict(f"job {job_id} is already {job.state}")
+            if only_from is not None and job.state not in only_from:
+                raise StateConflict(f"job {job_id} is {job.state}")
+            await db.execute(
+                "UPDATE jobs SET state = ?, error = ?, finished_at = ?, updated_at = ? "
+                "WHERE id = ?",
+                (state, error, now, now, job_id),
+            )
+            await db.execute(
+                INSERT_ROW,
+                (
+                    job.guild_id, job.user_id, job.id, "refund", -job.price_mills,
+                    job.created_at, now, None, error, int(job.quote.dry_run),
+                ),
+            )
+            return await load_job(db, job_id)
+
+    async def admin_refund(
+        self, job_id: int, guild_id: int, actor_id: int, reason: str, now: float
+    ) -> Job:
+        """A server manager gives a delivered video's price back to the member, once."""
+        async with self.db.transaction() as db:
+            try:
+                job = await load_job(db, job_id)
+            except KeyError:
+                raise InvalidRequest(f"There is no job {job_id} in this server.") from None
+            if job.guild_id != guild_id:
+                raise InvalidRequest(f"There is no job {job_id} in this server.")
+            if job.state in ("failed", "expired"):
+                raise InvalidRequest(f"Job {job_id} failed and was already refunded in full.")
+            if job.state != "delivered":
+                raise InvalidRequest(
+                    f"Job {job_id} is still {job.state}; if it fails it is refunded on its own."
+                )
+            already = await one(
+                db, "SELECT 1 FROM ledger WHERE job_id = ? AND kind = 'adjust'", (job_id,)
+            )
+            if already is not None:
+                raise InvalidRequest(f"Job {job_id} was already refunded.")
+            await db.execute(
+                INSERT_ROW,
+                (
+                    job.guild_id, job.user_id, job.id, "adjust", -job.charged_mills,
+                    job.created_at, now, actor_id, reason, int(job.quote.dry_run),
+                ),
+            )
+            await audit(
+                db, guild_id, actor_id, "refund",
+                f"job {job_id} ({format_usd(job.charged_mills)}) to <@{job.user_id}>: {reason}",
+                now,
+            )
+            return job

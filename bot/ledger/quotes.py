@@ -1,0 +1,63 @@
+"""Quotes: written when /animate answers, used up by Confirm or Cancel."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from bot.db import Database, one
+from bot.errors import NotQuoteOwner, QuoteUnavailable
+from bot.models import Quote
+
+
+async def usable_quote(db: aiosqlite.Connection, quote_id: str, user_id: int, now: float) -> Quote:
+    """The quote if ``user_id`` may still confirm or cancel it, inside the caller's transaction."""
+    row = await one(db, "SELECT * FROM quotes WHERE id = ?", (quote_id,))
+    if row is None:
+        raise QuoteUnavailable("This quote no longer exists. Run /animate again.")
+    quote = Quote.from_row(row)
+    if quote.user_id != user_id:
+        raise NotQuoteOwner(f"Only <@{quote.user_id}> can confirm this.")
+    if quote.state == "confirmed":
+        raise QuoteUnavailable("This quote was already confirmed: the video is on its way.")
+    if quote.state == "cancelled":
+        raise QuoteUnavailable("This quote was cancelled. Run /animate again.")
+    if now >= quote.expires_at:
+        raise QuoteUnavailable("This quote has expired. Run /animate again for a fresh one.")
+    return quote
+
+
+class Quotes:
+    db: Database
+
+    async def create_quote(self, quote: Quote) -> None:
+        o = quote.options
+        async with self.db.transaction() as db:
+            await db.execute(
+                "INSERT INTO quotes (id, guild_id, channel_id, user_id, message_id, in_thread, "
+                "prompt, image_url, resolution, duration, aspect_ratio, audio, multi_shot, "
+                "price_mills, upload_limit, state, created_at, expires_at, dry_run) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    quote.id, quote.guild_id, quote.channel_id, quote.user_id, quote.message_id,
+                    int(quote.in_thread), quote.prompt, quote.image_url, o.resolution,
+                    o.duration, o.aspect_ratio, int(o.audio), int(o.multi_shot),
+                    quote.price_mills, quote.upload_limit, quote.state, quote.created_at,
+                    quote.expires_at, int(quote.dry_run),
+                ),
+            )
+
+    async def set_quote_message(self, quote_id: str, message_id: int) -> None:
+        async with self.db.transaction() as db:
+            await db.execute(
+                "UPDATE quotes SET message_id = ? WHERE id = ?", (message_id, quote_id)
+            )
+
+    async def get_quote(self, quote_id: str) -> Quote | None:
+        row = await self.db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
+        return None if row is None else Quote.from_row(row)
+
+    async def cancel_quote(self, quote_id: str, user_id: int, now: float) -> Quote:
+        async with self.db.transaction() as db:
+            quote = await usable_quote(db, quote_id, user_id, now)
+            await db.execute("UPDATE quotes SET state = 'cancelled' WHERE id = ?", (quote_id,))
+        return quote

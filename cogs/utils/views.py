@@ -1,0 +1,27 @@
+"""Pieces of the quote's view and of members that several cogs (and the notifier) share."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import discord
+
+QUOTE_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
+    "confirm": ("Confirm", discord.ButtonStyle.success),
+    "cancel": ("Cancel", discord.ButtonStyle.secondary),
+}
+
+
+def disabled_buttons() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for label, style in QUOTE_BUTTON_LOOKS.values():
+        view.add_item(discord.ui.Button(label=label, style=style, disabled=True))
+    # Nothing to listen for: a stopped view is not kept in discord.py's view store, which
+    # would otherwise grow by one entry per quote message edit, forever.
+    view.stop()
+    return view
+
+
+def role_ids(user: discord.abc.User) -> list[int]:
+    """A member's roles (role caps apply to them), read fresh from each interaction."""
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiohttp
+import yarl
 
 from bot.config import Secret
 from bot.errors import AnimateError
 from bot.pricing import MODEL, parse_usd
 from bot.ratelimit import ROUTINE, START, URGENT, RateLimiter
+from bot.safefetch import MAGIC_BYTES, AddressGuard, looks_like_video, video_content_type
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,13 @@ SUCCEEDED: Final = 2
 FAILED: Final = 3
 STATUS_NAMES: Final = {0: "queued", 1: "rendering", 2: "done", 3: "failed"}
 NO_REASON: Final = "no reason given"
+MAX_REDIRECTS: Final = 5
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+UNSAFE_RESULT: Final = (
+    "The provider's link to the video led somewhere the bot does not download from, "
+    "so nothing was posted."
+)
+NOT_A_VIDEO: Final = "The provider sent back a file that is not a video, so nothing was posted."
 T = TypeVar("T")
 
 
@@ -46,6 +55,14 @@ class MalformedResponse(ShortAPIError):
 
 class TooLarge(ShortAPIError):
     """The download is bigger than the caller can use (it stopped at the limit)."""
+
+
+class UnsafeResult(ShortAPIError):
+    """The result URL led somewhere the bot never downloads from (not http(s), not public)."""
+
+
+class NotAVideo(ShortAPIError):
+    """The result is not a video file (by its content type or its first bytes)."""
 
 
 class OutcomeUnknown(ShortAPIError):
@@ -317,7 +334,10 @@ class ShortAPIClient:
     async def download(self, url: str, dest: Path, *, max_bytes: int) -> int:
         """Stream ``url`` into ``dest`` (never whole in memory); return its size in bytes.
 
-        Raises ``TooLarge`` as soon as the video is known to exceed ``max_bytes``.
+        Raises ``TooLarge`` as soon as the video is known to exceed ``max_bytes``;
+        ``UnsafeResult`` when the URL leads anywhere but a public http(s) host (redirects
+        included: only the first URL's own host and port may be local); ``NotAVideo`` unless
+        the answer is typed as a video and its bytes are one.
         The result URL is on a storage host, not ShortAPI: no Authorization header goes there.
         """
         return await self._with_retries(
@@ -328,22 +348,68 @@ class ShortAPIClient:
 
     async def _download_once(self, url: str, dest: Path, max_bytes: int) -> int:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
-        async with self._session.get(url, timeout=timeout) as response:
-            if response.status == 429 or response.status >= 500:
-                raise _Retryable(f"HTTP {response.status}", _retry_after(response.headers))
-            if response.status >= 400:
-                raise ProviderRejected(
-                    f"The finished video is no longer available (HTTP {response.status})."
-                )
-            if response.content_length is not None and response.content_length > max_bytes:
-                raise TooLarge(f"{response.content_length} bytes")
-            size = 0
-            with dest.open("wb") as file:
-                async for chunk in response.content.iter_chunked(256 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLarge(f"more than {max_bytes} bytes")
-                    file.write(chunk)
-            if response.content_length is not None and size != response.content_length:
-                raise _Retryable("download ended early")
-            return size
+        first = yarl.URL(url)
+        guard = AddressGuard()
+        # A session of its own: its connections are opened by the guard and never pooled with
+        # (or reused by) the bot's other requests.
+        connector = aiohttp.TCPConnector(socket_factory=guard, limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            current = first
+            for _ in range(MAX_REDIRECTS + 1):
+                if current.scheme not in ("http", "https") or not current.host:
+                    raise UnsafeResult(UNSAFE_RESULT)
+                guard.anywhere = (current.host, current.port) == (first.host, first.port)
+                try:
+                    async with session.get(
+                        current, timeout=timeout, allow_redirects=False
+                    ) as response:
+                        location = response.headers.get("Location")
+                        if response.status in REDIRECTS and location:
+                            log.info("download redirected from %s to %s",
+                                     current.host, yarl.URL(location).host or current.host)
+                            current = current.join(yarl.URL(location))
+                            continue
+                        return await self._save(response, dest, max_bytes)
+                except aiohttp.ClientConnectorError:
+                    if guard.refused is not None:
+                        log.warning("download refused: %s is not a public address (from %s)",
+                                    guard.refused, current.host)
+                        raise UnsafeResult(UNSAFE_RESULT) from None
+                    raise
+        log.warning("download refused: more than %d redirects from %s", MAX_REDIRECTS, first.host)
+        raise UnsafeResult(UNSAFE_RESULT)
+
+    @staticmethod
+    async def _save(response: aiohttp.ClientResponse, dest: Path, max_bytes: int) -> int:
+        if response.status == 429 or response.status >= 500:
+            raise _Retryable(f"HTTP {response.status}", _retry_after(response.headers))
+        if response.status >= 400:
+            raise ProviderRejected(
+                f"The finished video is no longer available (HTTP {response.status})."
+            )
+        if not video_content_type(response.headers.get("Content-Type", "")):
+            log.warning("download refused: content type %r",
+                        response.headers.get("Content-Type"))
+            raise NotAVideo(NOT_A_VIDEO)
+        head = b""
+        while len(head) < MAGIC_BYTES:
+            chunk = await response.content.read(MAGIC_BYTES - len(head))
+            if not chunk:
+                break
+            head += chunk
+        if not looks_like_video(head):
+            log.warning("download refused: the file starts with %r, not a video", head[:12])
+            raise NotAVideo(NOT_A_VIDEO)
+        if response.content_length is not None and response.content_length > max_bytes:
+            raise TooLarge(f"{response.content_length} bytes")
+        size = len(head)
+        with dest.open("wb") as file:
+            file.write(head)
+            async for chunk in response.content.iter_chunked(256 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"more than {max_bytes} bytes")
+                file.write(chunk)
+        if response.content_length is not None and size != response.content_length:
+            raise _Retryable("download ended early")
+        return size

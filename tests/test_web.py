@@ -106,3 +106,25 @@ async def test_metrics_show_jobs_spend_and_provider_latency(world):
     assert "animate_spend_usd 0.128" in text
     assert 'animate_provider_request_seconds_count{endpoint="create"} 1.0' in text
     assert 'animate_callbacks_total{outcome="accepted"} 1.0' in text
+
+
+async def test_a_result_url_redirecting_to_the_bots_metrics_posts_nothing_and_refunds(world):
+    world.api.plan_next(Plan(statuses=[2]))
+    world.api.fail_next(
+        "video", 302, "", {"Location": f"http://127.0.0.1:{world.port}/metrics"}
+    )
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.api.wait_for(lambda: world.api.creates)
+    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.api.send_callback("job-1")
+    told = await world.discord.wait_for_message(
+        lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
+    )
+    assert "nothing was posted" in told.content
+    assert "refunded in full ($0.170)" in told.content
+    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
+    assert not [m for m in world.discord.messages.values() if m.attachments]
+    assert all("animate_" not in (m.content or "") for m in world.discord.messages.values())
+    rows = await world.bot.ledger.ledger_rows()
+    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]

@@ -29,6 +29,7 @@ class Plan:
 
     statuses: list[int] = field(default_factory=lambda: [1, 2])  # one per query; last repeats
     video: bytes = field(default_factory=fake_mp4)
+    content_type: str = "video/mp4"
     amount: str | None = None  # None: the table price of the request
     error: str | None = None
     with_url: bool = True
@@ -212,7 +213,9 @@ class FakeShortAPI:
             job = self.jobs.get(job_id)
             if job is None:
                 return web.Response(status=404)
-            return web.Response(body=job.plan.video, content_type="video/mp4")
+            return web.Response(
+                body=job.plan.video, headers={"Content-Type": job.plan.content_type}
+            )
         finally:
             await self._notify()
 

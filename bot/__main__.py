@@ -1,21 +1,33 @@
-"""Entry point: settings -> HTTP session and database -> AnimateBot, with clean shutdown."""
+"""Entry point: command line -> settings -> HTTP session and database -> AnimateBot.
+
+``animate-bot`` (or ``python -m bot``) runs the bot; ``animate-bot check`` tells what it would
+do and connects nowhere. A start-up that cannot go on ends with one line on stderr: exit 2 for
+settings to fix (a bad value, an unusable database, a port callbacks need), exit 1 for a
+network that does not let the bot reach Discord (worth retrying: systemd's ``Restart=``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import signal
+import socket
+import sqlite3
+import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Final, NoReturn
 
 import aiohttp
 import discord
 import yarl
-from dotenv import find_dotenv, load_dotenv
 
-from bot.bot import AnimateBot
-from bot.config import Settings, load_settings
+from bot.bot import AnimateBot, GatewayUnreachable
+from bot.config import Environment, Settings, load_settings, read_environment
 from bot.errors import ConfigError
 from bot.ledger import Ledger
 from bot.limits import Defaults
@@ -24,6 +36,14 @@ from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 
 log = logging.getLogger("bot")
+
+PROG: Final = "animate-bot"
+EXIT_UNREACHABLE: Final = 1
+EXIT_SETTINGS: Final = 2
+
+
+class Unreachable(Exception):
+    """Discord could not be reached at start-up; ``str()`` is the owner's one line."""
 
 
 def point_discord_at(settings: Settings) -> None:
@@ -46,14 +66,25 @@ def http_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, limit_per_host=30))
 
 
+async def open_ledger(settings: Settings) -> Ledger:
+    """The ledger, or a ``ConfigError`` naming the database and why it cannot be used."""
+    try:
+        return await Ledger.open(settings.database_path, defaults_from(settings))
+    except (OSError, sqlite3.Error) as exc:
+        reason = str(exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        raise ConfigError(
+            f"DATABASE_PATH: cannot use {settings.database_path} as the database ({reason}); "
+            "it must name a file in a folder the bot can create and write"
+        ) from None
+
+
 @contextlib.asynccontextmanager
 async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
     """The bot with its collaborators, all closed (bot first) when the block ends."""
     point_discord_at(settings)
-    async with (
-        http_session() as session,
-        await Ledger.open(settings.database_path, defaults_from(settings)) as ledger,
-    ):
+    async with await open_ledger(settings) as ledger, http_session() as session:
         metrics = Metrics()
         api = ShortAPIClient(
             session,
@@ -68,9 +99,47 @@ async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
             yield bot
 
 
-async def run(settings: Settings) -> None:
+def unreachable(exc: BaseException, settings: Settings) -> Unreachable | None:
+    """The one line for a network failure while starting, or None when ``exc`` is not one."""
+    target = settings.discord_api_base_url
+    setting = "DISCORD_API_BASE_URL"
+    if isinstance(exc, GatewayUnreachable):
+        target, setting, exc = exc.url, "DISCORD_GATEWAY_URL", exc.reason
+    check = f"check the network, DNS, firewall and any proxy, and {setting}"
+    if isinstance(exc, discord.DiscordServerError):
+        return Unreachable(
+            f"Discord answered HTTP {exc.status} at {target}: probably an outage "
+            f"(https://discordstatus.com); try again later, or {check}"
+        )
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return Unreachable(f"the proxy refused the connection to {target} (HTTP {exc.status}); "
+                           f"{check}")
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return Unreachable(f"{target} did not accept a websocket (HTTP {exc.status}); {check}")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
+        return Unreachable(f"TLS check failed for {target} ({exc}); a proxy that inspects "
+                           f"traffic, or a wrong clock? {check}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, socket.gaierror):
+            why = f"DNS lookup of {exc.host} failed ({exc.os_error.strerror})"
+        elif isinstance(exc.os_error, ConnectionRefusedError):
+            why = f"connection to {exc.host}:{exc.port} refused"
+        else:
+            why = f"{exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+        return Unreachable(f"cannot reach Discord at {target}: {why}; {check}")
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return Unreachable(f"Discord did not answer in time at {target}; {check}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return Unreachable(f"cannot reach Discord at {target} ({exc}); {check}")
+    return None
+
+
+async def run(settings: Settings, environment: Environment | None = None) -> None:
     """Run the bot until it is closed (SIGINT/SIGTERM or ``bot.close()``)."""
     async with open_bot(settings) as bot:
+        source = environment.env_file if environment else None
+        log.info("settings from %s", source or "the environment (no .env file found)")
+        log.info("database: %s", settings.database_path)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -78,20 +147,94 @@ async def run(settings: Settings) -> None:
         try:
             await bot.start(settings.discord_token.get())
         except discord.LoginFailure:
-            log.error("Discord refused DISCORD_TOKEN: check it in the developer portal")  # noqa: TRY400
-            raise SystemExit(2) from None
+            raise ConfigError(
+                "Discord refused DISCORD_TOKEN: check it in the developer portal"
+            ) from None
+        except (OSError, aiohttp.ClientError, discord.HTTPException, GatewayUnreachable) as exc:
+            # At run time discord.py reconnects by itself: only the first connection ends here.
+            line = unreachable(exc, settings)
+            if line is None:
+                raise
+            raise line from None
 
 
-def main() -> None:
-    # The working directory's .env (python-dotenv would otherwise search from this file).
-    load_dotenv(find_dotenv(usecwd=True))
+async def check(settings: Settings, environment: Environment) -> list[str]:
+    """What ``animate-bot`` would do with these settings; opens the database, nothing else."""
+    existed = settings.database_path.exists()
+    async with await open_ledger(settings) as ledger:
+        jobs = sum((await ledger.job_counts()).values())
+    rows = [
+        ("settings", str(environment.env_file or "the environment (no .env file found)")),
+        *settings.summary(),
+    ]
+    database = (
+        f"{jobs} jobs recorded" if existed else "new: created by this check, no history yet"
+    )
+    width = max(len(topic) for topic, _ in rows)
+    lines = [f"{PROG} {version()}: settings are valid", ""]
+    for topic, text in rows:
+        if topic == "database":
+            text = f"{text}: opened, {database}"
+        lines.append(f"  {topic:<{width}}  {text}")
+    advice = settings.polling_advice()
+    if advice:
+        lines += ["", f"warning: {advice}"]
+    lines += ["", f"Nothing was sent anywhere. `{PROG}` alone connects to Discord and serves."]
+    return lines
+
+
+def version() -> str:
     try:
-        settings = load_settings()
+        return importlib.metadata.version("animate-bot")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def parser() -> argparse.ArgumentParser:
+    env_file_help = (
+        "read settings from this file instead of the first .env found from the working "
+        "directory upwards; relative paths in settings are taken from the file's folder. "
+        "Variables already in the environment win."
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Animate: a Discord bot that turns a picture into a short video, "
+                    "with an exact price first and spend limits per member.",
+        epilog="Settings come from the environment and .env (see .env.example and the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--env-file", type=Path, metavar="PATH", help=env_file_help)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, text in (
+        ("run", "connect to Discord and serve (the default)"),
+        ("check", "load the settings, open the database and tell what the bot would do; "
+                  "connects to nothing"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--env-file", type=Path, metavar="PATH", help=env_file_help,
+                             default=argparse.SUPPRESS)
+    return parser
+
+
+def fail(message: str, code: int) -> NoReturn:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        environment = read_environment(args.env_file)
+        settings = load_settings(environment.values, base_dir=environment.base_dir)
+        if args.command == "check":
+            print("\n".join(asyncio.run(check(settings, environment))))
+            return
+        discord.utils.setup_logging(level=getattr(logging, settings.log_level))
+        asyncio.run(run(settings, environment))
     except ConfigError as exc:
-        print(f"animate-bot: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    discord.utils.setup_logging(level=getattr(logging, settings.log_level))
-    asyncio.run(run(settings))
+        fail(str(exc), EXIT_SETTINGS)
+    except Unreachable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
+from bot.errors import ConfigError
 from bot.jobs import JobRunner, Notifier, ProviderAPI
 from bot.ledger import Ledger
 from bot.metrics import Metrics
@@ -26,6 +28,23 @@ log = logging.getLogger(__name__)
 EXTENSIONS: Final = ("cogs.animate", "cogs.usage", "cogs.admin", "cogs.errors")
 # With callbacks, polling is only the safety net for callbacks that never come.
 CALLBACK_POLL_FACTOR: Final = 6
+# How long the first gateway connection may take before the start-up is given up.
+FIRST_GATEWAY_TIMEOUT: Final = 30.0
+
+# The bot has no voice: discord.py's start-up notices that PyNaCl and davey (voice libraries)
+# are missing are noise here, and discord.py offers these switches to silence them.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
+class GatewayUnreachable(Exception):
+    """The very first gateway connection failed: a set-up problem (DNS, firewall, proxy,
+    outage) to report, not to retry forever. Later drops are retried by discord.py."""
+
+    def __init__(self, url: str, reason: BaseException) -> None:
+        super().__init__(f"cannot connect to the gateway at {url}: {reason!r}")
+        self.url = url
+        self.reason = reason
 
 
 class AnimateBot(commands.Bot):
@@ -55,6 +74,31 @@ class AnimateBot(commands.Bot):
         self.api = api
         self.metrics = metrics
         self.clock = time.time
+        self._report_first_gateway_failure()
+
+    def _report_first_gateway_failure(self) -> None:
+        """Make the first gateway connection's failure end ``start()`` instead of being retried.
+
+        discord.py's ``connect`` retries every connection error forever, the very first one too;
+        an error it does not know about (``GatewayUnreachable``) ends it. Once the gateway has
+        answered, connections go through unchanged, so run-time outages are retried as before.
+        """
+        connect = self.http.ws_connect
+        reached = False
+
+        async def first_ws_connect(url: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
+            nonlocal reached
+            if reached:
+                return await connect(url, **kwargs)
+            try:
+                async with asyncio.timeout(FIRST_GATEWAY_TIMEOUT):
+                    socket = await connect(url, **kwargs)
+            except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+                raise GatewayUnreachable(url.split("?", 1)[0], exc) from exc
+            reached = True
+            return socket
+
+        self.http.ws_connect = first_ws_connect  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -64,7 +108,10 @@ class AnimateBot(commands.Bot):
         poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
         provider: ProviderAPI = DryRunAPI() if self.settings.dry_run else self.api
         if self.settings.dry_run:
-            log.warning("SHORTAPI_DRY_RUN is on: no video is made and nothing is charged")
+            log.warning(
+                "SHORTAPI_DRY_RUN is on: ShortAPI is never called (SHORTAPI_KEY is not needed), "
+                "a sample video is posted and nothing is charged"
+            )
         advice = self.settings.polling_advice()
         if advice:
             log.warning("%s", advice)
@@ -79,8 +126,9 @@ class AnimateBot(commands.Bot):
             callback_url=(lambda token: f"{public}/callbacks/{token}") if public else None,
             provider_rps=self.settings.max_provider_rps,
         )
-        await self.jobs.start()
+        # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
         await self._start_web()
+        await self.jobs.start()
         await self._sync_commands_if_changed()
 
     async def _start_web(self) -> None:
@@ -96,10 +144,18 @@ class AnimateBot(commands.Bot):
         try:
             await server.start()
         except OSError as exc:
-            # Polling still finishes every job; only callbacks, /healthz and /metrics are lost.
+            where = f"{self.settings.http_host}:{self.settings.http_port}"
+            reason = exc.strerror or exc
+            if self.settings.callback_public_url:
+                # Callbacks would silently never come: refuse rather than degrade to polling.
+                raise ConfigError(
+                    f"the HTTP server cannot listen on {where} ({reason}) and "
+                    "CALLBACK_PUBLIC_URL needs it: free the port, or change HTTP_HOST/HTTP_PORT"
+                ) from None
+            # Polling still finishes every job; only /healthz and /metrics are lost.
             log.error(  # noqa: TRY400 - the reason is the whole story
-                "HTTP server not started on %s:%s (%s); continuing without it",
-                self.settings.http_host, self.settings.http_port, exc.strerror or exc,
+                "HTTP server not started on %s (%s); continuing without /healthz and /metrics",
+                where, reason,
             )
             return
         self.web = server

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+import yarl
+from dotenv import dotenv_values, find_dotenv
 
 from bot.errors import ConfigError
-from bot.pricing import parse_usd
+from bot.pricing import format_usd, parse_usd
 
 
 class Secret:
@@ -73,9 +78,61 @@ class Settings:
             f"may wait that long. Set CALLBACK_PUBLIC_URL, or lower MAX_ACTIVE_JOBS."
         )
 
+    def summary(self) -> list[tuple[str, str]]:
+        """What the bot will do with these settings, as (topic, description) lines for
+        ``animate-bot check`` (never a secret's value)."""
+        port = "any free port" if self.http_port == 0 else str(self.http_port)
+        gateway = self.discord_gateway_url or "Discord's own"
+        daily = _limit(self.default_daily_limit_mills)
+        monthly = _limit(self.default_monthly_limit_mills)
+        budget = (
+            "none" if self.default_guild_monthly_budget_mills is None
+            else format_usd(self.default_guild_monthly_budget_mills) + " a month"
+        )
+        if self.callback_public_url:
+            callbacks = (
+                f"on: {self.callback_public_url}/callbacks/<token>, with slower polling as "
+                "the safety net"
+            )
+        else:
+            callbacks = f"off: running jobs are polled every {self.poll_interval_seconds:g} s"
+        return [
+            ("database", f"SQLite file {self.database_path}"),
+            ("HTTP server", f"{self.http_host}:{port} (/healthz, /metrics, callbacks)"),
+            ("callbacks", callbacks),
+            ("dry run", (
+                "on: ShortAPI is never called, a sample video is posted, nothing is charged"
+                if self.dry_run else "off: every Confirm pays ShortAPI"
+            )),
+            ("ShortAPI", f"{self.shortapi_base_url} (key {_set(self.shortapi_key)}), "
+                         f"at most {self.max_provider_rps:g} requests/s"),
+            ("Discord", f"REST {self.discord_api_base_url}, gateway {gateway} "
+                        f"(token {_set(self.discord_token)})"),
+            ("limits", f"each member {daily} a day and {monthly} a month by default; "
+                       f"server budget {budget}"),
+            ("capacity", f"{self.max_active_jobs} jobs rendering at once, "
+                         f"{self.max_active_jobs_per_user} per member; more wait in line"),
+            ("timing", f"quotes valid {self.quote_ttl_seconds:g} s; a render is given up "
+                       f"after {self.job_timeout_seconds:g} s"),
+            ("log level", self.log_level),
+        ]
+
+
+def _limit(mills: int) -> str:
+    return "nothing (blocked)" if mills == 0 else format_usd(mills)
+
+
+def _set(secret: Secret) -> str:
+    return "set" if secret.get() else "not set"
+
+
+# The largest dollar amount a limit or budget may be set to: far above any real spend, and
+# small enough that sums of mills stay exact in SQLite's 64-bit integers.
+MAX_USD: Final = 1_000_000
+
 
 def _number(
-    env: Mapping[str, str], name: str, default: float, *, minimum: float,
+    env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float,
     what: str = "a number of seconds",
 ) -> float:
     raw = env.get(name, "").strip()
@@ -85,8 +142,10 @@ def _number(
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
-    if not value >= minimum:  # also rejects NaN
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        raise ConfigError(
+            f"{name} must be {what} from {minimum:g} to {maximum:g}, got {raw!r}"
+        )
     return value
 
 
@@ -95,9 +154,15 @@ def _usd(env: Mapping[str, str], name: str, default: str | None) -> int | None:
     if raw is None:
         return None
     try:
-        return parse_usd(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an amount in dollars like 2.00, got {raw!r}") from None
+        mills = parse_usd(raw)
+    except (ValueError, ArithmeticError):  # ArithmeticError: too many digits to hold in mills
+        mills = None
+    if mills is None or mills > MAX_USD * 1000:
+        raise ConfigError(
+            f"{name} must be an amount in dollars like 2.00, at most {MAX_USD:,} dollars; "
+            f"got {raw!r}"
+        )
+    return mills
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -109,49 +174,109 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _integer(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int,
+    what: str = "a whole number",
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be {what} from {minimum} to {maximum}, got {raw!r}")
     return value
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _integer(env, name, default, minimum=0)
-    if value > 65535:
-        raise ConfigError(f"{name} must be a TCP port (0-65535), got {value}")
-    return value
-
-
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+def _url(
+    env: Mapping[str, str], name: str, default: str | None, *, schemes: tuple[str, ...]
+) -> str | None:
+    """A URL whose scheme is one its use can speak (``ws://`` for a REST base would only fail
+    later, at the first request)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.startswith(("http://", "https://", "ws://", "wss://")):
-        raise ConfigError(f"{name} must be an http(s):// or ws(s):// URL, got {raw!r}")
+    wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+    try:
+        url = yarl.URL(raw)
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in schemes or not url.host:
+        raise ConfigError(f"{name} must be a URL starting with {wanted}, got {raw!r}")
     return raw.rstrip("/")
 
 
-def _required(env: Mapping[str, str], name: str) -> Secret:
+HTTP: Final = ("http", "https")
+WEBSOCKET: Final = ("ws", "wss")
+
+
+def _path(env: Mapping[str, str], name: str, default: str, base_dir: Path) -> Path:
+    """An absolute path: a relative one is taken from ``base_dir`` (the folder of the .env file
+    that was read), never from wherever the process happens to be started."""
+    raw = env.get(name, "").strip() or default
+    return Path(os.path.abspath(base_dir / Path(raw).expanduser()))
+
+
+def _required(env: Mapping[str, str], name: str, hint: str = "") -> Secret:
     raw = env.get(name, "").strip()
     if not raw:
         raise ConfigError(
-            f"{name} is not set: put it in the environment or in .env (see .env.example)"
+            f"{name} is not set: put it in the environment or in .env (see .env.example){hint}"
         )
     return Secret(raw)
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from ``env`` (default: ``os.environ``); raise ``ConfigError`` on bad input."""
+@dataclass(frozen=True)
+class Environment:
+    """The variables settings are read from, and the .env file that contributed (if any)."""
+
+    values: Mapping[str, str]
+    env_file: Path | None
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in settings start: the .env file's folder, else the working
+        directory."""
+        return self.env_file.parent if self.env_file is not None else Path.cwd()
+
+
+def read_environment(env_file: Path | None = None) -> Environment:
+    """``os.environ`` over the values of ``env_file``, or of the first ``.env`` found from the
+    working directory upwards when none is named. The process environment is not changed."""
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError(f"--env-file {env_file}: no such file")
+        found: Path | None = Path(os.path.abspath(env_file))
+    else:
+        name = find_dotenv(usecwd=True)
+        found = Path(os.path.abspath(name)) if name else None
+    values: dict[str, str] = {}
+    if found is not None:
+        try:
+            read = dotenv_values(found, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {found}: {exc}") from None
+        values = {key: value for key, value in read.items() if value is not None}
+    return Environment({**values, **os.environ}, found)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, base_dir: Path | None = None
+) -> Settings:
+    """Build settings from ``env`` (default: ``os.environ``); raise ``ConfigError`` on bad input.
+
+    Relative paths are taken from ``base_dir`` (default: the working directory)."""
     env = os.environ if env is None else env
+    base_dir = Path.cwd() if base_dir is None else base_dir
+    dry_run = _flag(env, "SHORTAPI_DRY_RUN")
     discord_token = _required(env, "DISCORD_TOKEN")
-    shortapi_key = _required(env, "SHORTAPI_KEY")
+    shortapi_key = (
+        Secret(env.get("SHORTAPI_KEY", "").strip()) if dry_run else _required(
+            env, "SHORTAPI_KEY", hint="; or set SHORTAPI_DRY_RUN=true to try the bot without it"
+        )
+    )
     daily_limit = _usd(env, "DEFAULT_DAILY_LIMIT_USD", "2.00")
     monthly_limit = _usd(env, "DEFAULT_MONTHLY_LIMIT_USD", "20.00")
     budget = _usd(env, "DEFAULT_GUILD_MONTHLY_BUDGET_USD", None)
@@ -161,24 +286,39 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         discord_token=discord_token,
         shortapi_key=shortapi_key,
-        database_path=Path(env.get("DATABASE_PATH", "").strip() or "data/animate.db"),
-        shortapi_base_url=_url(env, "SHORTAPI_BASE_URL", "https://api.shortapi.ai") or "",
-        discord_api_base_url=_url(env, "DISCORD_API_BASE_URL", "https://discord.com/api/v10") or "",
-        discord_gateway_url=_url(env, "DISCORD_GATEWAY_URL", None),
-        poll_interval_seconds=_number(env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05),
+        database_path=_path(env, "DATABASE_PATH", "data/animate.db", base_dir),
+        shortapi_base_url=_url(
+            env, "SHORTAPI_BASE_URL", "https://api.shortapi.ai", schemes=HTTP
+        ) or "",
+        discord_api_base_url=_url(
+            env, "DISCORD_API_BASE_URL", "https://discord.com/api/v10", schemes=HTTP
+        ) or "",
+        discord_gateway_url=_url(env, "DISCORD_GATEWAY_URL", None, schemes=WEBSOCKET),
+        poll_interval_seconds=_number(
+            env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05, maximum=3600
+        ),
         default_daily_limit_mills=daily_limit or 0,
         default_monthly_limit_mills=monthly_limit or 0,
         default_guild_monthly_budget_mills=budget,
-        dry_run=_flag(env, "SHORTAPI_DRY_RUN"),
-        quote_ttl_seconds=_number(env, "QUOTE_TTL_SECONDS", 600.0, minimum=1),
-        job_timeout_seconds=_number(env, "JOB_TIMEOUT_SECONDS", 1200.0, minimum=1),
+        dry_run=dry_run,
+        quote_ttl_seconds=_number(
+            env, "QUOTE_TTL_SECONDS", 600.0, minimum=1, maximum=7 * 86400
+        ),
+        job_timeout_seconds=_number(
+            env, "JOB_TIMEOUT_SECONDS", 1200.0, minimum=1, maximum=7 * 86400
+        ),
         log_level=level,
-        max_active_jobs=_integer(env, "MAX_ACTIVE_JOBS", 50, minimum=1),
-        max_active_jobs_per_user=_integer(env, "MAX_ACTIVE_JOBS_PER_USER", 2, minimum=1),
+        max_active_jobs=_integer(env, "MAX_ACTIVE_JOBS", 50, minimum=1, maximum=100_000),
+        max_active_jobs_per_user=_integer(
+            env, "MAX_ACTIVE_JOBS_PER_USER", 2, minimum=1, maximum=100_000
+        ),
         http_host=env.get("HTTP_HOST", "").strip() or "127.0.0.1",
-        http_port=_port(env, "HTTP_PORT", 8080),
-        callback_public_url=_url(env, "CALLBACK_PUBLIC_URL", None),
+        http_port=_integer(
+            env, "HTTP_PORT", 8080, minimum=0, maximum=65535, what="a TCP port"
+        ),
+        callback_public_url=_url(env, "CALLBACK_PUBLIC_URL", None, schemes=HTTP),
         max_provider_rps=_number(
-            env, "MAX_PROVIDER_RPS", 10.0, minimum=0.1, what="requests per second"
+            env, "MAX_PROVIDER_RPS", 10.0, minimum=0.1, maximum=10_000,
+            what="requests per second",
         ),
     )

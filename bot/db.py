@@ -30,6 +30,10 @@ class Database:
     async def open(cls, path: Path | str) -> Database:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # A file that cannot be opened fails here, in plain sqlite3: aiosqlite would fail in
+            # its own thread and stop it without waiting, and that thread may then report to an
+            # event loop that has already closed ("Event loop is closed").
+            await asyncio.to_thread(_probe, str(path))
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
@@ -67,6 +71,10 @@ class Database:
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         async with self.lock, self.conn.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
+
+
+def _probe(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 async def one(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:

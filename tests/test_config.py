@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Secret, load_settings
+from bot.config import Secret, load_settings, read_environment
 from bot.errors import ConfigError
 
 BASE = {"DISCORD_TOKEN": "discord-secret-token", "SHORTAPI_KEY": "shortapi-secret-key"}
@@ -11,7 +11,7 @@ BASE = {"DISCORD_TOKEN": "discord-secret-token", "SHORTAPI_KEY": "shortapi-secre
 
 def test_defaults():
     settings = load_settings(dict(BASE))
-    assert settings.database_path == Path("data/animate.db")
+    assert settings.database_path == Path.cwd() / "data" / "animate.db"
     assert settings.shortapi_base_url == "https://api.shortapi.ai"
     assert settings.discord_api_base_url == "https://discord.com/api/v10"
     assert settings.discord_gateway_url is None
@@ -75,11 +75,109 @@ def test_missing_secret_names_the_variable_and_env_example(name):
         ("HTTP_PORT", "70000"),
         ("MAX_ACTIVE_JOBS", "0"),
         ("MAX_PROVIDER_RPS", "fast"),
+        # Every number finite and in range.
+        ("POLL_INTERVAL_SECONDS", "inf"),
+        ("POLL_INTERVAL_SECONDS", "nan"),
+        ("POLL_INTERVAL_SECONDS", "1e309"),
+        ("QUOTE_TTL_SECONDS", "Infinity"),
+        ("QUOTE_TTL_SECONDS", "-inf"),
+        ("JOB_TIMEOUT_SECONDS", "1e12"),
+        ("MAX_PROVIDER_RPS", "inf"),
+        ("MAX_PROVIDER_RPS", "0"),
+        ("MAX_ACTIVE_JOBS", "100000000000000000000"),
+        ("MAX_ACTIVE_JOBS_PER_USER", "-1"),
+        ("HTTP_PORT", "-1"),
+        ("DEFAULT_DAILY_LIMIT_USD", "inf"),
+        ("DEFAULT_MONTHLY_LIMIT_USD", "nan"),
+        ("DEFAULT_GUILD_MONTHLY_BUDGET_USD", "1e30"),
+        # Every URL with the scheme its use needs.
+        ("SHORTAPI_BASE_URL", "ws://x"),
+        ("SHORTAPI_BASE_URL", "https://"),
+        ("DISCORD_API_BASE_URL", "wss://discord.com/api/v10"),
+        ("DISCORD_API_BASE_URL", "ftp://discord.com"),
+        ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg"),
+        ("CALLBACK_PUBLIC_URL", "ws://bot.example"),
+        ("CALLBACK_PUBLIC_URL", "bot.example"),
     ],
 )
 def test_malformed_values_are_one_clear_error(name, value):
-    with pytest.raises(ConfigError, match=name):
+    with pytest.raises(ConfigError, match=name) as info:
         load_settings({**BASE, name: value})
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("POLL_INTERVAL_SECONDS", "inf", "from 0.05 to 3600"),
+        ("SHORTAPI_BASE_URL", "ws://x", "http:// or https://"),
+        ("DISCORD_GATEWAY_URL", "http://x", "ws:// or wss://"),
+        ("DEFAULT_DAILY_LIMIT_USD", "1e30", "at most 1,000,000 dollars"),
+        ("HTTP_PORT", "70000", "a TCP port from 0 to 65535"),
+    ],
+)
+def test_range_and_scheme_errors_say_what_is_accepted(name, value, says):
+    with pytest.raises(ConfigError, match=says):
+        load_settings({**BASE, name: value})
+
+
+def test_shortapi_key_is_not_needed_for_a_dry_run():
+    settings = load_settings({"DISCORD_TOKEN": "t", "SHORTAPI_DRY_RUN": "true"})
+    assert settings.dry_run
+    assert settings.shortapi_key.get() == ""
+    with pytest.raises(ConfigError, match="SHORTAPI_DRY_RUN=true") as info:
+        load_settings({"DISCORD_TOKEN": "t"})
+    assert "SHORTAPI_KEY is not set" in str(info.value)
+
+
+def test_relative_database_path_is_taken_from_the_base_folder(tmp_path):
+    settings = load_settings({**BASE, "DATABASE_PATH": "db/../data/x.db"}, base_dir=tmp_path)
+    assert settings.database_path == tmp_path / "data" / "x.db"
+    absolute = load_settings({**BASE, "DATABASE_PATH": "/srv/a.db"}, base_dir=tmp_path)
+    assert absolute.database_path == Path("/srv/a.db")
+
+
+def test_environment_reads_the_named_env_file_and_the_environment_wins(tmp_path, monkeypatch):
+    env_file = tmp_path / "conf" / "animate.env"
+    env_file.parent.mkdir()
+    env_file.write_text("DISCORD_TOKEN=from-file\nLOG_LEVEL=DEBUG\nEMPTY\n")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+    monkeypatch.chdir(tmp_path)
+    environment = read_environment(env_file)
+    assert environment.env_file == env_file
+    assert environment.base_dir == env_file.parent
+    assert environment.values["DISCORD_TOKEN"] == "from-file"
+    assert environment.values["LOG_LEVEL"] == "ERROR"
+    assert "EMPTY" not in environment.values
+    with pytest.raises(ConfigError, match="no such file"):
+        read_environment(tmp_path / "missing.env")
+
+
+def test_environment_finds_dotenv_upwards_from_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=found\n")
+    below = tmp_path / "a" / "b"
+    below.mkdir(parents=True)
+    monkeypatch.chdir(below)
+    environment = read_environment()
+    assert environment.env_file == tmp_path / ".env"
+    assert environment.base_dir == tmp_path
+    assert environment.values["DISCORD_TOKEN"] == "found"
+
+
+def test_summary_tells_what_the_bot_would_do_without_secrets():
+    settings = load_settings({
+        **BASE, "CALLBACK_PUBLIC_URL": "https://bot.example", "SHORTAPI_DRY_RUN": "yes",
+        "DEFAULT_GUILD_MONTHLY_BUDGET_USD": "50", "HTTP_PORT": "0",
+    })
+    text = "\n".join(f"{topic}: {line}" for topic, line in settings.summary())
+    assert f"database: SQLite file {settings.database_path}" in text
+    assert "HTTP server: 127.0.0.1:any free port" in text
+    assert "callbacks: on: https://bot.example/callbacks/<token>" in text
+    assert "dry run: on" in text
+    assert "$2.000 a day and $20.000 a month" in text
+    assert "server budget $50.000 a month" in text
+    assert "discord-secret-token" not in text
+    assert "shortapi-secret-key" not in text
 
 
 def test_secrets_never_show_in_repr():

@@ -101,6 +101,9 @@ class AnimateBot(commands.Bot):
         self.http.ws_connect = first_ws_connect  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
+        from cogs.utils.i18n import Translator
+
+        await self.tree.set_translator(Translator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         notifier: Notifier = DiscordNotifier(self, self.ledger)
@@ -184,7 +187,12 @@ class AnimateBot(commands.Bot):
 
     async def _sync_commands_if_changed(self) -> None:
         """Sync only when the command tree changed: restarts must not hit Discord's limits."""
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+        translator = self.tree.translator
+        assert translator is not None  # set in setup_hook: the payload carries localisations
+        payload = [
+            await command.get_translated_payload(self.tree, translator)
+            for command in self.tree.get_commands()
+        ]
         digest = hashlib.sha256(
             json.dumps([self.application_id, payload], sort_keys=True).encode()
         ).hexdigest()

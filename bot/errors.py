@@ -1,10 +1,25 @@
-"""The project's exception types. Each carries the message a user may see."""
+"""The project's exception types. Each names the message a member may see by its catalogue key
+and values (``bot.i18n``), so the cogs show it in the member's language; ``str(error)`` is the
+English text, for logs."""
 
 from __future__ import annotations
 
+from bot.i18n import DEFAULT, Msg, Value
+
 
 class AnimateError(Exception):
-    """Base class: ``str(error)`` is safe to show to a Discord user."""
+    """Base class: ``message`` is safe to show to a Discord user (``message.render(locale)``).
+
+    Raised with a catalogue key and its values. Errors meant for operators only (settings,
+    internal state) may carry a plain sentence instead: a key no catalogue knows is shown as is.
+    """
+
+    def __init__(self, key: str, /, **values: Value) -> None:
+        super().__init__(key)
+        self.message = Msg(key, values)
+
+    def __str__(self) -> str:
+        return self.message.render(DEFAULT)
 
 
 class ConfigError(AnimateError):

@@ -7,6 +7,7 @@ from typing import Final
 import aiohttp
 
 from bot.errors import InvalidRequest
+from bot.i18n import Number
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
 ALLOWED_TYPES: Final = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -30,14 +31,14 @@ def check_declared(content_type: str | None, size: int) -> None:
     """Refuse what Discord already tells us is wrong, before downloading anything."""
     declared = (content_type or "").split(";")[0].strip().lower()
     if declared not in ALLOWED_TYPES:
-        raise InvalidRequest(
-            "The attachment must be a PNG, JPEG, WebP or GIF image"
-            + (f" (this one is {declared})." if declared else ".")
-        )
+        if declared:
+            raise InvalidRequest("error.image_type_named", declared=declared)
+        raise InvalidRequest("error.image_type")
     if size > MAX_IMAGE_BYTES:
         raise InvalidRequest(
-            f"The image is {size / 1024 / 1024:.1f} MB; the limit is "
-            f"{MAX_IMAGE_BYTES // 1024 // 1024} MB."
+            "error.image_size",
+            size=Number(size / 1024 / 1024),
+            limit=MAX_IMAGE_BYTES // 1024 // 1024,
         )
 
 
@@ -45,9 +46,7 @@ def check_magic(head: bytes) -> str:
     """Refuse a file whose bytes are not an allowed image, whatever its name and type say."""
     kind = sniff(head)
     if kind is None:
-        raise InvalidRequest(
-            "The attachment is not a PNG, JPEG, WebP or GIF image (its contents say otherwise)."
-        )
+        raise InvalidRequest("error.image_contents")
     return kind
 
 
@@ -59,10 +58,7 @@ async def fetch_head(session: aiohttp.ClientSession, url: str) -> bytes:
             url, headers={"Range": f"bytes=0-{SNIFF_BYTES - 1}"}, timeout=timeout
         ) as response:
             if response.status >= 400:
-                raise InvalidRequest(
-                    f"The image could not be read from Discord (HTTP {response.status}). "
-                    "Try uploading it again."
-                )
+                raise InvalidRequest("error.image_http", status=response.status)
             head = b""
             while len(head) < SNIFF_BYTES:
                 chunk = await response.content.read(SNIFF_BYTES - len(head))
@@ -71,6 +67,4 @@ async def fetch_head(session: aiohttp.ClientSession, url: str) -> bytes:
                 head += chunk
             return head
     except (aiohttp.ClientError, TimeoutError):
-        raise InvalidRequest(
-            "The image could not be read from Discord. Try uploading it again."
-        ) from None
+        raise InvalidRequest("error.image_unreadable") from None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from bot.errors import StateConflict
+from bot.i18n import Msg, msg
 from bot.ledger import Job, Ledger
 from bot.pricing import provider_args
 from bot.shortapi import (
@@ -88,7 +89,7 @@ class Notifier(Protocol):
     async def delivered(self, job: Job) -> None:
         """The video is posted and the money settled: show the job as done."""
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: Msg) -> None:
         """Tell the user the job failed and that they were refunded."""
 
 
@@ -171,11 +172,7 @@ class JobRunner:
             elif job.state == "submitting":
                 # A create may or may not have reached the provider, and it cannot be looked up
                 # without a job id. Resending could start (and bill) a second video, so refund.
-                await self._fail(
-                    job,
-                    "The bot restarted while starting your video and cannot tell whether it "
-                    "started. To be safe it was not retried.",
-                )
+                await self._fail(job, msg("job.failed.restarted"))
             elif job.state == "running":
                 self._schedule(job.id, 0.0)
             elif job.state == "succeeded":
@@ -198,7 +195,7 @@ class JobRunner:
         self._queue.append(job)
         self._pump()
 
-    async def cancel_waiting(self, job_id: int, reason: str) -> Job | None:
+    async def cancel_waiting(self, job_id: int, reason: Msg) -> Job | None:
         """Refund a job that has not been sent to the provider; None if too late."""
         for job in self._queue:
             if job.id == job_id:
@@ -213,7 +210,7 @@ class JobRunner:
         # sends nothing. One transaction decides between cancel and send.
         try:
             job = await self._ledger.refund(
-                job_id, "failed", reason, self._clock(), only_from=("reserved",)
+                job_id, "failed", str(reason), self._clock(), only_from=("reserved",)
             )
         except StateConflict:
             return None
@@ -297,12 +294,12 @@ class JobRunner:
             return
         except ShortAPIError as exc:
             log.warning("job %d: create failed: %s", job.id, exc)
-            await self._fail(job, str(exc))
+            await self._fail(job, exc.message)
             return
         except Exception:
             # Never leave a job stuck in "submitting": the member gets their money back now.
             log.exception("job %d: create failed unexpectedly", job.id)
-            await self._fail(job, "Something went wrong on our side while starting the video.")
+            await self._fail(job, msg("job.failed.internal"))
             return
         job = await self._ledger.mark_running(
             job.id, created.job_id, created.amount_mills, self._clock()
@@ -400,7 +397,7 @@ class JobRunner:
             return
         now = self._clock()
         if now >= job.deadline_at:
-            await self._fail(job, "The video took too long to render.", state="expired")
+            await self._fail(job, msg("job.failed.too_long"), state="expired")
             return
         urgent = job_id in self._urgent
         self._urgent.discard(job_id)
@@ -417,7 +414,7 @@ class JobRunner:
         if status.status == SUCCEEDED:
             await self._on_succeeded(job, status)
         elif status.status == FAILED:
-            await self._fail(job, f"The provider could not make this video: {status.error}")
+            await self._fail(job, msg("job.failed.provider", error=str(status.error)))
         else:
             if status.status != job.provider_status:
                 job = await self._ledger.record_status(job.id, status.status, self._clock())
@@ -428,7 +425,7 @@ class JobRunner:
         if status.video_url is None:
             misses = self._missing_url[job.id] = self._missing_url.get(job.id, 0) + 1
             if misses >= MISSING_URL_ATTEMPTS:
-                await self._fail(job, "The provider finished but sent no video.")
+                await self._fail(job, msg("job.failed.no_video"))
             else:
                 self._schedule(job.id, self._poll_delay())
             return
@@ -462,7 +459,7 @@ class JobRunner:
                 path = None
             except ShortAPIError as exc:
                 log.warning("job %d: download failed: %s", job.id, exc)
-                await self._fail(job, str(exc))
+                await self._fail(job, exc.message)
                 return
             job = await self._ledger.mark_posting(job.id, self._clock())
             try:
@@ -474,7 +471,7 @@ class JobRunner:
                 if attempts >= DELIVERY_ATTEMPTS:
                     log.exception("job %d: could not post the video; refunding", job.id)
                     self._delivery_attempts.pop(job.id, None)
-                    await self._fail(job, "The video was made but could not be posted here.")
+                    await self._fail(job, msg("job.failed.not_posted"))
                     return
                 log.exception("job %d: could not post the video; retrying", job.id)
                 delay = self._poll_interval * 2**attempts
@@ -499,13 +496,15 @@ class JobRunner:
         if job.state == "succeeded":
             await self._deliver(job)
 
-    async def _fail(self, job: Job, reason: str, *, state: str = "failed") -> None:
-        job = await self._ledger.refund(job.id, state, reason, self._clock())
+    async def _fail(self, job: Job, reason: Msg, *, state: str = "failed") -> None:
+        # The ledger keeps the reason in English (for the audit trail and the logs); the
+        # member is told it in the server's language.
+        job = await self._ledger.refund(job.id, state, str(reason), self._clock())
         self._finished(job.id)
         log.info("job %d: %s and refunded: %s", job.id, state, reason)
         await self._tell_failed(job, reason)
 
-    async def _tell_failed(self, job: Job, reason: str) -> None:
+    async def _tell_failed(self, job: Job, reason: Msg) -> None:
         try:
             await self._notifier.failed(job, reason)
         except Exception:

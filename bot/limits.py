@@ -9,7 +9,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import InvalidRequest, LimitExceeded
-from bot.pricing import format_usd
+from bot.i18n import Money, When
 
 UNLIMITED: Final = -1  # stored for "no cap at all", as opposed to NULL = "use the default"
 
@@ -63,7 +63,8 @@ class Spent:
 
 @dataclass(frozen=True, slots=True)
 class Headroom:
-    """The limit closest to being reached, for the quote."""
+    """The limit closest to being reached, for the quote. ``name``: daily, monthly or budget
+    (catalogue key ``limit.<name>``)."""
 
     name: str
     cap: int
@@ -74,9 +75,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidRequest(
-            f"{name!r} is not a time zone name; use one like Europe/Paris or America/New_York."
-        ) from None
+        raise InvalidRequest("error.timezone_unknown", name=name) from None
 
 
 def periods(now: float, timezone: str) -> Periods:
@@ -139,39 +138,29 @@ def resolve(
     )
 
 
-def _when(at: float, timezone: str) -> str:
-    local = dt.datetime.fromtimestamp(at, zone(timezone))
-    return f"{local:%Y-%m-%d %H:%M} {timezone}"
-
-
 def check(price: int, spent: Spent, caps: Caps, span: Periods, *, paused: bool) -> Headroom | None:
     """Raise ``LimitExceeded`` naming the limit, what is left and when it resets; otherwise
     return the limit closest to being reached (None when nothing is capped)."""
     if paused:
-        raise LimitExceeded(
-            "New videos are paused in this server for now. Nothing was charged; please try "
-            "again later."
-        )
+        raise LimitExceeded("error.paused")
     checks = [
-        ("daily limit", caps.daily, spent.day, span.day_end),
-        ("monthly limit", caps.monthly, spent.month, span.month_end),
-        ("server's monthly budget", caps.budget, spent.guild_month, span.month_end),
+        ("daily", caps.daily, spent.day, span.day_end),
+        ("monthly", caps.monthly, spent.month, span.month_end),
+        ("budget", caps.budget, spent.guild_month, span.month_end),
     ]
     for name, cap, used, resets in checks:
         if cap is None:
             continue
-        if cap == 0 and name != "server's monthly budget":
-            raise LimitExceeded(
-                "You can't use /animate in this server: your limit is set to $0.000. "
-                "Ask a server manager if this is a mistake."
-            )
+        if cap == 0 and name != "budget":
+            raise LimitExceeded("error.limit_zero", zero=Money(0))
         if used + price > cap:
-            left = max(0, cap - used)
-            whose = "the" if name.startswith("server") else "your"
             raise LimitExceeded(
-                f"This video costs {format_usd(price)}, but {whose} {name} of {format_usd(cap)} "
-                f"has {format_usd(left)} left (spent: {format_usd(used)}). It resets at "
-                f"{_when(resets, span.timezone)}. Nothing was charged."
+                f"error.limit_exceeded.{name}",
+                price=Money(price),
+                cap=Money(cap),
+                left=Money(max(0, cap - used)),
+                spent=Money(used),
+                resets=When(resets, span.timezone),
             )
     rooms = [
         Headroom(name=name, cap=cap, left=cap - used)

@@ -161,9 +161,9 @@ class Policies:
     ) -> str:
         """Set (``value`` mills or ``UNLIMITED``) or clear (None) a cap; returns what changed."""
         if period not in PERIODS:
-            raise InvalidRequest("The period must be daily or monthly.")
+            raise InvalidRequest("error.period_invalid")
         if member_id is not None and role_id is not None:
-            raise InvalidRequest("Give a member or a role, not both.")
+            raise InvalidRequest("error.member_or_role")
         if member_id is None and role_id is None:
             detail = f"server {period} limit: {describe_limit(value)}"
             await self._set_guild(guild_id, actor_id, now, period, value, detail)

@@ -49,17 +49,16 @@ class VideoOptions:
 def price_mills(options: VideoOptions) -> int:
     """The exact price of one video, or ``InvalidRequest`` when the combination is not offered."""
     if options.resolution not in RESOLUTIONS:
-        raise InvalidRequest(f"Resolution must be one of {', '.join(RESOLUTIONS)}.")
+        raise InvalidRequest("error.resolution_invalid", choices=", ".join(RESOLUTIONS))
     if options.duration not in DURATIONS:
-        raise InvalidRequest("Duration must be 5, 8 or 10 seconds.")
+        raise InvalidRequest("error.duration_invalid")
     if options.aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidRequest(f"Aspect ratio must be one of {', '.join(ASPECT_RATIOS)}.")
+        raise InvalidRequest("error.aspect_ratio_invalid", choices=", ".join(ASPECT_RATIOS))
     row = _TABLE[(options.multi_shot, options.audio, options.resolution)]
     price = row[DURATIONS.index(options.duration)]
     if price is None:
         raise InvalidRequest(
-            f"{options.resolution} is not offered at {options.duration} s: "
-            "pick 5 or 8 seconds, or a lower resolution."
+            "error.not_offered", resolution=options.resolution, duration=options.duration
         )
     return price
 

@@ -18,6 +18,7 @@ from bot.limits import UNLIMITED, periods
 from bot.policy import describe_limit
 from bot.pricing import format_usd, parse_usd
 from cogs.utils.embeds import channel_mentions
+from cogs.utils.i18n import CheckRefused, text
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
@@ -37,10 +38,7 @@ def parse_limit(text: str) -> int | None:
     try:
         return parse_usd(word)
     except ValueError:
-        raise InvalidRequest(
-            f"{text!r} is not an amount: use dollars like 2.50, 0 (blocks /animate), "
-            "'unlimited', or 'default'."
-        ) from None
+        raise InvalidRequest("error.not_an_amount", text=text) from None
 
 
 def dollars(mills: int) -> str:
@@ -53,7 +51,7 @@ def dollars(mills: int) -> str:
 class Admin(
     commands.GroupCog,
     group_name="animate-admin",
-    group_description="Spending controls for /animate (Manage Server)",
+    group_description=text("cmd.animate-admin.description"),
 ):
     def __init__(self, bot: AnimateBot) -> None:
         self.bot = bot
@@ -63,24 +61,20 @@ class Admin(
         # Discord's default permission can be changed by a server; check on every use anyway.
         # (Only AppCommandErrors raised here reach the tree's error handler.)
         if interaction.guild_id is None:
-            raise app_commands.CheckFailure(
-                "/animate-admin works in a server, not in direct messages."
-            )
+            raise CheckRefused("error.command_server_only", command="/animate-admin")
         if not interaction.permissions.manage_guild:
-            raise app_commands.CheckFailure(
-                "You need the Manage Server permission to change /animate settings."
-            )
+            raise CheckRefused("error.manage_server_needed")
         return True
 
     async def _done(self, interaction: Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)
 
-    @app_commands.command(name="limit", description="Set a daily or monthly spend limit")
+    @app_commands.command(name="limit", description=text("cmd.animate-admin.limit.description"))
     @app_commands.describe(
-        period="Which limit",
-        amount="Dollars (0 blocks /animate), 'unlimited', or 'default' to remove the setting",
-        member="Only for this member",
-        role="For members with this role (a member gets the highest of their roles' limits)",
+        period=text("cmd.animate-admin.limit.period.description"),
+        amount=text("cmd.animate-admin.limit.amount.description"),
+        member=text("cmd.animate-admin.limit.member.description"),
+        role=text("cmd.animate-admin.limit.role.description"),
     )
     async def limit(
         self,
@@ -103,8 +97,8 @@ class Admin(
         log.info("guild %s: %s set %s", interaction.guild_id, interaction.user.id, detail)
         await self._done(interaction, f"Done: {detail}.")
 
-    @app_commands.command(name="budget", description="Set this server's monthly budget")
-    @app_commands.describe(amount="Dollars per month, 'unlimited', or 'default'")
+    @app_commands.command(name="budget", description=text("cmd.animate-admin.budget.description"))
+    @app_commands.describe(amount=text("cmd.animate-admin.budget.amount.description"))
     async def budget(self, interaction: Interaction, amount: str) -> None:
         assert interaction.guild_id is not None
         value = parse_limit(amount)
@@ -113,8 +107,11 @@ class Admin(
         )
         await self._done(interaction, f"Done: {detail}.")
 
-    @app_commands.command(name="refund", description="Give a delivered video's price back")
-    @app_commands.describe(job="The job number (see /jobs or the quote)", reason="Why")
+    @app_commands.command(name="refund", description=text("cmd.animate-admin.refund.description"))
+    @app_commands.describe(
+        job=text("cmd.animate-admin.refund.job.description"),
+        reason=text("cmd.animate-admin.refund.reason.description"),
+    )
     async def refund(
         self, interaction: Interaction, job: app_commands.Range[int, 1],
         reason: app_commands.Range[str, 1, 500],
@@ -130,7 +127,7 @@ class Admin(
             f"<@{refunded.user_id}>.",
         )
 
-    @app_commands.command(name="pause", description="Stop new /animate jobs in this server")
+    @app_commands.command(name="pause", description=text("cmd.animate-admin.pause.description"))
     async def pause(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
         await self.bot.ledger.policies.set_paused(
@@ -140,7 +137,7 @@ class Admin(
             interaction, "Paused: new /animate jobs are refused. Running jobs finish normally."
         )
 
-    @app_commands.command(name="resume", description="Allow new /animate jobs again")
+    @app_commands.command(name="resume", description=text("cmd.animate-admin.resume.description"))
     async def resume(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
         await self.bot.ledger.policies.set_paused(
@@ -148,10 +145,12 @@ class Admin(
         )
         await self._done(interaction, "Resumed: /animate is open again.")
 
-    @app_commands.command(name="channels", description="Limit /animate to chosen channels")
+    @app_commands.command(
+        name="channels", description=text("cmd.animate-admin.channels.description")
+    )
     @app_commands.describe(
-        action="add or remove a channel, or clear to allow every channel again",
-        channel="The channel (for add and remove)",
+        action=text("cmd.animate-admin.channels.action.description"),
+        channel=text("cmd.animate-admin.channels.channel.description"),
     )
     async def channels(
         self,
@@ -161,7 +160,7 @@ class Admin(
     ) -> None:
         assert interaction.guild_id is not None
         if action != "clear" and channel is None:
-            raise InvalidRequest(f"Choose the channel to {action}.")
+            raise InvalidRequest(f"error.channel_needed.{action}")
         detail = await self.bot.ledger.policies.set_channel(
             interaction.guild_id,
             interaction.user.id,
@@ -173,8 +172,10 @@ class Admin(
         where = channel_mentions(policy.channels, none="every channel")
         await self._done(interaction, f"Done: {detail}. /animate now works in: {where}.")
 
-    @app_commands.command(name="timezone", description="When days and months reset")
-    @app_commands.describe(name="A time zone name such as Europe/Paris (default UTC)")
+    @app_commands.command(
+        name="timezone", description=text("cmd.animate-admin.timezone.description")
+    )
+    @app_commands.describe(name=text("cmd.animate-admin.timezone.name.description"))
     async def timezone(self, interaction: Interaction, name: str) -> None:
         assert interaction.guild_id is not None
         detail = await self.bot.ledger.policies.set_timezone(
@@ -190,8 +191,8 @@ class Admin(
         names = sorted(n for n in zoneinfo.available_timezones() if needle in n.lower())
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
-    @app_commands.command(name="report", description="Spend by member, as a CSV file")
-    @app_commands.describe(period="Which jobs to count (by when they were confirmed)")
+    @app_commands.command(name="report", description=text("cmd.animate-admin.report.description"))
+    @app_commands.describe(period=text("cmd.animate-admin.report.period.description"))
     async def report(
         self,
         interaction: Interaction,
@@ -232,7 +233,9 @@ class Admin(
             ephemeral=True,
         )
 
-    @app_commands.command(name="settings", description="Everything in force in this server")
+    @app_commands.command(
+        name="settings", description=text("cmd.animate-admin.settings.description")
+    )
     async def settings(self, interaction: Interaction) -> None:
         assert interaction.guild_id is not None
         bot = self.bot

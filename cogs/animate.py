@@ -17,6 +17,7 @@ from bot.ledger import Quote
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
 from cogs.errors import report
 from cogs.utils import embeds
+from cogs.utils.i18n import private, text
 from cogs.utils.replies import reply_private
 from cogs.utils.views import QUOTE_BUTTON_LOOKS, disabled_buttons, role_ids
 
@@ -96,7 +97,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
     except (QuoteUnavailable, NotQuoteOwner, LimitExceeded) as exc:
         if quote is not None and quote.state == "open" and now >= quote.expires_at:
             await _show_expired(interaction, quote)
-        await reply_private(interaction, str(exc))
+        await reply_private(interaction, exc.message.render(private(interaction)))
         return
     log.info("quote %s confirmed by %s: job %d", quote_id, interaction.user.id, job.id)
     if job.quote.message_id is None and interaction.message is not None:
@@ -123,35 +124,42 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
     except QuoteUnavailable as exc:
         if quote is not None and quote.state == "open":
             await _show_expired(interaction, quote)
-        await reply_private(interaction, str(exc))
+        await reply_private(interaction, exc.message.render(private(interaction)))
         return
     await interaction.response.edit_message(
         embed=embeds.cancelled_embed(quote), view=disabled_buttons()
     )
 
 
-def _choices(values: tuple[Any, ...], suffix: str = "") -> list[app_commands.Choice[Any]]:
-    return [app_commands.Choice(name=f"{value}{suffix}", value=value) for value in values]
+def _choices(values: tuple[str, ...]) -> list[app_commands.Choice[Any]]:
+    """Choices shown as their value (720p, 16:9): the same in every language."""
+    return [app_commands.Choice(name=value, value=value) for value in values]
+
+
+def _duration_choices() -> list[app_commands.Choice[Any]]:
+    return [
+        app_commands.Choice(name=text("choice.duration", seconds=s), value=s) for s in DURATIONS
+    ]
 
 
 class Animate(commands.Cog):
     def __init__(self, bot: AnimateBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="animate", description="Turn a picture into a short video")
+    @app_commands.command(name="animate", description=text("cmd.animate.description"))
     @app_commands.guild_only()
     @app_commands.describe(
-        image="The picture to animate (PNG, JPEG, WebP or GIF, up to 20 MB)",
-        prompt="What should happen in the video",
-        resolution="Video resolution (default 720p)",
-        duration="Length in seconds (default 5; 1080p allows 5 or 8)",
-        aspect_ratio="Shape of the video (default 16:9)",
-        audio="Generate a soundtrack (costs more)",
-        multi_shot="Several camera shots instead of one (costs more)",
+        image=text("cmd.animate.image.description"),
+        prompt=text("cmd.animate.prompt.description"),
+        resolution=text("cmd.animate.resolution.description"),
+        duration=text("cmd.animate.duration.description"),
+        aspect_ratio=text("cmd.animate.aspect_ratio.description"),
+        audio=text("cmd.animate.audio.description"),
+        multi_shot=text("cmd.animate.multi_shot.description"),
     )
     @app_commands.choices(
         resolution=_choices(RESOLUTIONS),
-        duration=_choices(DURATIONS, " seconds"),
+        duration=_duration_choices(),
         aspect_ratio=_choices(ASPECT_RATIOS),
     )
     async def animate(
@@ -167,14 +175,12 @@ class Animate(commands.Cog):
     ) -> None:
         bot = self.bot
         if interaction.guild_id is None or interaction.channel_id is None:
-            raise InvalidRequest("/animate works in a server channel, not in direct messages.")
+            raise InvalidRequest("error.command_server_only", command="/animate")
         prompt = prompt.strip()
         if not prompt:
-            raise InvalidRequest("The prompt is empty: describe what should happen in the video.")
+            raise InvalidRequest("error.prompt_empty")
         if len(prompt) > MAX_PROMPT:
-            raise InvalidRequest(
-                f"The prompt is {len(prompt)} characters; the limit is {MAX_PROMPT}."
-            )
+            raise InvalidRequest("error.prompt_too_long", length=len(prompt), limit=MAX_PROMPT)
         options = VideoOptions(
             resolution=resolution,
             duration=duration,
@@ -192,7 +198,7 @@ class Animate(commands.Cog):
         parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
         if policy.channels and not {interaction.channel_id, parent_id} & policy.channels:
             where = embeds.channel_mentions(policy.channels)
-            raise InvalidRequest(f"In this server /animate can be used in {where} only.")
+            raise InvalidRequest("error.channel_not_allowed", channels=where)
         now = bot.clock()
         headroom, usage = await bot.ledger.limit_status(
             interaction.guild_id, interaction.user.id, role_ids(interaction.user), price, now

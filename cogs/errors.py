@@ -10,15 +10,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import AnimateError
+from bot.i18n import t
+from cogs.utils.i18n import CheckRefused, private
 from cogs.utils.replies import reply_private
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
 
 log = logging.getLogger(__name__)
-
-UNEXPECTED = "Something went wrong on our side and it has been logged. Nothing was charged."
-
 
 async def on_app_command_error(
     interaction: discord.Interaction[AnimateBot], error: app_commands.AppCommandError
@@ -27,16 +26,20 @@ async def on_app_command_error(
 
 
 async def report(interaction: discord.Interaction[AnimateBot], error: BaseException) -> None:
-    """Tell the user briefly and privately what went wrong; log the traceback if it is ours."""
+    """Tell the user briefly and privately (in their language) what went wrong; log the
+    traceback if it is ours."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    locale = private(interaction)
     if isinstance(original, AnimateError):
-        text = str(original)
+        text = original.message.render(locale)
     elif isinstance(original, app_commands.NoPrivateMessage):
-        text = "This command works in a server channel, not in direct messages."
+        text = t(locale, "error.server_only")
+    elif isinstance(original, CheckRefused):
+        text = original.message.render(locale)
     elif isinstance(original, app_commands.CheckFailure):
-        text = str(original) or "You can't use this command here."
+        text = t(locale, "error.not_allowed")
     elif isinstance(original, app_commands.TransformerError):
-        text = f"That value is not valid: {original.value!r}"
+        text = t(locale, "error.bad_value", value=repr(original.value))
     else:
         if interaction.command is not None:
             where = f"/{interaction.command.qualified_name}"
@@ -44,7 +47,7 @@ async def report(interaction: discord.Interaction[AnimateBot], error: BaseExcept
             data: dict[str, object] = dict(interaction.data or {})
             where = str(data.get("custom_id", "an interaction"))
         log.error("error in %s", where, exc_info=original)
-        text = UNEXPECTED
+        text = t(locale, "error.unexpected")
     try:
         await reply_private(interaction, text)
     except discord.HTTPException:

@@ -11,9 +11,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidRequest
+from bot.i18n import msg
 from bot.ledger import Job, Usage
 from bot.pricing import format_usd
 from cogs.errors import report
+from cogs.utils.i18n import text
 from cogs.utils.replies import reply_private
 from cogs.utils.views import role_ids
 
@@ -110,7 +112,7 @@ async def cancel_job(interaction: discord.Interaction[AnimateBot], job_id: int) 
     if job is None or job.user_id != interaction.user.id:
         await reply_private(interaction, "Only the member who confirmed a job can cancel it.")
         return
-    cancelled = await bot.jobs.cancel_waiting(job_id, "Cancelled by the member before it started.")
+    cancelled = await bot.jobs.cancel_waiting(job_id, msg("job.failed.cancelled"))
     if cancelled is None:
         await reply_private(
             interaction,
@@ -127,19 +129,17 @@ class UsageCog(commands.Cog):
     def __init__(self, bot: AnimateBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="usage", description="/animate spend: today, this month, limits")
-    @app_commands.describe(member="Someone else's usage (needs Manage Server)")
+    @app_commands.command(name="usage", description=text("cmd.usage.description"))
+    @app_commands.describe(member=text("cmd.usage.member.description"))
     @app_commands.guild_only()
     async def usage(
         self, interaction: discord.Interaction[AnimateBot], member: discord.Member | None = None
     ) -> None:
         if interaction.guild_id is None:
-            raise InvalidRequest("/usage works in a server channel, not in direct messages.")
+            raise InvalidRequest("error.command_server_only", command="/usage")
         target = member or interaction.user
         if target.id != interaction.user.id and not interaction.permissions.manage_guild:
-            raise InvalidRequest(
-                "Only members with the Manage Server permission can look at someone else's usage."
-            )
+            raise InvalidRequest("error.usage_of_others")
         await interaction.response.defer(ephemeral=True, thinking=True)
         usage = await self.bot.ledger.usage(
             interaction.guild_id, target.id, self.bot.clock(), role_ids(target)
@@ -147,11 +147,11 @@ class UsageCog(commands.Cog):
         who = "you" if target.id == interaction.user.id else target.display_name
         await interaction.followup.send(embed=usage_embed(usage, who), ephemeral=True)
 
-    @app_commands.command(name="jobs", description="Your recent /animate jobs")
+    @app_commands.command(name="jobs", description=text("cmd.jobs.description"))
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction[AnimateBot]) -> None:
         if interaction.guild_id is None:
-            raise InvalidRequest("/jobs works in a server channel, not in direct messages.")
+            raise InvalidRequest("error.command_server_only", command="/jobs")
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs = await self.bot.ledger.recent_jobs(interaction.guild_id, interaction.user.id)
         if not jobs:

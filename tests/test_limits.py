@@ -65,7 +65,7 @@ SPAN = periods(ts(2027, 1, 15, 8), "UTC")
 def test_check_returns_the_closest_limit():
     room = check(170, Spent(day=100, month=4800, guild_month=0), CAPS, SPAN, paused=False)
     assert room is not None
-    assert (room.name, room.left) == ("monthly limit", 200)
+    assert (room.name, room.left) == ("monthly", 200)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Final
 
 from bot.db import one
 from bot.errors import InvalidRequest, StateConflict
+from bot.i18n import msg
 from bot.ledger.jobs import load_job
 from bot.ledger.quotes import usable_quote
 from bot.ledger.spend import Spend
@@ -134,20 +135,20 @@ class Money(Spend):
             try:
                 job = await load_job(db, job_id)
             except KeyError:
-                raise InvalidRequest(f"There is no job {job_id} in this server.") from None
+                raise InvalidRequest("error.no_such_job", job=job_id) from None
             if job.guild_id != guild_id:
-                raise InvalidRequest(f"There is no job {job_id} in this server.")
+                raise InvalidRequest("error.no_such_job", job=job_id)
             if job.state in ("failed", "expired"):
-                raise InvalidRequest(f"Job {job_id} failed and was already refunded in full.")
+                raise InvalidRequest("error.refund_failed_job", job=job_id)
             if job.state != "delivered":
                 raise InvalidRequest(
-                    f"Job {job_id} is still {job.state}; if it fails it is refunded on its own."
+                    "error.refund_not_delivered", job=job_id, state=msg(f"state.{job.state}")
                 )
             already = await one(
                 db, "SELECT 1 FROM ledger WHERE job_id = ? AND kind = 'adjust'", (job_id,)
             )
             if already is not None:
-                raise InvalidRequest(f"Job {job_id} was already refunded.")
+                raise InvalidRequest("error.refund_again", job=job_id)
             await db.execute(
                 INSERT_ROW,
                 (

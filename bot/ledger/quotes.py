@@ -13,16 +13,16 @@ async def usable_quote(db: aiosqlite.Connection, quote_id: str, user_id: int, no
     """The quote if ``user_id`` may still confirm or cancel it, inside the caller's transaction."""
     row = await one(db, "SELECT * FROM quotes WHERE id = ?", (quote_id,))
     if row is None:
-        raise QuoteUnavailable("This quote no longer exists. Run /animate again.")
+        raise QuoteUnavailable("error.quote_gone")
     quote = Quote.from_row(row)
     if quote.user_id != user_id:
-        raise NotQuoteOwner(f"Only <@{quote.user_id}> can confirm this.")
+        raise NotQuoteOwner("error.not_quote_owner", owner=f"<@{quote.user_id}>")
     if quote.state == "confirmed":
-        raise QuoteUnavailable("This quote was already confirmed: the video is on its way.")
+        raise QuoteUnavailable("error.quote_confirmed")
     if quote.state == "cancelled":
-        raise QuoteUnavailable("This quote was cancelled. Run /animate again.")
+        raise QuoteUnavailable("error.quote_cancelled")
     if now >= quote.expires_at:
-        raise QuoteUnavailable("This quote has expired. Run /animate again for a fresh one.")
+        raise QuoteUnavailable("error.quote_expired")
     return quote
 
 

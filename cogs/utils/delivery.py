@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Final
 
 import discord
 
+from bot.i18n import Msg
 from bot.ledger import Job
 from bot.pricing import format_usd
 from cogs.utils import embeds
+from cogs.utils.i18n import guild_locale
 from cogs.utils.views import disabled_buttons
 
 if TYPE_CHECKING:
@@ -190,7 +192,8 @@ class DiscordNotifier:
             where = f"<#{job.quote.channel_id}>"
         await self._edit_quote(job, embeds.done_embed(job, where))
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, why: Msg) -> None:
+        reason = why.render(await guild_locale(self.bot, job.guild_id))
         await self._edit_quote(job, embeds.failed_embed(job, reason))
         try:
             target, note = await self._target(job)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import discord
 
+from bot.i18n import t
 from bot.ledger import Job, Quote, Usage
 from bot.limits import Headroom
 from bot.pricing import format_usd
@@ -53,7 +54,7 @@ def quote_embed(quote: Quote, *, usage: Usage, headroom: Headroom | None) -> dis
     if headroom is not None:
         embed.add_field(
             name="Closest limit",
-            value=f"{headroom.name}: {format_usd(headroom.left)} left of "
+            value=f"{t('en', f'limit.{headroom.name}')}: {format_usd(headroom.left)} left of "
             f"{format_usd(headroom.cap)}",
         )
     expires = dt.datetime.fromtimestamp(quote.expires_at, tz=dt.UTC)

@@ -1,0 +1,208 @@
+"""Wording in the member's language: one catalogue per language, English as the fallback.
+
+Catalogues are flat JSON files in ``bot/locales`` (``{key: text}``, ``str.format`` placeholders).
+Code names a message by its key and values (``Msg``); the text is chosen where it is shown:
+``interaction.locale`` for private answers, the server's locale for public messages. Money and
+moments are passed as ``Money`` and ``When`` so each language formats them its own way, with
+the exact mills.
+
+Discord's locale names (``discord.Locale`` values such as ``en-US``, ``es-419``) map onto the
+catalogues with ``catalogue_for``; any other language gets English. No discord import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Final, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+DEFAULT: Final = "en"
+CATALOGUES: Final = ("en", "fr", "de", "es-ES", "pt-BR", "ja")
+# Discord's locale -> catalogue, where the names differ. Latin American Spanish reads the
+# Spanish catalogue (written without Spain-only words); its numbers keep its own format.
+_ALIASES: Final = {"en-US": "en", "en-GB": "en", "es-419": "es-ES"}
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in mills (1/1000 USD), formatted for the reader's locale."""
+
+    mills: int
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """A moment, shown as a date and time in ``timezone`` in the reader's locale's order."""
+
+    at: float
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A decimal number with ``digits`` decimals, with the locale's decimal mark."""
+
+    value: float
+    digits: int = 1
+
+
+Value = Union[str, int, Money, When, Number, "Msg"]
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """A message to show: its catalogue key and the values for its placeholders."""
+
+    key: str
+    values: Mapping[str, Value] = field(default_factory=dict)
+
+    def render(self, locale: str | None) -> str:
+        return t(locale, self.key, **self.values)
+
+    def __str__(self) -> str:
+        return self.render(DEFAULT)
+
+
+def msg(key: str, /, **values: Value) -> Msg:
+    return Msg(key, values)
+
+
+def catalogue_for(locale: str | None) -> str:
+    """The catalogue for a Discord locale (``"ja"``, ``"pt-BR"``, ``"es-419"``...)."""
+    if not locale:
+        return DEFAULT
+    name = _ALIASES.get(locale, locale)
+    return name if name in CATALOGUES else DEFAULT
+
+
+@cache
+def catalogue(name: str) -> dict[str, str]:
+    """One language's catalogue as shipped in the package."""
+    text = resources.files("bot").joinpath("locales", f"{name}.json").read_text("utf-8")
+    data = json.loads(text)
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ValueError(f"locales/{name}.json must map keys to strings")
+    return data
+
+
+def has(key: str) -> bool:
+    return key in catalogue(DEFAULT)
+
+
+def lookup(locale: str | None, key: str) -> str | None:
+    """The raw text of ``key`` in the locale's catalogue, English if missing there, else None."""
+    name = catalogue_for(locale)
+    found = catalogue(name).get(key)
+    return found if found is not None else catalogue(DEFAULT).get(key)
+
+
+def t(locale: str | None, key: str, /, **values: Value) -> str:
+    """The text of ``key`` for ``locale`` with ``values`` in place (English as the fallback).
+
+    A key that no catalogue knows is shown as it is: errors raised with a plain sentence (for
+    operators, never for members) keep working.
+    """
+    template = lookup(locale, key)
+    if template is None:
+        return key
+    shown = {name: _show(locale, value) for name, value in values.items()}
+    try:
+        return template.format_map(shown)
+    except (KeyError, IndexError, ValueError):
+        log.exception("catalogue text %r (%s) does not fit its values", key, locale)
+        return catalogue(DEFAULT)[key].format_map(shown) if has(key) else key
+
+
+def _show(locale: str | None, value: Value) -> str:
+    if isinstance(value, Money):
+        return money(locale, value.mills)
+    if isinstance(value, When):
+        return when(locale, value.at, value.timezone)
+    if isinstance(value, Number):
+        return f"{value.value:.{value.digits}f}".replace(".", _decimal_mark(locale))
+    if isinstance(value, Msg):
+        return value.render(locale)
+    return str(value)
+
+
+def placeholders(text: str) -> set[str]:
+    """The placeholder names in a catalogue text (for the consistency test)."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+# -- money -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _MoneyStyle:
+    pattern: str  # "{n}" is the number
+    decimal: str
+    group: str
+    min_grouping: int = 1  # CLDR: Spanish groups thousands only from 10 000 up
+
+
+_NBSP: Final = "\u00a0"
+_NNBSP: Final = "\u202f"
+# Written after CLDR's currency formats for USD in each locale, with three decimals: the
+# bot's prices are exact to the mill (1/1000 USD) and are never rounded for show.
+_MONEY: Final = {
+    "en": _MoneyStyle("${n}", ".", ","),
+    "fr": _MoneyStyle("{n}" + _NBSP + "$US", ",", _NNBSP),
+    "de": _MoneyStyle("{n}" + _NBSP + "$", ",", "."),
+    "es-ES": _MoneyStyle("{n}" + _NBSP + "US$", ",", ".", min_grouping=2),
+    "es-419": _MoneyStyle("US${n}", ".", ","),
+    "pt-BR": _MoneyStyle("US$" + _NBSP + "{n}", ",", "."),
+    "ja": _MoneyStyle("${n}", ".", ","),
+}
+
+
+def _decimal_mark(locale: str | None) -> str:
+    return (_MONEY.get(locale or "") or _MONEY[catalogue_for(locale)]).decimal
+
+
+def money(locale: str | None, mills: int) -> str:
+    """``170`` -> ``$0.170`` (en), ``0,170 $US`` (fr), ``US$ 0,170`` (pt-BR)... exact mills."""
+    style = _MONEY.get(locale or "") or _MONEY[catalogue_for(locale)]
+    whole, frac = divmod(abs(mills), 1000)
+    digits = str(whole)
+    if len(digits) > 3 + style.min_grouping - 1:
+        groups: list[str] = []
+        while len(digits) > 3:
+            groups.insert(0, digits[-3:])
+            digits = digits[:-3]
+        digits = style.group.join([digits, *groups])
+    number = f"{digits}{style.decimal}{frac:03d}"
+    sign = "-" if mills < 0 else ""
+    return sign + style.pattern.format(n=number)
+
+
+# -- dates -------------------------------------------------------------------------------
+
+_WHEN: Final = {
+    "en": "%Y-%m-%d %H:%M",
+    "fr": "%d/%m/%Y %H:%M",
+    "de": "%d.%m.%Y, %H:%M",
+    "es-ES": "%d/%m/%Y, %H:%M",
+    "pt-BR": "%d/%m/%Y %H:%M",
+    "ja": "%Y/%m/%d %H:%M",
+}
+
+
+def when(locale: str | None, at: float, timezone: str = "UTC") -> str:
+    """A moment in ``timezone``, in the locale's date order, with the zone's name."""
+    try:
+        tz: dt.tzinfo = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz, timezone = dt.UTC, "UTC"
+    local = dt.datetime.fromtimestamp(at, tz)
+    return f"{local.strftime(_WHEN[catalogue_for(locale)])} {timezone}"

@@ -1,0 +1,250 @@
+"""Catalogues, locale formatting and the command translator (no Discord connection)."""
+
+from __future__ import annotations
+
+import ast
+import unicodedata
+from pathlib import Path
+
+import discord
+import pytest
+from discord.ext import commands
+
+from bot.errors import InvalidRequest, LimitExceeded
+from bot.i18n import (
+    CATALOGUES,
+    DEFAULT,
+    Money,
+    Number,
+    When,
+    catalogue,
+    catalogue_for,
+    money,
+    msg,
+    placeholders,
+    t,
+    when,
+)
+from cogs.utils.i18n import CheckRefused, Translator
+
+ROOT = Path(__file__).resolve().parent.parent
+# Raised or built with a message key as their first argument.
+KEYED = {
+    "InvalidRequest", "LimitExceeded", "QuoteUnavailable", "NotQuoteOwner", "CheckRefused",
+    "msg", "Msg", "text",
+}
+
+
+@pytest.mark.parametrize("name", [c for c in CATALOGUES if c != DEFAULT])
+def test_every_catalogue_has_exactly_the_english_keys(name):
+    english, other = catalogue(DEFAULT), catalogue(name)
+    assert sorted(set(english) - set(other)) == [], f"{name} lacks keys"
+    assert sorted(set(other) - set(english)) == [], f"{name} has stray keys"
+
+
+@pytest.mark.parametrize("name", [c for c in CATALOGUES if c != DEFAULT])
+def test_placeholders_are_the_same_in_every_language(name):
+    english, other = catalogue(DEFAULT), catalogue(name)
+    differ = {
+        key: (placeholders(english[key]), placeholders(other[key]))
+        for key in english
+        if key in other and placeholders(english[key]) != placeholders(other[key])
+    }
+    assert differ == {}
+
+
+@pytest.mark.parametrize("name", CATALOGUES)
+def test_no_catalogue_text_is_empty_or_padded(name):
+    bad = [k for k, v in catalogue(name).items() if not v.strip() or v != v.strip()]
+    assert bad == []
+
+
+def _keys_used_in_code() -> list[tuple[str, str, bool]]:
+    """(where, key or key prefix, is_prefix) for every keyed call in bot/ and cogs/."""
+    found = []
+    for path in [*ROOT.joinpath("bot").rglob("*.py"), *ROOT.joinpath("cogs").rglob("*.py")]:
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            args = node.args
+            if name == "t" and len(args) >= 2:
+                first = args[1]
+            elif name in KEYED and args:
+                first = args[0]
+            else:
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append((where, first.value, False))
+            elif isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
+                found.append((where, str(first.values[0].value), True))
+            elif not isinstance(first, ast.Name | ast.Attribute):  # forwarding a key
+                found.append((where, ast.unparse(first), False))
+    return found
+
+
+def test_every_message_key_in_the_code_is_in_the_catalogue():
+    english = catalogue(DEFAULT)
+    used = _keys_used_in_code()
+    assert len(used) > 50  # the scan sees the code
+    missing = [
+        (where, key) for where, key, prefix in used
+        if not (any(k.startswith(key) for k in english) if prefix else key in english)
+    ]
+    assert missing == [], "raise and show messages by catalogue key (see bot/locales/en.json)"
+
+
+def test_catalogue_for_maps_discord_locales():
+    assert catalogue_for("en-US") == catalogue_for("en-GB") == "en"
+    assert catalogue_for("es-419") == catalogue_for("es-ES") == "es-ES"
+    assert catalogue_for("pt-BR") == "pt-BR"
+    assert catalogue_for("ja") == "ja"
+    assert catalogue_for("ko") == "en"  # no Korean catalogue: English
+    assert catalogue_for(None) == "en"
+
+
+@pytest.mark.parametrize(
+    ("locale", "mills", "shown"),
+    [
+        ("en-US", 170, "$0.170"),
+        ("en-US", 1_234_500, "$1,234.500"),
+        ("en-GB", -2500, "-$2.500"),
+        ("fr", 170, "0,170\u00a0$US"),
+        ("fr", 1_234_500, "1\u202f234,500\u00a0$US"),
+        ("de", 170, "0,170\u00a0$"),
+        ("de", 1_234_500, "1.234,500\u00a0$"),
+        ("es-ES", 170, "0,170\u00a0US$"),
+        ("es-ES", 1_234_500, "1234,500\u00a0US$"),  # Spanish groups from 10 000 up
+        ("es-ES", 12_345_000, "12.345,000\u00a0US$"),
+        ("es-419", 170, "US$0.170"),
+        ("pt-BR", 170, "US$\u00a00,170"),
+        ("ja", 680, "$0.680"),
+        ("ko", 170, "$0.170"),
+    ],
+)
+def test_money_is_formatted_for_the_locale_to_the_mill(locale, mills, shown):
+    assert money(locale, mills) == shown
+
+
+def test_dates_follow_the_locale_in_the_servers_time_zone():
+    at = 1_800_057_600.0  # 2027-01-16 00:00 UTC
+    assert when("en-US", at) == "2027-01-16 00:00 UTC"
+    assert when("fr", at, "Europe/Paris") == "16/01/2027 01:00 Europe/Paris"
+    assert when("de", at) == "16.01.2027, 00:00 UTC"
+    assert when("ja", at, "Asia/Tokyo") == "2027/01/16 09:00 Asia/Tokyo"
+
+
+def test_t_formats_values_and_falls_back_to_english():
+    assert t("ja", "error.prompt_too_long", length=2500, limit=2000) == (
+        "プロンプトが2500文字あります。上限は2000文字です。"
+    )
+    assert t("ko", "error.quote_gone") == "This quote no longer exists. Run /animate again."
+    assert t("fr", "error.image_size", size=Number(21.5), limit=20) == (
+        "L'image fait 21,5 Mo ; la limite est de 20 Mo."
+    )
+    assert t("fr", "no.such.key") == "no.such.key"
+
+
+def test_errors_carry_key_and_values_and_read_in_any_language():
+    error = LimitExceeded(
+        "error.limit_exceeded.daily", price=Money(170), cap=Money(2000), left=Money(100),
+        spent=Money(1900), resets=When(1_800_057_600.0, "UTC"),
+    )
+    assert error.message.key == "error.limit_exceeded.daily"
+    assert str(error).startswith("This video costs $0.170, but your daily limit of $2.000")
+    assert "2027-01-16 00:00 UTC" in str(error)
+    japanese = error.message.render("ja")
+    assert "$0.170" in japanese
+    assert "2027/01/16 00:00 UTC" in japanese
+    french = error.message.render("fr")
+    assert "0,170\u00a0$US" in french
+    assert "16/01/2027 00:00 UTC" in french
+    nested = InvalidRequest("error.refund_not_delivered", job=3, state=msg("state.running"))
+    assert nested.message.render("de") == (
+        "Auftrag 3 ist noch im Zustand „wird gerendert“; schlägt er fehl, wird er "
+        "automatisch erstattet."
+    )
+    assert str(CheckRefused("error.manage_server_needed")).startswith("You need the Manage")
+
+
+async def _translated_payload() -> list[dict]:
+    from cogs.admin import Admin
+    from cogs.animate import Animate
+    from cogs.usage import UsageCog
+
+    bot = commands.Bot(command_prefix="!", intents=discord.Intents.none())
+    await bot.tree.set_translator(Translator())
+    for cog in (Animate, UsageCog, Admin):
+        await bot.add_cog(cog(bot))  # type: ignore[arg-type]
+    translator = bot.tree.translator
+    assert translator is not None
+    return [await c.get_translated_payload(bot.tree, translator) for c in bot.tree.get_commands()]
+
+
+def _walk(item: dict, path: str = ""):
+    yield path, item
+    for option in item.get("options", []):
+        yield from _walk(option, f"{path} {option['name']}".strip())
+
+
+def _valid_name(name: str) -> bool:
+    # Discord: ^[-_\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$, lower case where there is one.
+    return 1 <= len(name) <= 32 and name == name.lower() and all(
+        c in "-_" or unicodedata.category(c)[0] in "LN" for c in name
+    )
+
+
+async def test_every_command_option_and_choice_is_localised_in_every_language():
+    payload = await _translated_payload()
+    wanted = {"fr", "de", "es-ES", "es-419", "pt-BR", "ja"}
+    checked = 0
+    for command in payload:
+        for path, item in _walk(command):
+            assert set(item["name_localizations"]) == wanted, path
+            assert set(item["description_localizations"]) == wanted, path
+            for choice in item.get("choices", []):
+                if choice["name"] not in (str(choice["value"]),):
+                    assert set(choice["name_localizations"]) == wanted, (path, choice)
+            checked += 1
+    assert checked > 30
+
+
+async def test_localised_names_are_valid_and_unique_per_command():
+    payload = await _translated_payload()
+    for command in payload:
+        for path, item in _walk(command):
+            for locale, name in item["name_localizations"].items():
+                assert _valid_name(name), (path, locale, name)
+            for locale, text in item["description_localizations"].items():
+                assert 1 <= len(text) <= 100, (path, locale, text)
+            options = item.get("options", [])
+            for locale in ("fr", "de", "es-ES", "pt-BR", "ja"):
+                names = [o["name_localizations"][locale] for o in options]
+                assert len(names) == len(set(names)), (path, locale, names)
+
+
+async def test_japanese_payload_reads_japanese():
+    payload = {c["name"]: c for c in await _translated_payload()}
+    animate = payload["animate"]
+    assert animate["name_localizations"]["ja"] == "アニメ化"
+    assert animate["description"] == "Turn a picture into a short video"
+    assert animate["description_localizations"]["ja"] == "画像を短い動画に変えます"
+    duration = next(o for o in animate["options"] if o["name"] == "duration")
+    five = next(c for c in duration["choices"] if c["value"] == 5)
+    assert five["name"] == "5 seconds"
+    assert five["name_localizations"]["ja"] == "5秒"
+    assert five["name_localizations"]["fr"] == "5 secondes"
+
+
+def test_catalogues_ship_with_the_package():
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text("utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["bot"]
+    for name in CATALOGUES:
+        assert any(fnmatch.fnmatch(f"locales/{name}.json", p) for p in patterns), name
+        assert ROOT.joinpath("bot", "locales", f"{name}.json").is_file()

@@ -28,7 +28,7 @@ import yarl
 
 from bot.bot import AnimateBot, GatewayUnreachable
 from bot.config import Environment, Settings, load_settings, read_environment
-from bot.errors import ConfigError
+from bot.errors import ConfigError, DatabaseUnavailable
 from bot.ledger import Ledger
 from bot.limits import Defaults
 from bot.metrics import Metrics
@@ -69,7 +69,9 @@ def http_session() -> aiohttp.ClientSession:
 async def open_ledger(settings: Settings) -> Ledger:
     """The ledger, or a ``ConfigError`` naming the database and why it cannot be used."""
     try:
-        return await Ledger.open(settings.database_path, defaults_from(settings))
+        return await Ledger.open(settings.database, defaults_from(settings))
+    except DatabaseUnavailable as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
     except (OSError, sqlite3.Error) as exc:
         reason = str(exc)
         if isinstance(exc, OSError) and exc.strerror:
@@ -160,7 +162,7 @@ async def run(settings: Settings, environment: Environment | None = None) -> Non
 
 async def check(settings: Settings, environment: Environment) -> list[str]:
     """What ``animate-bot`` would do with these settings; opens the database, nothing else."""
-    existed = settings.database_path.exists()
+    existed = settings.database_url is not None or settings.database_path.exists()
     async with await open_ledger(settings) as ledger:
         jobs = sum((await ledger.job_counts()).values())
     rows = [

@@ -14,6 +14,7 @@ from dotenv import dotenv_values, find_dotenv
 
 from bot.errors import ConfigError
 from bot.pricing import format_usd, parse_usd
+from bot.storage.base import redact
 
 
 class Secret:
@@ -44,6 +45,8 @@ class Settings:
     discord_token: Secret
     shortapi_key: Secret
     database_path: Path = Path("data/animate.db")
+    # postgresql://user:pass@host:port/db or sqlite:///path; wins over database_path.
+    database_url: Secret | None = None
     shortapi_base_url: str = "https://api.shortapi.ai"
     discord_api_base_url: str = "https://discord.com/api/v10"
     discord_gateway_url: str | None = None
@@ -61,6 +64,11 @@ class Settings:
     http_port: int = 8080
     callback_public_url: str | None = None
     max_provider_rps: float = 10.0
+
+    @property
+    def database(self) -> str | Path:
+        """What ``Ledger.open`` opens: DATABASE_URL when set, else the DATABASE_PATH file."""
+        return self.database_url.get() if self.database_url else self.database_path
 
     def polling_advice(self) -> str | None:
         """A warning when, without callbacks, the provider's rate cannot poll every running job
@@ -97,7 +105,10 @@ class Settings:
         else:
             callbacks = f"off: running jobs are polled every {self.poll_interval_seconds:g} s"
         return [
-            ("database", f"SQLite file {self.database_path}"),
+            ("database", (
+                f"PostgreSQL {redact(self.database_url.get())}" if self.database_url
+                else f"SQLite file {self.database_path}"
+            )),
             ("HTTP server", f"{self.http_host}:{port} (/healthz, /metrics, callbacks)"),
             ("callbacks", callbacks),
             ("dry run", (
@@ -228,6 +239,20 @@ def _required(env: Mapping[str, str], name: str, hint: str = "") -> Secret:
     return Secret(raw)
 
 
+def _database_url(env: Mapping[str, str]) -> Secret | None:
+    """A PostgreSQL URL (kept secret: it may hold a password). ``sqlite:///path`` is not kept
+    here: ``load_settings`` makes it the DATABASE_PATH."""
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw or raw.startswith("sqlite:///"):
+        return None
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "DATABASE_URL must look like postgresql://user:password@host:5432/db or "
+            "sqlite:///data/animate.db"
+        )
+    return Secret(raw)
+
+
 @dataclass(frozen=True)
 class Environment:
     """The variables settings are read from, and the .env file that contributed (if any)."""
@@ -271,6 +296,8 @@ def load_settings(
     env = os.environ if env is None else env
     base_dir = Path.cwd() if base_dir is None else base_dir
     dry_run = _flag(env, "SHORTAPI_DRY_RUN")
+    sqlite_url = env.get("DATABASE_URL", "").strip()
+    sqlite_url = sqlite_url if sqlite_url.startswith("sqlite:///") else ""
     discord_token = _required(env, "DISCORD_TOKEN")
     shortapi_key = (
         Secret(env.get("SHORTAPI_KEY", "").strip()) if dry_run else _required(
@@ -286,7 +313,10 @@ def load_settings(
     return Settings(
         discord_token=discord_token,
         shortapi_key=shortapi_key,
-        database_path=_path(env, "DATABASE_PATH", "data/animate.db", base_dir),
+        database_path=_path(
+            {"DATABASE_PATH": sqlite_url.removeprefix("sqlite:///")} if sqlite_url else env,
+            "DATABASE_PATH", "data/animate.db", base_dir,
+        ),
         shortapi_base_url=_url(
             env, "SHORTAPI_BASE_URL", "https://api.shortapi.ai", schemes=HTTP
         ) or "",
@@ -297,6 +327,7 @@ def load_settings(
         poll_interval_seconds=_number(
             env, "POLL_INTERVAL_SECONDS", 5.0, minimum=0.05, maximum=3600
         ),
+        database_url=_database_url(env),
         default_daily_limit_mills=daily_limit or 0,
         default_monthly_limit_mills=monthly_limit or 0,
         default_guild_monthly_budget_mills=budget,

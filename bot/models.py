@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Final
 
 from bot.pricing import VideoOptions
+from bot.storage.base import Row
 
 UNFINISHED_STATES: Final = ("reserved", "submitting", "running", "succeeded")
 FINAL_STATES: Final = ("delivered", "failed", "expired")
@@ -31,7 +31,7 @@ class Quote:
     dry_run: bool = False
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Quote:
+    def from_row(cls, row: Row) -> Quote:
         return cls(
             id=row["id"],
             guild_id=row["guild_id"],
@@ -103,7 +103,7 @@ JOB_SELECT: Final = """
 """
 
 
-def job_from_row(row: sqlite3.Row) -> Job:
+def job_from_row(row: Row) -> Job:
     return Job(
         id=row["job_id"],
         quote=Quote.from_row(row),

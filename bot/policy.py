@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import aiosqlite
-
-from bot.db import Database, many, one
 from bot.errors import InvalidRequest
 from bot.limits import UNLIMITED, Caps, Defaults, GuildPolicy, resolve, zone
 from bot.pricing import format_usd
+from bot.storage import Connection, Database
 
 PERIODS: Final = ("daily", "monthly")
 _GUILD_COLUMNS: Final = {
@@ -47,10 +45,10 @@ class AuditEntry:
     created_at: float
 
 
-async def load_policy(db: aiosqlite.Connection, guild_id: int) -> GuildPolicy:
-    row = await one(db, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
-    channels = await many(
-        db, "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
+async def load_policy(db: Connection, guild_id: int) -> GuildPolicy:
+    row = await db.fetchone("SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
+    channels = await db.fetchall(
+        "SELECT channel_id FROM allowed_channels WHERE guild_id = ?", (guild_id,)
     )
     allowed = frozenset(int(r["channel_id"]) for r in channels)
     if row is None:
@@ -67,14 +65,13 @@ async def load_policy(db: aiosqlite.Connection, guild_id: int) -> GuildPolicy:
 
 
 async def load_caps(
-    db: aiosqlite.Connection,
+    db: Connection,
     policy: GuildPolicy,
     defaults: Defaults,
     user_id: int,
     role_ids: Sequence[int],
 ) -> Caps:
-    rows = await many(
-        db,
+    rows = await db.fetchall(
         "SELECT scope, target_id, period, limit_mills FROM limit_overrides WHERE guild_id = ? "
         "AND (scope = 'role' OR target_id = ?)",
         (policy.guild_id, user_id),
@@ -91,7 +88,7 @@ async def load_caps(
 
 
 async def audit(
-    db: aiosqlite.Connection, guild_id: int, actor_id: int, action: str, detail: str, now: float
+    db: Connection, guild_id: int, actor_id: int, action: str, detail: str, now: float
 ) -> None:
     """Record who changed what, inside the caller's transaction."""
     await db.execute(
@@ -106,15 +103,15 @@ class Policies:
         self._db = db
 
     async def get(self, guild_id: int) -> GuildPolicy:
-        async with self._db.lock:
-            return await load_policy(self._db.conn, guild_id)
+        async with self._db.read() as db:
+            return await load_policy(db, guild_id)
 
     async def caps(
         self, guild_id: int, user_id: int, role_ids: Sequence[int], defaults: Defaults
     ) -> Caps:
-        async with self._db.lock:
-            policy = await load_policy(self._db.conn, guild_id)
-            return await load_caps(self._db.conn, policy, defaults, user_id, role_ids)
+        async with self._db.read() as db:
+            policy = await load_policy(db, guild_id)
+            return await load_caps(db, policy, defaults, user_id, role_ids)
 
     async def overrides(self, guild_id: int) -> list[Override]:
         rows = await self._db.fetchall(

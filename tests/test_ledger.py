@@ -6,14 +6,15 @@ import pytest
 from bot.errors import LimitExceeded, NotQuoteOwner, QuoteUnavailable, StateConflict
 from bot.ledger import Ledger
 from bot.limits import periods
-from bot.migrations import MIGRATIONS
 from bot.pricing import VideoOptions
+from bot.storage.base import migrations
+from tests.conftest import database_errors
 from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote, spent_today
 
 
 @pytest.fixture
-async def ledger(tmp_path):
-    async with await Ledger.open(tmp_path / "animate.db") as ledger:
+async def ledger(database_url):
+    async with await Ledger.open(database_url) as ledger:
         yield ledger
 
 
@@ -24,7 +25,7 @@ async def test_schema_is_versioned_and_in_wal_mode(tmp_path):
     async with await Ledger.open(path):  # reopening migrates nothing twice
         pass
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations("sqlite"))
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -68,18 +69,20 @@ async def test_refund_gives_back_the_reservation_exactly_once(ledger):
     assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "refund"]
 
 
-async def test_ledger_rows_cannot_be_changed_or_deleted(ledger, tmp_path):
+async def test_ledger_rows_cannot_be_changed_or_deleted(ledger, raw_sql):
     job = await confirmed_job(ledger)
-    with sqlite3.connect(tmp_path / "animate.db") as db:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("UPDATE ledger SET amount_mills = 0")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("DELETE FROM ledger")
-        with pytest.raises(sqlite3.IntegrityError):
-            db.execute(
-                "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
-                "created_at) VALUES (?, ?, ?, 'reserve', 170, 0, 0)", (GUILD, USER, job.id),
-            )
+    with pytest.raises(database_errors(), match="append-only"):
+        await raw_sql("UPDATE ledger SET amount_mills = 0")
+    with pytest.raises(database_errors(), match="append-only"):
+        await raw_sql("DELETE FROM ledger")
+    with pytest.raises(database_errors(), match=r"(?i)unique"):
+        await raw_sql(
+            "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
+            "created_at) VALUES (?, ?, ?, 'reserve', 170, 0, 0)", GUILD, USER, job.id,
+        )
+    assert [(r["kind"], r["amount_mills"]) for r in await ledger.ledger_rows()] == [
+        ("reserve", 170)
+    ]
 
 
 async def test_over_limit_confirm_is_refused_and_moves_no_money(ledger):

@@ -2,7 +2,6 @@
 the audit trail and the ledger check."""
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,6 +12,7 @@ from bot.errors import InvalidRequest, LimitExceeded
 from bot.ledger import Ledger
 from bot.limits import UNLIMITED, Defaults, periods
 from bot.pricing import VideoOptions
+from bot.storage import is_postgres
 from tests.helpers import GUILD, NOW, USER, make_quote, spent_today
 
 ADMIN = 1
@@ -20,8 +20,8 @@ CHEAP = VideoOptions(resolution="540p")  # $0.128
 
 
 @pytest.fixture
-async def ledger(tmp_path):
-    async with await Ledger.open(tmp_path / "animate.db", Defaults(2000, 20000, None)) as ledger:
+async def ledger(database_url):
+    async with await Ledger.open(database_url, Defaults(2000, 20000, None)) as ledger:
         yield ledger
 
 
@@ -138,35 +138,30 @@ async def test_report_by_member_with_provider_differences(ledger):
     assert (rows[11].jobs, rows[11].refunded_failures, rows[11].net_mills) == (1, 1, 0)
 
 
-async def test_ledger_check_finds_tampering(ledger, tmp_path):
+async def test_ledger_check_finds_tampering(ledger, raw_sql):
     job = await deliver(ledger, await confirm(ledger))
     assert await ledger.check() == []
-    with sqlite3.connect(tmp_path / "animate.db") as db:
-        db.execute(
-            "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
-            "created_at) VALUES (?, ?, ?, 'refund', -128, ?, ?)", (GUILD, USER, job.id, NOW, NOW),
-        )
+    await raw_sql(
+        "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
+        "created_at) VALUES (?, ?, ?, 'refund', -128, ?, ?)", GUILD, USER, job.id, NOW, NOW,
+    )
     problems = await ledger.check()
     assert any(f"job {job.id} (delivered)" in p for p in problems)
     assert any(f"member {USER}" in p for p in problems)
 
 
-def test_ledger_check_command(tmp_path):
-    path = tmp_path / "animate.db"
-
-    async def build():
-        async with await Ledger.open(path) as ledger:
-            await deliver(ledger, await confirm(ledger))
-
-    asyncio.run(build())
-    ok = subprocess.run([sys.executable, "-m", "bot.ledger", "check", "--database", str(path)],
-                        capture_output=True, text=True, check=False)
+async def test_ledger_check_command(database_url, raw_sql):
+    async with await Ledger.open(database_url) as ledger:
+        await deliver(ledger, await confirm(ledger))
+    option = "--database-url" if is_postgres(database_url) else "--database"
+    command = [sys.executable, "-m", "bot.ledger", "check", option, database_url]
+    ok = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                 check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "1 jobs, OK" in ok.stdout
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE jobs SET provider_amount_mills = 999")
-    bad = subprocess.run([sys.executable, "-m", "bot.ledger", "check", "--database", str(path)],
-                         capture_output=True, text=True, check=False)
+    await raw_sql("UPDATE jobs SET provider_amount_mills = 999")
+    bad = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                  check=False)
     assert bad.returncode == 1
     assert "difference" in bad.stdout
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.db import Database
 from bot.ledger.check import find_problems
 from bot.ledger.jobs import Jobs
 from bot.ledger.money import Money
@@ -24,6 +23,7 @@ from bot.ledger.spend import Usage
 from bot.limits import Defaults
 from bot.models import FINAL_STATES, UNFINISHED_STATES, Job, Quote
 from bot.policy import Policies
+from bot.storage import Database, open_database
 
 __all__ = ["FINAL_STATES", "UNFINISHED_STATES", "Job", "Ledger", "Quote", "ReportRow", "Usage"]
 
@@ -37,8 +37,9 @@ class Ledger(Quotes, Jobs, Money, Reading):
         self.policies = Policies(db)
 
     @classmethod
-    async def open(cls, path: Path | str, defaults: Defaults | None = None) -> Ledger:
-        return cls(await Database.open(path), defaults)
+    async def open(cls, target: Path | str, defaults: Defaults | None = None) -> Ledger:
+        """``target``: a PostgreSQL or ``sqlite:///`` URL, or an SQLite file's path."""
+        return cls(await open_database(target), defaults)
 
     async def close(self) -> None:
         await self.db.close()

@@ -1,4 +1,8 @@
-"""``python -m bot.ledger check``: recompute every total from the jobs; exit 1 on any difference."""
+"""``python -m bot.ledger check``: recompute every total from the jobs; exit 1 on any difference.
+
+Works on either engine: ``--database-url postgresql://...`` (or ``sqlite:///path``),
+``--database PATH``, else DATABASE_URL, else DATABASE_PATH, else data/animate.db.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.errors import AnimateError
 from bot.ledger import Ledger
+from bot.storage import is_postgres, sqlite_path
 
 
-async def _check_command(path: Path) -> int:
-    if not path.exists():  # noqa: ASYNC240 - once, before anything runs
-        print(f"no database at {path}", file=sys.stderr)
-        return 2
-    ledger = await Ledger.open(path)
-    try:
+async def check_database(target: str | Path) -> tuple[list[str], int, str]:
+    """The check's differences, the number of jobs and where it looked (no password)."""
+    async with await Ledger.open(target) as ledger:
         problems = await ledger.check()
         counts = await ledger.job_counts()
-    finally:
-        await ledger.close()
+        return problems, sum(counts.values()), ledger.db.where
+
+
+async def _check_command(target: str | Path) -> int:
+    if not is_postgres(target):
+        path = sqlite_path(target)
+        if not Path(path).exists():  # noqa: ASYNC240 - once, before anything runs
+            print(f"no database at {path}", file=sys.stderr)
+            return 2
+        target = path
+    try:
+        problems, jobs, where = await check_database(target)
+    except AnimateError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     for line in problems:
         print(line)
-    jobs = sum(counts.values())
     verdict = "OK" if not problems else f"{len(problems)} difference(s)"
-    print(f"ledger check of {path}: {jobs} jobs, {verdict}")
+    print(f"ledger check of {where}: {jobs} jobs, {verdict}")
     return 0 if not problems else 1
 
 
@@ -38,12 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     checker = sub.add_parser("check", help="recompute every total from the jobs; exit 1 on any "
                                            "difference")
-    checker.add_argument("--database", help="SQLite file (default: DATABASE_PATH or "
-                                            "data/animate.db)")
+    where = checker.add_mutually_exclusive_group()
+    where.add_argument("--database", help="SQLite file (default: DATABASE_URL, DATABASE_PATH "
+                                          "or data/animate.db)")
+    where.add_argument("--database-url", help="postgresql://user:password@host:port/db or "
+                                              "sqlite:///path")
     args = parser.parse_args(argv)
     load_dotenv(find_dotenv(usecwd=True))
-    path = Path(args.database or os.environ.get("DATABASE_PATH") or "data/animate.db")
-    return asyncio.run(_check_command(path))
+    target = (
+        args.database_url or args.database or os.environ.get("DATABASE_URL", "").strip()
+        or os.environ.get("DATABASE_PATH") or "data/animate.db"
+    )
+    return asyncio.run(_check_command(target))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.db import Database, many
 from bot.models import JOB_SELECT, job_from_row
+from bot.storage import Database
 
 
 async def find_problems(database: Database) -> list[str]:
@@ -17,9 +17,9 @@ async def find_problems(database: Database) -> list[str]:
     Returns one line per difference (empty when everything adds up): per job, per member
     and per server.
     """
-    async with database.lock:
-        jobs = [job_from_row(r) for r in await many(database.conn, JOB_SELECT)]
-        rows = await many(database.conn, "SELECT * FROM ledger ORDER BY id")
+    async with database.read() as db:
+        jobs = [job_from_row(r) for r in await db.fetchall(JOB_SELECT)]
+        rows = await db.fetchall("SELECT * FROM ledger ORDER BY id")
     problems: list[str] = []
     by_job: dict[int, list[Any]] = {}
     for row in rows:

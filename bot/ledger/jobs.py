@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import aiosqlite
-
-from bot.db import Database, one
 from bot.errors import StateConflict
 from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
+from bot.storage import Connection, Database
 
 
-async def load_job(db: aiosqlite.Connection, job_id: int) -> Job:
-    row = await one(db, f"{JOB_SELECT} WHERE j.id = ?", (job_id,))
+async def load_job(db: Connection, job_id: int) -> Job:
+    row = await db.fetchone(f"{JOB_SELECT} WHERE j.id = ?", (job_id,))
     if row is None:
         raise KeyError(job_id)
     return job_from_row(row)
@@ -23,8 +21,8 @@ class Jobs:
     db: Database
 
     async def get_job(self, job_id: int) -> Job:
-        async with self.db.lock:
-            return await load_job(self.db.conn, job_id)
+        async with self.db.read() as db:
+            return await load_job(db, job_id)
 
     async def unfinished_jobs(self) -> list[Job]:
         rows = await self.db.fetchall(
@@ -59,12 +57,12 @@ class Jobs:
         extra_sql, extra_params = also
         assignments = ", ".join([f"{name} = ?" for name in fields] + [extra_sql] * bool(extra_sql))
         async with self.db.transaction() as db:
-            cursor = await db.execute(
+            changed = await db.execute(
                 f"UPDATE jobs SET {assignments} "  # noqa: S608 - names come from our code only
                 f"WHERE id = ? AND state IN ({','.join('?' * len(expected))})",
                 (*fields.values(), *extra_params, job_id, *expected),
             )
-            if cursor.rowcount != 1:
+            if changed != 1:
                 raise StateConflict(f"job {job_id} is not in state {'/'.join(expected)}")
             return await load_job(db, job_id)
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
-from bot.db import one
 from bot.errors import InvalidRequest, StateConflict
 from bot.i18n import msg
 from bot.ledger.jobs import load_job
-from bot.ledger.quotes import usable_quote
+from bot.ledger.quotes import usable_quote, use_quote
 from bot.ledger.spend import Spend
 from bot.limits import check
 from bot.models import FINAL_STATES, Job
 from bot.policy import audit
 from bot.pricing import format_usd
+from bot.storage import Connection
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,15 @@ class Money(Spend):
         """
         async with self.db.transaction() as db:
             quote = await usable_quote(db, quote_id, user_id, now)
+            # One confirm at a time per server, whichever process runs it: the spend read
+            # below then includes every reserve before this one (member, role and server caps).
+            await db.lock_guild(quote.guild_id)
+            await use_quote(db, quote, user_id, now, "confirmed")
             policy, caps, span, spent = await self._standing(
                 db, quote.guild_id, user_id, role_ids, now
             )
             check(quote.price_mills, spent, caps, span, paused=policy.paused)
-            await db.execute("UPDATE quotes SET state = 'confirmed' WHERE id = ?", (quote_id,))
-            cursor = await db.execute(
+            job_id = await db.insert(
                 "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "
                 "callback_token, created_at, deadline_at, updated_at) "
                 "VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
@@ -61,8 +64,6 @@ class Money(Spend):
                     quote.price_mills, secrets.token_urlsafe(24), now, now + job_timeout, now,
                 ),
             )
-            job_id = cursor.lastrowid
-            assert job_id is not None
             await db.execute(
                 INSERT_ROW,
                 (
@@ -71,6 +72,16 @@ class Money(Spend):
                 ),
             )
             return await load_job(db, job_id)
+
+    @staticmethod
+    async def _finish(db: Connection, job: Job, assignments: str, params: tuple[Any, ...]) -> None:
+        """Write the job's final state, if no other process moved it since we read it."""
+        changed = await db.execute(
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND state = ?",  # noqa: S608 - ours
+            (*params, job.id, job.state),
+        )
+        if changed != 1:
+            raise StateConflict(f"job {job.id} changed state while being finished")
 
     async def settle(self, job_id: int, result_message_id: int | None, now: float) -> Job:
         """The video was posted: mark the job delivered and settle at the provider's amount."""
@@ -84,10 +95,9 @@ class Money(Spend):
                     "job %d: provider charged %s, quoted %s; settling at the provider's amount",
                     job.id, format_usd(job.charged_mills), format_usd(job.price_mills),
                 )
-            await db.execute(
-                "UPDATE jobs SET state = 'delivered', result_message_id = ?, finished_at = ?, "
-                "updated_at = ? WHERE id = ?",
-                (result_message_id, now, now, job_id),
+            await self._finish(
+                db, job, "state = 'delivered', result_message_id = ?, finished_at = ?, "
+                "updated_at = ?", (result_message_id, now, now),
             )
             await db.execute(
                 INSERT_ROW,
@@ -113,10 +123,9 @@ class Money(Spend):
                 raise StateConflict(f"job {job_id} is already {job.state}")
             if only_from is not None and job.state not in only_from:
                 raise StateConflict(f"job {job_id} is {job.state}")
-            await db.execute(
-                "UPDATE jobs SET state = ?, error = ?, finished_at = ?, updated_at = ? "
-                "WHERE id = ?",
-                (state, error, now, now, job_id),
+            await self._finish(
+                db, job, "state = ?, error = ?, finished_at = ?, updated_at = ?",
+                (state, error, now, now),
             )
             await db.execute(
                 INSERT_ROW,
@@ -144,8 +153,8 @@ class Money(Spend):
                 raise InvalidRequest(
                     "error.refund_not_delivered", job=job_id, state=msg(f"state.{job.state}")
                 )
-            already = await one(
-                db, "SELECT 1 FROM ledger WHERE job_id = ? AND kind = 'adjust'", (job_id,)
+            already = await db.fetchone(
+                "SELECT 1 FROM ledger WHERE job_id = ? AND kind = 'adjust'", (job_id,)
             )
             if already is not None:
                 raise InvalidRequest("error.refund_again", job=job_id)

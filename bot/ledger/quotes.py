@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from bot.db import Database, one
 from bot.errors import NotQuoteOwner, QuoteUnavailable
 from bot.models import Quote
+from bot.storage import Connection, Database
 
 
-async def usable_quote(db: aiosqlite.Connection, quote_id: str, user_id: int, now: float) -> Quote:
+async def usable_quote(db: Connection, quote_id: str, user_id: int, now: float) -> Quote:
     """The quote if ``user_id`` may still confirm or cancel it, inside the caller's transaction."""
-    row = await one(db, "SELECT * FROM quotes WHERE id = ?", (quote_id,))
+    row = await db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))
     if row is None:
         raise QuoteUnavailable("error.quote_gone")
     quote = Quote.from_row(row)
@@ -24,6 +22,17 @@ async def usable_quote(db: aiosqlite.Connection, quote_id: str, user_id: int, no
     if now >= quote.expires_at:
         raise QuoteUnavailable("error.quote_expired")
     return quote
+
+
+async def use_quote(db: Connection, quote: Quote, user_id: int, now: float, state: str) -> None:
+    """Move an open quote to ``state``, unless another process used it first (then say why,
+    as ``usable_quote`` tells it)."""
+    changed = await db.execute(
+        "UPDATE quotes SET state = ? WHERE id = ? AND state = 'open'", (state, quote.id)
+    )
+    if changed != 1:
+        await usable_quote(db, quote.id, user_id, now)
+        raise QuoteUnavailable("This quote was just used. Run /animate again.")
 
 
 class Quotes:
@@ -59,5 +68,5 @@ class Quotes:
     async def cancel_quote(self, quote_id: str, user_id: int, now: float) -> Quote:
         async with self.db.transaction() as db:
             quote = await usable_quote(db, quote_id, user_id, now)
-            await db.execute("UPDATE quotes SET state = 'cancelled' WHERE id = ?", (quote_id,))
+            await use_quote(db, quote, user_id, now, "cancelled")
         return quote

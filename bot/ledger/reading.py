@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db import Database
+from bot.storage import Database, as_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Reading:
             rows = await self.db.fetchall(
                 "SELECT * FROM ledger WHERE job_id = ? ORDER BY id", (job_id,)
             )
-        return [dict(row) for row in rows]
+        return [as_dict(row) for row in rows]
 
     async def report(self, guild_id: int, since: float, until: float) -> list[ReportRow]:
         """Spend by member for jobs confirmed in [since, until)."""
@@ -64,10 +64,10 @@ class Reading:
         )
         return [
             ReportRow(
-                user_id=r["user_id"], jobs=r["jobs"], delivered=r["delivered"],
-                refunded_failures=r["failures"], admin_refunds_mills=r["admin"],
-                net_mills=r["net"], provider_difference_mills=r["difference"],
-                dry_run_mills=r["dry"],
+                user_id=r["user_id"], jobs=int(r["jobs"]), delivered=int(r["delivered"]),
+                refunded_failures=int(r["failures"]), admin_refunds_mills=int(r["admin"]),
+                net_mills=int(r["net"]), provider_difference_mills=int(r["difference"]),
+                dry_run_mills=int(r["dry"]),
             )
             for r in rows
         ]

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
-from bot.db import Database, one
 from bot.limits import Caps, Defaults, GuildPolicy, Headroom, Periods, Spent, check, periods
 from bot.policy import load_caps, load_policy
+from bot.storage import Connection, Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +35,8 @@ class Usage:
         return max(0, self.caps.monthly - self.month_mills)
 
 
-async def spent(db: aiosqlite.Connection, guild_id: int, user_id: int, span: Periods) -> Spent:
-    row = await one(
-        db,
+async def spent(db: Connection, guild_id: int, user_id: int, span: Periods) -> Spent:
+    row = await db.fetchone(
         "SELECT "
         "COALESCE(SUM(CASE WHEN user_id = ? AND period_at >= ? THEN amount_mills END), 0) AS d, "
         "COALESCE(SUM(CASE WHEN user_id = ? THEN amount_mills END), 0) AS m, "
@@ -56,7 +53,7 @@ class Spend:
     defaults: Defaults
 
     async def _standing(
-        self, db: aiosqlite.Connection, guild_id: int, user_id: int, role_ids: Sequence[int],
+        self, db: Connection, guild_id: int, user_id: int, role_ids: Sequence[int],
         now: float,
     ) -> tuple[GuildPolicy, Caps, Periods, Spent]:
         """Everything a cap check needs, read inside the caller's lock or transaction."""
@@ -69,36 +66,30 @@ class Spend:
         self, guild_id: int, user_id: int, role_ids: Sequence[int], price: int, now: float
     ) -> tuple[Headroom | None, Usage]:
         """Check ``price`` against every cap without reserving (for the quote)."""
-        async with self.db.lock:
-            policy, caps, span, spent = await self._standing(
-                self.db.conn, guild_id, user_id, role_ids, now
-            )
-            usage = await self._usage(self.db.conn, guild_id, user_id, caps, span, spent)
+        async with self.db.read() as db:
+            policy, caps, span, spent = await self._standing(db, guild_id, user_id, role_ids, now)
+            usage = await self._usage(db, guild_id, user_id, caps, span, spent)
         return check(price, spent, caps, span, paused=policy.paused), usage
 
     async def usage(
         self, guild_id: int, user_id: int, now: float, role_ids: Sequence[int] = ()
     ) -> Usage:
-        async with self.db.lock:
-            _, caps, span, spent = await self._standing(
-                self.db.conn, guild_id, user_id, role_ids, now
-            )
-            return await self._usage(self.db.conn, guild_id, user_id, caps, span, spent)
+        async with self.db.read() as db:
+            _, caps, span, spent = await self._standing(db, guild_id, user_id, role_ids, now)
+            return await self._usage(db, guild_id, user_id, caps, span, spent)
 
     @staticmethod
     async def _usage(
-        db: aiosqlite.Connection, guild_id: int, user_id: int, caps: Caps, span: Periods,
+        db: Connection, guild_id: int, user_id: int, caps: Caps, span: Periods,
         spent: Spent,
     ) -> Usage:
-        row = await one(
-            db,
+        row = await db.fetchone(
             "SELECT COALESCE(SUM(CASE WHEN dry_run = 0 THEN amount_mills END), 0) AS total, "
             "COALESCE(SUM(CASE WHEN dry_run = 1 THEN amount_mills END), 0) AS dry "
             "FROM ledger WHERE guild_id = ? AND user_id = ?",
             (guild_id, user_id),
         )
-        jobs = await one(
-            db,
+        jobs = await db.fetchone(
             "SELECT COUNT(*) AS n FROM jobs j JOIN quotes q ON q.id = j.quote_id "
             "WHERE j.guild_id = ? AND j.user_id = ? AND j.state = 'delivered' AND q.dry_run = 0",
             (guild_id, user_id),

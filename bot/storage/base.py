@@ -1,0 +1,101 @@
+"""The one interface every storage engine implements (``sqlite.py``, ``postgres.py``).
+
+The ledger, the policies and the job runner speak only to this. SQL is written once, with ``?``
+placeholders, in the subset both engines read the same way; each engine supplies what differs:
+connecting, migrations, transactions and their locks, how a new row's id comes back.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+
+class Row(Protocol):
+    """A result row: ``sqlite3.Row`` or ``asyncpg.Record``, read by column name."""
+
+    def __getitem__(self, key: str | int, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def as_dict(row: Row) -> dict[str, Any]:
+    return {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row iterates values
+
+
+class Connection(ABC):
+    """Statements inside one transaction (or one consistent read) of the engine."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None: ...
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; return how many rows it changed."""
+
+    @abstractmethod
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one INSERT into a table with an ``id`` key; return the new row's id."""
+
+    @abstractmethod
+    async def lock_guild(self, guild_id: int) -> None:
+        """Until this transaction ends, no other transaction that locks the same guild runs,
+        in any process; what this one reads next includes every reserve committed before."""
+
+
+class Database(ABC):
+    """A connection (SQLite) or a pool of them (PostgreSQL), with the schema migrated."""
+
+    engine: str  # "sqlite" or "postgres"
+    where: str  # for messages: the file, or the URL without its password
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """One write transaction: all of it is written, or none of it."""
+
+    @abstractmethod
+    def read(self) -> AbstractAsyncContextManager[Connection]:
+        """Several reads that see one consistent state of the database."""
+
+    @abstractmethod
+    async def schema_version(self) -> int: ...
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        async with self.read() as conn:
+            return await conn.fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        async with self.read() as conn:
+            return await conn.fetchall(sql, params)
+
+
+
+MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+
+
+def migrations(engine: str) -> list[str]:
+    """The engine's migration scripts in order: ``V{n}__what.sql`` moves the schema from
+    version n - 1 to n. Never edit a shipped one; add the next version for both engines."""
+    found: dict[int, Path] = {}
+    for path in (MIGRATIONS_DIR / engine).glob("V*__*.sql"):
+        found[int(path.name[1:].split("__", 1)[0])] = path
+    if sorted(found) != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"{engine} migrations are not numbered 1..n: {sorted(found)}")
+    return [found[version].read_text() for version in sorted(found)]
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

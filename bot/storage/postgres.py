@@ -1,0 +1,200 @@
+"""PostgreSQL (asyncpg): a pool shared by the tasks of one process, several processes at once.
+
+Read beside ``sqlite.py``: the same classes and methods in the same order. What differs:
+placeholders (``?`` becomes ``$n``), a new row's id comes back with ``RETURNING id``, the
+schema version is a table, and ``lock_guild`` takes the guild's advisory lock
+(``pg_advisory_xact_lock``), so that cap checks in any process see each other's reserves.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, Final
+
+import asyncpg
+
+from bot.errors import DatabaseUnavailable
+from bot.storage.base import Connection, Database, Row, migrations, redact
+
+log = logging.getLogger(__name__)
+
+# Held while one process migrates, so that several processes starting together migrate once.
+MIGRATION_LOCK: Final = 0x616E696D  # "anim"
+CONNECT_TIMEOUT: Final = 5.0
+# What a lost or restarting server looks like to asyncpg: the caller sees DatabaseUnavailable.
+UNREACHABLE: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+_PLACEHOLDER: Final = re.compile(r"'[^']*'|\?")
+
+
+@lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """``?`` placeholders (outside string literals) as ``$1, $2, ...``."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group() != "?":
+            return match.group()
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER.sub(number, sql)
+
+
+class PostgresConnection(Connection):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        row: Row | None = await self.conn.fetchrow(numbered(sql), *params)
+        return row
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        return list(await self.conn.fetch(numbered(sql), *params))
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        status: str = await self.conn.execute(numbered(sql), *params)
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        return int(await self.conn.fetchval(f"{numbered(sql)} RETURNING id", *params))
+
+    async def lock_guild(self, guild_id: int) -> None:
+        """The guild's advisory lock, held until commit or rollback. Taken before the spend is
+        read: under READ COMMITTED each later statement sees every reserve committed before."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", guild_id)
+
+
+class PostgresDatabase(Database):
+    """A pool of connections; many transactions run at once, each on its own connection."""
+
+    engine = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.where = redact(url)
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
+            )
+        except UNREACHABLE as exc:
+            raise DatabaseUnavailable(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
+        try:
+            await cls._migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, url)
+
+    @staticmethod
+    async def _migrate(pool: asyncpg.Pool) -> int:
+        """Bring the schema to the newest version (tracked in the ``schema_version`` table)."""
+        scripts = migrations("postgres")
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version ("
+                    "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                current = int(await conn.fetchval(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+                ))
+                if current > len(scripts):
+                    raise RuntimeError(
+                        f"database schema version {current} is newer than this bot knows "
+                        f"({len(scripts)})"
+                    )
+                for version in range(current, len(scripts)):
+                    log.info("migrating database schema %d -> %d", version, version + 1)
+                    async with conn.transaction():
+                        await conn.execute(scripts[version])
+                        await conn.execute(
+                            "INSERT INTO schema_version (version) VALUES ($1)", version + 1
+                        )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        return len(scripts)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._begin() as conn:
+            yield PostgresConnection(conn)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        async with self._begin(isolation="repeatable_read", readonly=True) as conn:
+            yield PostgresConnection(conn)
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        return 0 if row is None else int(row[0])
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        async with self._connection() as conn:
+            return await PostgresConnection(conn).fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        async with self._connection() as conn:
+            return await PostgresConnection(conn).fetchall(sql, params)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        except UNREACHABLE as exc:
+            await self._lost(exc)
+            raise DatabaseUnavailable() from exc
+
+    @asynccontextmanager
+    async def _begin(self, **options: Any) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on a pooled connection. A connection the server dropped while it sat
+        in the pool (a restart) fails at BEGIN, before anything was written: try a fresh one."""
+        for attempt in range(2):
+            try:
+                async with self.pool.acquire() as conn:
+                    transaction = conn.transaction(**options)
+                    try:
+                        await transaction.start()
+                    except UNREACHABLE as exc:
+                        if attempt:
+                            raise
+                        await self._lost(exc)
+                        continue
+                    try:
+                        yield conn
+                    except BaseException:
+                        if not conn.is_closed():
+                            await transaction.rollback()
+                        raise
+                    await transaction.commit()
+                    return
+            except UNREACHABLE as exc:
+                await self._lost(exc)
+                raise DatabaseUnavailable() from exc
+
+    async def _lost(self, exc: BaseException) -> None:
+        log.warning("PostgreSQL connection lost (%s); reconnecting", type(exc).__name__)
+        # Every idle connection may be dead too: replace them on their next use.
+        await self.pool.expire_connections()
+

@@ -1,0 +1,131 @@
+"""SQLite (aiosqlite, WAL): one connection, every statement under one lock.
+
+The embedded default: one process, one file. Read beside ``postgres.py``: the same classes and
+methods in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.storage.base import Connection, Database, Row, migrations
+
+log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG, callback tokens included.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+
+def _probe(path: str) -> None:
+    sqlite3.connect(path).close()
+
+
+class SQLiteConnection(Connection):
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        async with self.conn.execute(sql, tuple(params)) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        async with self.conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        cursor = await self.conn.execute(sql, tuple(params))
+        return cursor.rowcount
+
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        cursor = await self.conn.execute(sql, tuple(params))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def lock_guild(self, guild_id: int) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's one write lock."""
+
+
+class SQLiteDatabase(Database):
+    """Every statement runs under one lock, so a transaction never interleaves with another, and
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock, which keeps other processes out too."""
+
+    engine = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self.conn = SQLiteConnection(conn)
+        self.lock = asyncio.Lock()
+        self.where = path
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SQLiteDatabase:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # A file that cannot be opened fails here, in plain sqlite3: aiosqlite would fail in
+            # its own thread and stop it without waiting, and that thread may then report to an
+            # event loop that has already closed ("Event loop is closed").
+            await asyncio.to_thread(_probe, str(path))
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            await cls._migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, str(path))
+
+    @staticmethod
+    async def _migrate(conn: aiosqlite.Connection) -> int:
+        """Bring the schema to the newest version (tracked in ``PRAGMA user_version``)."""
+        scripts = migrations("sqlite")
+        async with conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(scripts):
+            raise RuntimeError(
+                f"database schema version {current} is newer than this bot knows ({len(scripts)})"
+            )
+        for version in range(current, len(scripts)):
+            log.info("migrating database schema %d -> %d", version, version + 1)
+            # executescript commits; wrapping the script keeps each migration all-or-nothing.
+            await conn.executescript(
+                f"BEGIN IMMEDIATE;\n{scripts[version]}\nPRAGMA user_version = {version + 1};\n"
+                "COMMIT;"
+            )
+        return len(scripts)
+
+    async def close(self) -> None:
+        async with self.lock:
+            await self.conn.conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.lock:
+            await self.conn.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        async with self.lock:
+            yield self.conn
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return 0 if row is None else int(row[0])

@@ -215,3 +215,26 @@ def test_polling_advice_when_the_provider_rate_cannot_poll_every_running_job_in_
         {**BASE, "MAX_ACTIVE_JOBS": "1000", "CALLBACK_PUBLIC_URL": "https://bot.example"}
     )
     assert with_callbacks.polling_advice() is None
+
+
+def test_database_url_selects_postgresql_and_hides_its_password(tmp_path):
+    url = "postgresql://animate:hunter2@db.example:5432/animate"
+    settings = load_settings({**BASE, "DATABASE_URL": url}, base_dir=tmp_path)
+    assert settings.database == url
+    assert "hunter2" not in repr(settings)
+    summary = dict(settings.summary())["database"]
+    assert "hunter2" not in summary
+    assert "db.example:5432/animate" in summary
+    assert load_settings(dict(BASE), base_dir=tmp_path).database == tmp_path / "data/animate.db"
+
+
+def test_a_sqlite_database_url_is_the_database_path(tmp_path):
+    settings = load_settings({**BASE, "DATABASE_URL": "sqlite:///state/bot.db",
+                              "DATABASE_PATH": "ignored.db"}, base_dir=tmp_path)
+    assert settings.database_url is None
+    assert settings.database == tmp_path / "state" / "bot.db"
+
+
+def test_a_database_url_of_another_kind_is_refused():
+    with pytest.raises(ConfigError, match="DATABASE_URL must look like postgresql://"):
+        load_settings({**BASE, "DATABASE_URL": "mysql://root@localhost/animate"})

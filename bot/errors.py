@@ -50,6 +50,5 @@ class DatabaseUnavailable(AnimateError):
     """The database cannot be reached (PostgreSQL restarting or the network down). Nothing
     that failed this way was written; the pool reconnects by itself once the server is back."""
 
-    def __init__(self, message: str = "The bot's database is unreachable for a moment, so "
-                 "nothing was done and nothing was charged. Try again shortly.") -> None:
-        super().__init__(message)
+    def __init__(self, key: str = "error.database_unavailable", /, **values: Value) -> None:
+        super().__init__(key, **values)

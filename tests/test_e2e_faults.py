@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from bot.errors import DatabaseUnavailable
 from tests.e2e import MEMBER, running_world
 from tests.fakes.fake_shortapi import Plan
 
@@ -137,3 +138,19 @@ async def test_per_member_cap_queues_the_next_job_and_shows_its_place(tmp_path):
         await world.discord.wait_for(lambda: "Done" in world.embed_text(second.id))
         assert len(world.api.creates) == 2
         assert len(videos(world)) == 2
+
+
+async def test_database_unreachable_tells_the_member_to_try_again_shortly(world, monkeypatch):
+    async def unreachable(*args, **kwargs):
+        raise DatabaseUnavailable()
+
+    quote = await world.quote()
+    monkeypatch.setattr(world.bot.ledger, "confirm_quote", unreachable)
+    click = await world.click(quote, "Confirm")
+    assert "Try again shortly" in await world.private_reply(click)
+    monkeypatch.setattr(world.bot.ledger, "usage", unreachable)
+    usage = await world.discord.invoke("usage", user=MEMBER)
+    assert "Try again shortly" in (await world.answer(usage)).content
+    assert world.api.creates == []
+    monkeypatch.undo()
+    assert await world.bot.ledger.ledger_rows() == []

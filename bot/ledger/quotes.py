@@ -32,7 +32,7 @@ async def use_quote(db: Connection, quote: Quote, user_id: int, now: float, stat
     )
     if changed != 1:
         await usable_quote(db, quote.id, user_id, now)
-        raise QuoteUnavailable("This quote was just used. Run /animate again.")
+        raise QuoteUnavailable("error.quote_confirmed")
 
 
 class Quotes:

@@ -47,8 +47,13 @@ class GatewayUnreachable(Exception):
         self.reason = reason
 
 
-class AnimateBot(commands.Bot):
-    """Receives its HTTP session, ledger and API client from ``__main__`` (see ``open_bot``)."""
+class AnimateBot(commands.AutoShardedBot):
+    """Receives its HTTP session, ledger and API client from ``__main__`` (see ``open_bot``).
+
+    Always an ``AutoShardedBot``: without SHARD_COUNT it connects every shard Discord
+    recommends (one for a small bot, as a plain ``Bot`` would); with SHARD_COUNT/SHARD_IDS it
+    connects only its part of a fleet's shards.
+    """
 
     jobs: JobRunner
     web: WebServer | None = None
@@ -62,11 +67,15 @@ class AnimateBot(commands.Bot):
         api: ShortAPIClient,
         metrics: Metrics,
     ) -> None:
+        sharding: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            sharding["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents(guilds=True),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            **sharding,
         )
         self.settings = settings
         self.session = session
@@ -132,7 +141,10 @@ class AnimateBot(commands.Bot):
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
         await self._start_web()
         await self.jobs.start()
-        await self._sync_commands_if_changed()
+        if self.settings.syncs_commands:
+            await self._sync_commands_if_changed()
+        else:
+            log.info("application commands are synced by the process holding shard 0")
 
     async def _start_web(self) -> None:
         server = WebServer(
@@ -169,16 +181,38 @@ class AnimateBot(commands.Bot):
         except Exception:
             log.exception("health check: database unreachable")
             database = "error"
-        ws = self.ws  # None until the first connect
-        connected = not self.is_closed() and ws is not None and ws.open
+        shards = self.shard_states()
+        connected = not self.is_closed() and bool(shards) and all(shards.values())
         return {
             "database": database,
             "gateway": "connected" if connected else "disconnected",
+            "shard_count": self.shard_count,
+            "shards": {str(shard): "connected" if up else "disconnected"
+                       for shard, up in shards.items()},
             "jobs_in_flight": self.jobs.in_flight,
             "jobs_waiting": self.jobs.waiting,
         }
 
+    def shard_states(self) -> dict[int, bool]:
+        """This process's shards (known once the shard count is) and whether each is connected."""
+        count: int | None = self.shard_count  # discord.py types it int; None until launched
+        if count is None:
+            return {}
+        live = self.shards
+        wanted = self.shard_ids if self.shard_ids is not None else range(count)
+        return {shard: shard in live and not live[shard].is_closed() for shard in wanted}
+
+    async def launch_shards(self) -> None:
+        count: int | None = self.shard_count
+        if count is None and self.settings.discord_gateway_url:
+            # Discord's recommended shard count, but through the configured gateway (a proxy or
+            # a local fake) rather than the URL in Discord's answer.
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
+
     async def refresh_metrics(self) -> None:
+        for shard, up in self.shard_states().items():
+            self.metrics.shard_connected.labels(str(shard)).set(1 if up else 0)
         for state, count in (await self.ledger.job_counts()).items():
             self.metrics.jobs.labels(state).set(count)
         self.metrics.in_flight.set(self.jobs.in_flight)

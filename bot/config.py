@@ -64,6 +64,14 @@ class Settings:
     http_port: int = 8080
     callback_public_url: str | None = None
     max_provider_rps: float = 10.0
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Only one process of a fleet registers application commands: the one with shard 0
+        (a process without SHARD_IDS connects every shard, shard 0 included)."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
     @property
     def database(self) -> str | Path:
@@ -219,6 +227,34 @@ def _url(
     return raw.rstrip("/")
 
 
+def _shards(env: Mapping[str, str]) -> tuple[int | None, tuple[int, ...] | None]:
+    count: int | None = None
+    if env.get("SHARD_COUNT", "").strip():
+        count = _integer(env, "SHARD_COUNT", 1, minimum=1, maximum=100_000)
+    raw = env.get("SHARD_IDS", "").strip()
+    if not raw:
+        return count, None
+    if count is None:
+        raise ConfigError("SHARD_IDS needs SHARD_COUNT (the fleet's total number of shards)")
+    ids: list[int] = []
+    for part in raw.split(","):
+        try:
+            shard = int(part.strip())
+        except ValueError:
+            raise ConfigError(
+                f"SHARD_IDS must be shard numbers separated by commas, like 0,2; got {raw!r}"
+            ) from None
+        if not 0 <= shard < count:
+            raise ConfigError(
+                f"SHARD_IDS: shard {shard} does not exist with SHARD_COUNT={count} "
+                f"(shards are 0 to {count - 1})"
+            )
+        if shard in ids:
+            raise ConfigError(f"SHARD_IDS names shard {shard} twice")
+        ids.append(shard)
+    return count, tuple(sorted(ids))
+
+
 HTTP: Final = ("http", "https")
 WEBSOCKET: Final = ("ws", "wss")
 
@@ -310,6 +346,7 @@ def load_settings(
     level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    shard_count, shard_ids = _shards(env)
     return Settings(
         discord_token=discord_token,
         shortapi_key=shortapi_key,
@@ -352,4 +389,6 @@ def load_settings(
             env, "MAX_PROVIDER_RPS", 10.0, minimum=0.1, maximum=10_000,
             what="requests per second",
         ),
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )

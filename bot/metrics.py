@@ -36,6 +36,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.shard_connected = Gauge(
+            "animate_shard_connected", "This process's gateway shards (1 connected, 0 not)",
+            ["shard"], registry=self.registry,
+        )
+
     def observe_provider(self, endpoint: str, seconds: float, error: str | None) -> None:
         self.provider_latency.labels(endpoint).observe(seconds)
         if error is not None:

@@ -98,6 +98,8 @@ def test_missing_secret_names_the_variable_and_env_example(name):
         ("DISCORD_GATEWAY_URL", "https://gateway.discord.gg"),
         ("CALLBACK_PUBLIC_URL", "ws://bot.example"),
         ("CALLBACK_PUBLIC_URL", "bot.example"),
+        ("SHARD_COUNT", "0"),
+        ("SHARD_COUNT", "two"),
     ],
 )
 def test_malformed_values_are_one_clear_error(name, value):
@@ -178,6 +180,40 @@ def test_summary_tells_what_the_bot_would_do_without_secrets():
     assert "server budget $50.000 a month" in text
     assert "discord-secret-token" not in text
     assert "shortapi-secret-key" not in text
+
+
+def test_unsharded_by_default_and_syncs_commands():
+    settings = load_settings(dict(BASE))
+    assert (settings.shard_count, settings.shard_ids) == (None, None)
+    assert settings.syncs_commands
+
+
+def test_shard_ids_are_read_sorted_and_only_shard_0_syncs_commands():
+    part = load_settings({**BASE, "SHARD_COUNT": "4", "SHARD_IDS": " 3, 1"})
+    assert (part.shard_count, part.shard_ids) == (4, (1, 3))
+    assert not part.syncs_commands
+    first = load_settings({**BASE, "SHARD_COUNT": "4", "SHARD_IDS": "2,0"})
+    assert first.shard_ids == (0, 2)
+    assert first.syncs_commands
+    every = load_settings({**BASE, "SHARD_COUNT": "4"})
+    assert (every.shard_count, every.shard_ids) == (4, None)
+    assert every.syncs_commands
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHARD_IDS": "0"}, "SHARD_IDS needs SHARD_COUNT"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "2"}, "shard 2 does not exist with SHARD_COUNT=2"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "0,,1"}, "separated by commas"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "one"}, "separated by commas"),
+        ({"SHARD_COUNT": "3", "SHARD_IDS": "1,1"}, "names shard 1 twice"),
+        ({"SHARD_COUNT": "3", "SHARD_IDS": "-1"}, "shard -1 does not exist"),
+    ],
+)
+def test_bad_shard_settings_are_one_clear_error(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings({**BASE, **env})
 
 
 def test_secrets_never_show_in_repr():

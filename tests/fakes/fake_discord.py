@@ -11,6 +11,11 @@ The fake deliberately does not import discord.py: it speaks the wire protocol, s
 library's real parsing of payloads.  Behaviour mirrors real Discord where it matters to bots
 (interaction callback rules, thinking messages, upload limits, error codes), and every REST call
 and gateway event wakes :meth:`FakeDiscord.wait_for`.
+
+The gateway is sharded as Discord documents it: ``GET /gateway/bot`` recommends
+:attr:`FakeDiscord.shard_count` shards, an IDENTIFY may carry ``shard: [shard_id, num_shards]``
+(none means ``[0, 1]``), and each event goes only to the connections of its shard: a guild's
+events to shard ``(guild_id >> 22) % num_shards``, direct messages to shard 0.
 """
 
 from __future__ import annotations
@@ -273,8 +278,16 @@ class _Ctx:
 class _Session:
     id: str
     intents: int
+    shard: tuple[int, int] = (0, 1)
     seq: int = 0
     resumable: bool = True
+
+    def receives(self, guild_id: int | None) -> bool:
+        """Discord's routing: a guild's events to its shard, DMs (no guild) to shard 0."""
+        shard_id, num_shards = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % num_shards == shard_id
 
 
 class _GatewayConn:
@@ -367,6 +380,8 @@ class FakeDiscord:
         self.token_lifetime = 15 * 60.0
         """Seconds an interaction token stays valid for followups/edits."""
         self.heartbeat_interval_ms = 41_250
+        self.shard_count = 1
+        """Shards recommended by ``GET /gateway/bot``."""
 
         # Observable state
         self.ready = asyncio.Event()
@@ -396,7 +411,8 @@ class FakeDiscord:
         self.held: list[tuple[str, str]] = []
         self._sessions: dict[str, _Session] = {}
         self._conns: set[_GatewayConn] = set()
-        self._live: _GatewayConn | None = None
+        self._live: list[_GatewayConn] = []
+        """Identified or resumed connections, oldest first."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._cond = asyncio.Condition()
         self._last_snowflake = 0
@@ -461,7 +477,7 @@ class FakeDiscord:
             conn.closed = True
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1001, message=b"fake discord shutting down")
-        self._live = None
+        self._live.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -502,8 +518,24 @@ class FakeDiscord:
 
     @property
     def connected(self) -> bool:
-        """True while an identified or resumed gateway connection is open."""
-        return self._live is not None and not self._live.closed
+        """True while the shards carrying the guild's events and DMs are connected (identified or
+        resumed); for an unsharded client, while its one connection is open."""
+        return bool(self._conns_for(self.guild_id)) and bool(self._conns_for(None))
+
+    def shard_of(self, guild_id: int | None, num_shards: int) -> int:
+        """The shard that receives ``guild_id``'s events (``None``: DMs)."""
+        return 0 if guild_id is None else (guild_id >> 22) % num_shards
+
+    @property
+    def live_shards(self) -> list[tuple[int, int]]:
+        """``[shard_id, num_shards]`` of every open, identified or resumed connection."""
+        return [c.session.shard for c in self._live if c.session is not None and not c.closed]
+
+    def _conns_for(self, guild_id: int | None) -> list[_GatewayConn]:
+        return [
+            c for c in self._live
+            if not c.closed and c.session is not None and c.session.receives(guild_id)
+        ]
 
     # ---------------------------------------------------------------- helpers for tests
 
@@ -527,6 +559,21 @@ class FakeDiscord:
             position = sum(1 for c in self.channels.values() if c.get("type") not in _THREAD_TYPES)
         self.channels[cid] = self._text_channel(cid, name, type, position, parent_id)
         self._dispatch_soon("CHANNEL_CREATE", copy.deepcopy(self.channels[cid]), INTENT_GUILDS)
+        return cid
+
+    def dm_channel(self, user: FakeUser) -> int:
+        """The id of the DM channel between the bot and ``user`` (opened on first use)."""
+        cid = self._dm_channels.get(user.id)
+        if cid is None:
+            cid = self._snowflake()
+            self._dm_channels[user.id] = cid
+            self.channels[cid] = {
+                "id": str(cid),
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [user.payload()],
+            }
         return cid
 
     def add_thread(
@@ -643,16 +690,26 @@ class FakeDiscord:
         finally:
             self.held.remove((method, path))
 
-    async def drop_connection(self, *, code: int = 4000, resumable: bool = True) -> None:
-        """Close the current gateway websocket; the client should reconnect and RESUME.
+    async def drop_connection(
+        self, *, code: int = 4000, resumable: bool = True, shard_id: int | None = None
+    ) -> None:
+        """Close a gateway websocket (by default the one carrying the guild's events, else that
+        of ``shard_id``); the client should reconnect and RESUME.
 
         With ``resumable=False`` the session is forgotten, so the RESUME gets op 9
         (invalid session) and the client must IDENTIFY again.
         """
-        conn = self._live
-        if conn is None:
+        if shard_id is None:
+            conns = self._conns_for(self.guild_id)
+        else:
+            conns = [
+                c for c in self._live
+                if not c.closed and c.session is not None and c.session.shard[0] == shard_id
+            ]
+        if not conns:
             raise RuntimeError("no live gateway connection to drop")
-        self._live = None
+        conn = conns[-1]
+        self._live.remove(conn)
         if conn.session is not None and not resumable:
             conn.session.resumable = False
         conn.closed = True
@@ -1288,20 +1345,39 @@ class FakeDiscord:
 
     # ---------------------------------------------------------------- gateway
 
-    async def _dispatch(self, event: str, data: JSONDict, intent: int | None) -> bool:
-        conn = self._live
-        if conn is None or conn.session is None:
-            log.debug("fake gateway: no live connection, %s not sent", event)
+    @staticmethod
+    def _event_guild(event: str, data: JSONDict) -> int | None:
+        raw = data.get("id") if event.startswith("GUILD_") and "guild_id" not in data else (
+            data.get("guild_id")
+        )
+        return int(raw) if raw is not None else None
+
+    async def _dispatch(
+        self,
+        event: str,
+        data: JSONDict,
+        intent: int | None,
+        shape: Callable[[int, JSONDict], JSONDict] | None = None,
+    ) -> bool:
+        """Send ``event`` to every connection of its shard that asked for ``intent``;
+        ``shape(intents, data)`` may adapt the payload to a connection's intents."""
+        conns = self._conns_for(self._event_guild(event, data))
+        if not conns:
+            log.debug("fake gateway: no live connection for the shard, %s not sent", event)
             return False
-        if intent is not None and not conn.session.intents & intent:
-            log.debug("fake gateway: %s not sent (intent %s not requested)", event, intent)
-            return False
-        sent = await conn.dispatch(event, data)
+        sent = False
+        for conn in conns:
+            assert conn.session is not None
+            if intent is not None and not conn.session.intents & intent:
+                log.debug("fake gateway: %s not sent (intent %s not requested)", event, intent)
+                continue
+            payload = shape(conn.session.intents, data) if shape is not None else data
+            sent = await conn.dispatch(event, payload) or sent
         await self._notify()
         return sent
 
     def _dispatch_soon(self, event: str, data: JSONDict, intent: int | None) -> None:
-        if self._live is None:
+        if not self._live:
             return
         task = asyncio.get_running_loop().create_task(self._dispatch_quietly(event, data, intent))
         self._tasks.add(task)
@@ -1327,13 +1403,15 @@ class FakeDiscord:
             author = self.users.get(msg.author_id)
             if author is not None and msg.webhook_id is None:
                 data["member"] = self._member_payload(author, with_user=False)
-        conn = self._live
-        intents = conn.session.intents if conn is not None and conn.session is not None else 0
         mentioned = str(self.bot_user_id) in _MENTION_RE.findall(msg.content or "")
         own = msg.author_id == self.bot_user_id
-        if not (intents & INTENT_MESSAGE_CONTENT or is_dm or mentioned or own):
-            data.update(content="", embeds=[], attachments=[], components=[])
-        await self._dispatch(event, data, intent)
+
+        def shape(intents: int, data: JSONDict) -> JSONDict:
+            if intents & INTENT_MESSAGE_CONTENT or is_dm or mentioned or own:
+                return data
+            return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+
+        await self._dispatch(event, data, intent, shape)
 
     async def _handle_gateway(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -1362,8 +1440,8 @@ class FakeDiscord:
         finally:
             conn.closed = True
             self._conns.discard(conn)
-            if self._live is conn:
-                self._live = None
+            if conn in self._live:
+                self._live.remove(conn)
             log.debug("fake gateway: connection closed (code %s)", ws.close_code)
             await self._notify()
         return ws
@@ -1393,18 +1471,32 @@ class FakeDiscord:
 
     async def _on_identify(self, conn: _GatewayConn, data: JSONDict) -> None:
         self.identify_payloads.append(data)
-        session = _Session(id=secrets.token_hex(16), intents=int(data.get("intents") or 0))
+        shard = data.get("shard") or [0, 1]
+        try:
+            shard_id, num_shards = (int(shard[0]), int(shard[1]))
+        except (TypeError, ValueError, IndexError):
+            shard_id, num_shards = -1, 0
+        if not 0 <= shard_id < num_shards:
+            # Discord: "You sent us an invalid shard when identifying."
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        session = _Session(
+            id=secrets.token_hex(16),
+            intents=int(data.get("intents") or 0),
+            shard=(shard_id, num_shards),
+        )
         self._sessions[session.id] = session
         conn.session = session
+        guilds = [self.guild_id] if session.receives(self.guild_id) else []
         ready: JSONDict = {
             "v": 10,
             "user_settings": {},
             "user": self._bot_user_payload(),
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
-            "shard": data.get("shard") or [0, 1],
+            "shard": [shard_id, num_shards],
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -1415,9 +1507,9 @@ class FakeDiscord:
             "_trace": ["fake-discord"],
         }
         await conn.dispatch("READY", ready)
-        if session.intents & INTENT_GUILDS:
+        if session.intents & INTENT_GUILDS and guilds:
             await conn.dispatch("GUILD_CREATE", self.guild_payload())
-        self._live = conn
+        self._live.append(conn)
         self.identify_count += 1
         self.ready.set()
 
@@ -1428,8 +1520,10 @@ class FakeDiscord:
             await conn.send_raw({"op": 9, "s": None, "t": None, "d": False})
             return
         conn.session = session
+        for old in [c for c in self._live if c.session is session]:
+            self._live.remove(old)
         await conn.dispatch("RESUMED", {"_trace": ["fake-discord"]})
-        self._live = conn
+        self._live.append(conn)
         self.resume_count += 1
 
     async def _on_request_members(self, conn: _GatewayConn, data: JSONDict) -> None:
@@ -1660,18 +1754,7 @@ class FakeDiscord:
     async def _rt_create_dm(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
         rid = int(ctx.body.get("recipient_id") or 0)
         user = self.users.get(rid) or self.add_user(FakeUser(rid, f"user{rid}"))
-        cid = self._dm_channels.get(rid)
-        if cid is None:
-            cid = self._snowflake()
-            self._dm_channels[rid] = cid
-            self.channels[cid] = {
-                "id": str(cid),
-                "type": 1,
-                "last_message_id": None,
-                "flags": 0,
-                "recipients": [user.payload()],
-            }
-        return _Reply(200, copy.deepcopy(self.channels[cid]))
+        return _Reply(200, copy.deepcopy(self.channels[self.dm_channel(user)]))
 
     async def _rt_application(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
         return _Reply(200, self._application_payload())
@@ -1684,7 +1767,7 @@ class FakeDiscord:
             200,
             {
                 "url": self.gateway_url.rstrip("/"),
-                "shards": 1,
+                "shards": self.shard_count,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 1000,

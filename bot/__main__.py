@@ -26,7 +26,7 @@ import aiohttp
 import discord
 import yarl
 
-from bot.bot import AnimateBot, GatewayUnreachable
+from bot.bot import AnimateBot, GatewayUnreachable, bot_class
 from bot.config import Environment, Settings, load_settings, read_environment
 from bot.errors import ConfigError, DatabaseUnavailable
 from bot.ledger import Ledger
@@ -95,7 +95,7 @@ async def open_bot(settings: Settings) -> AsyncIterator[AnimateBot]:
             limiter=RateLimiter(settings.max_provider_rps),
             observe=metrics.observe_provider,
         )
-        async with AnimateBot(
+        async with bot_class(settings)(
             settings, session=session, ledger=ledger, api=api, metrics=metrics
         ) as bot:
             yield bot

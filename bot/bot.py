@@ -37,9 +37,12 @@ discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
 
-class GatewayUnreachable(Exception):
+class GatewayUnreachable(BaseException):
     """The very first gateway connection failed: a set-up problem (DNS, firewall, proxy,
-    outage) to report, not to retry forever. Later drops are retried by discord.py."""
+    outage) to report, not to retry forever. Later drops are retried by discord.py.
+
+    A ``BaseException`` because ``AutoShardedClient.launch_shard`` retries every ``Exception``
+    forever, the first connection's too; like ``CancelledError`` this one must get through."""
 
     def __init__(self, url: str, reason: BaseException) -> None:
         super().__init__(f"cannot connect to the gateway at {url}: {reason!r}")
@@ -47,12 +50,11 @@ class GatewayUnreachable(Exception):
         self.reason = reason
 
 
-class AnimateBot(commands.AutoShardedBot):
+class AnimateBot(commands.Bot):
     """Receives its HTTP session, ledger and API client from ``__main__`` (see ``open_bot``).
 
-    Always an ``AutoShardedBot``: without SHARD_COUNT it connects every shard Discord
-    recommends (one for a small bot, as a plain ``Bot`` would); with SHARD_COUNT/SHARD_IDS it
-    connects only its part of a fleet's shards.
+    Without SHARD_COUNT, one unsharded gateway connection as a plain ``Bot`` (see
+    ``bot_class``: ``ShardedAnimateBot`` is the same bot as an ``AutoShardedBot``).
     """
 
     jobs: JobRunner
@@ -67,7 +69,9 @@ class AnimateBot(commands.AutoShardedBot):
         api: ShortAPIClient,
         metrics: Metrics,
     ) -> None:
-        sharding: dict[str, Any] = {"shard_count": settings.shard_count}
+        sharding: dict[str, Any] = {}
+        if settings.shard_count is not None:
+            sharding["shard_count"] = settings.shard_count
         if settings.shard_ids is not None:
             sharding["shard_ids"] = list(settings.shard_ids)
         super().__init__(
@@ -186,7 +190,7 @@ class AnimateBot(commands.AutoShardedBot):
         return {
             "database": database,
             "gateway": "connected" if connected else "disconnected",
-            "shard_count": self.shard_count,
+            "shard_count": self.shard_count or 1,
             "shards": {str(shard): "connected" if up else "disconnected"
                        for shard, up in shards.items()},
             "jobs_in_flight": self.jobs.in_flight,
@@ -194,21 +198,9 @@ class AnimateBot(commands.AutoShardedBot):
         }
 
     def shard_states(self) -> dict[int, bool]:
-        """This process's shards (known once the shard count is) and whether each is connected."""
-        count: int | None = self.shard_count  # discord.py types it int; None until launched
-        if count is None:
-            return {}
-        live = self.shards
-        wanted = self.shard_ids if self.shard_ids is not None else range(count)
-        return {shard: shard in live and not live[shard].is_closed() for shard in wanted}
-
-    async def launch_shards(self) -> None:
-        count: int | None = self.shard_count
-        if count is None and self.settings.discord_gateway_url:
-            # Discord's recommended shard count, but through the configured gateway (a proxy or
-            # a local fake) rather than the URL in Discord's answer.
-            self.shard_count, _, _ = await self.http.get_bot_gateway()
-        await super().launch_shards()
+        """This process's shards and whether each is connected (unsharded: shard 0 of 1)."""
+        ws = self.ws  # None until the first connect
+        return {0: ws is not None and ws.open}
 
     async def refresh_metrics(self) -> None:
         for shard, up in self.shard_states().items():
@@ -248,3 +240,21 @@ class AnimateBot(commands.AutoShardedBot):
         if hasattr(self, "jobs"):
             await self.jobs.close()
         await super().close()
+
+
+class ShardedAnimateBot(AnimateBot, commands.AutoShardedBot):
+    """The bot as one process of a fleet: it connects only SHARD_IDS of SHARD_COUNT shards.
+
+    Not the default: a plain ``Bot`` keeps RESUMEing its one session through a gateway outage,
+    where discord.py's ``AutoShardedClient`` identifies a shard afresh after a failed attempt.
+    """
+
+    def shard_states(self) -> dict[int, bool]:
+        live = self.shards
+        wanted = self.shard_ids if self.shard_ids is not None else range(self.shard_count)
+        return {shard: shard in live and not live[shard].is_closed() for shard in wanted}
+
+
+def bot_class(settings: Settings) -> type[AnimateBot]:
+    """``ShardedAnimateBot`` when SHARD_COUNT is set, else today's unsharded ``AnimateBot``."""
+    return AnimateBot if settings.shard_count is None else ShardedAnimateBot

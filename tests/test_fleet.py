@@ -12,7 +12,7 @@ import aiohttp
 import discord
 
 from bot.__main__ import open_bot
-from bot.bot import AnimateBot
+from bot.bot import AnimateBot, ShardedAnimateBot
 from bot.config import load_settings
 from tests.e2e import DISCORD_TOKEN
 from tests.fakes.fake_discord import FakeDiscord, FakeUser
@@ -97,13 +97,29 @@ async def test_two_processes_split_the_shards_and_only_shard_0s_syncs_commands(t
         assert (health["gateway"], health["shards"]) == ("disconnected", {"1": "disconnected"})
 
 
-async def test_a_process_without_shard_settings_connects_every_recommended_shard(tmp_path):
+async def test_without_shard_settings_the_bot_is_one_unsharded_connection_as_before(tmp_path):
     async with fakes() as (fake, api):
-        fake.shard_count = 2
+        fake.shard_count = 2  # what Discord would recommend is not asked
         async with member_of_fleet(fake, api, tmp_path / "a.db") as bot:
-            await fake.wait_for(lambda: bot.get_channel(fake.channel_id), timeout=20)
-            await fake.wait_for(lambda: sorted(fake.live_shards) == [(0, 2), (1, 2)])
-            assert ("GET", "/gateway/bot") in fake.requests
+            assert not isinstance(bot, ShardedAnimateBot)
+            await fake.wait_for(lambda: bot.get_channel(fake.channel_id))
+            assert ("GET", "/gateway/bot") not in fake.requests
+            assert [p.get("shard") for p in fake.identify_payloads] == [None]
             assert fake.command_syncs == 1
-            _, health = await get(bot, "/healthz")
-            assert health["shards"] == {"0": "connected", "1": "connected"}
+            status, health = await get(bot, "/healthz")
+            assert status == 200
+            assert (health["shard_count"], health["shards"]) == (1, {"0": "connected"})
+
+
+async def test_shard_count_without_shard_ids_connects_every_shard_in_one_process(tmp_path):
+    async with (
+        fakes() as (fake, api),
+        member_of_fleet(fake, api, tmp_path / "a.db", SHARD_COUNT="2") as bot,
+    ):
+        assert isinstance(bot, ShardedAnimateBot)
+        # discord.py waits 5 s between one process's IDENTIFYs (Discord's documented rate).
+        await fake.wait_for(lambda: sorted(fake.live_shards) == [(0, 2), (1, 2)], timeout=20)
+        await fake.wait_for(lambda: bot.get_channel(fake.channel_id))
+        assert fake.command_syncs == 1
+        _, health = await get(bot, "/healthz")
+        assert health["shards"] == {"0": "connected", "1": "connected"}

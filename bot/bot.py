@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
 from bot.errors import ConfigError
-from bot.jobs import JobRunner, Notifier, ProviderAPI
+from bot.jobs import JobRunner, Notifier
 from bot.ledger import Ledger
 from bot.metrics import Metrics
 from bot.shortapi import ShortAPIClient
@@ -122,7 +122,6 @@ class AnimateBot(commands.Bot):
         notifier: Notifier = DiscordNotifier(self, self.ledger)
         public = self.settings.callback_public_url
         poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
-        provider: ProviderAPI = DryRunAPI() if self.settings.dry_run else self.api
         if self.settings.dry_run:
             log.warning(
                 "SHORTAPI_DRY_RUN is on: ShortAPI is never called (SHORTAPI_KEY is not needed), "
@@ -131,10 +130,14 @@ class AnimateBot(commands.Bot):
         advice = self.settings.polling_advice()
         if advice:
             log.warning("%s", advice)
+        # Each job runs in the mode of its quote: a live job confirmed before a switch to dry
+        # run is still followed (and paid) at the provider, and the other way round.
         self.jobs = JobRunner(
             self.ledger,
-            provider,
+            self.api,
             notifier,
+            dry_run_api=DryRunAPI(),
+            on_amount_anomaly=self.metrics.observe_amount_anomaly,
             poll_interval=poll,
             clock=self.clock,
             max_active=self.settings.max_active_jobs,

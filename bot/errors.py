@@ -52,3 +52,5 @@ class DatabaseUnavailable(AnimateError):
 
     def __init__(self, key: str = "error.database_unavailable", /, **values: Value) -> None:
         super().__init__(key, **values)
+class DuplicateProviderJob(AnimateError):
+    """The provider answered a create with a job id it had already given another job."""

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
-from bot.errors import StateConflict
+from bot.errors import DuplicateProviderJob, StateConflict
 from bot.i18n import Msg, msg
 from bot.ledger import Job, Ledger
-from bot.pricing import provider_args
+from bot.pricing import amount_anomaly, format_usd, provider_args
 from bot.shortapi import (
     FAILED,
     SUCCEEDED,
@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY: Final = 15.0
 DELIVERY_ATTEMPTS: Final = 5
+# Attempts that post the file; the ones after it post the link instead (no download, a small
+# message), and only when those fail too is the member refunded.
+FILE_ATTEMPTS: Final = 3
+# Attempts to write down that the provider accepted a create (the job exists and is billed
+# there, so it is worth insisting before giving up on it).
+RECORD_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
 # Places in the waiting line that are re-announced whenever the line moves.
 POSITIONS_KEPT_CURRENT: Final = 10
@@ -108,9 +114,13 @@ class JobRunner:
         temp_dir: Path | None = None,
         callback_url: Callable[[str], str] | None = None,
         provider_rps: float | None = None,
+        dry_run_api: ProviderAPI | None = None,
+        on_amount_anomaly: Callable[[str], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._api = api
+        self._dry_run_api = dry_run_api
+        self._on_amount_anomaly = on_amount_anomaly
         self._notifier = notifier
         self._poll_interval = poll_interval
         self._clock = clock
@@ -139,6 +149,15 @@ class JobRunner:
         )
         self._submits: set[asyncio.Task[None]] = set()
         self._closing = False
+
+    def _api_for(self, job: Job) -> ProviderAPI:
+        """A job runs in the mode of its quote, whatever the bot's mode is now: a dry-run quote
+        never reaches the provider, and a live job is always followed at the real one."""
+        if job.quote.dry_run:
+            if self._dry_run_api is None:
+                raise RuntimeError("a dry-run job but no dry-run provider")
+            return self._dry_run_api
+        return self._api
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -172,7 +191,9 @@ class JobRunner:
             elif job.state == "submitting":
                 # A create may or may not have reached the provider, and it cannot be looked up
                 # without a job id. Resending could start (and bill) a second video, so refund.
-                await self._fail(job, msg("job.failed.restarted"))
+                await self._fail(
+                    job, msg("job.failed.restarted"), only_from=("submitting",)
+                )
             elif job.state == "running":
                 self._schedule(job.id, 0.0)
             elif job.state == "succeeded":
@@ -283,7 +304,7 @@ class JobRunner:
             job = await self._ledger.mark_submitting(job.id, self._clock())
 
         try:
-            created = await self._api.create(
+            created = await self._api_for(job).create(
                 args, callback_url=callback, before_send=about_to_send
             )
         except _NotSent:
@@ -294,24 +315,70 @@ class JobRunner:
             return
         except ShortAPIError as exc:
             log.warning("job %d: create failed: %s", job.id, exc)
-            await self._fail(job, exc.message)
+            await self._fail(job, exc.message, only_from=("reserved", "submitting"))
             return
         except Exception:
             # Never leave a job stuck in "submitting": the member gets their money back now.
             log.exception("job %d: create failed unexpectedly", job.id)
-            await self._fail(job, msg("job.failed.internal"))
-            return
-        job = await self._ledger.mark_running(
-            job.id, created.job_id, created.amount_mills, self._clock()
-        )
-        log.info("job %d: started at provider as %s", job.id, created.job_id)
-        if created.amount_mills is not None and created.amount_mills != job.price_mills:
-            log.warning(
-                "job %d: provider amount %d mills differs from quote %d mills",
-                job.id, created.amount_mills, job.price_mills,
+            await self._fail(
+                job, msg("job.failed.internal"), only_from=("reserved", "submitting")
             )
+            return
+        started = await self._record_start(job, created)
+        if started is None:
+            return
+        job = started
+        log.info("job %d: started at provider as %s", job.id, created.job_id)
+        self._check_amount(job, created)
         await self._progress(job, "queued", force=True)
         self._schedule(job.id, self._poll_delay())
+
+    async def _record_start(self, job: Job, created: CreatedJob) -> Job | None:
+        """Write down that the provider took the job (so it is followed from now on, whatever
+        else is odd about the answer); None when the job was refunded instead."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                return await self._ledger.mark_running(
+                    job.id, created.job_id, created.amount_mills, self._clock()
+                )
+            except DuplicateProviderJob as exc:
+                log.error(  # noqa: TRY400 - the provider's mistake, not a bug of ours
+                    "job %d: ShortAPI answered with a job id that is not new (%s); "
+                    "refunding this job, the other one is followed as before", job.id, exc,
+                )
+                await self._fail(
+                    job, msg("job.failed.duplicate_id"), only_from=("submitting",)
+                )
+                return None
+            except StateConflict as exc:
+                log.info("job %d: moved on elsewhere (%s)", job.id, exc)
+                self._finished(job.id)
+                return None
+            except Exception:
+                log.exception(
+                    "job %d: could not record its start as provider job %s (attempt %d)",
+                    job.id, created.job_id, attempt + 1,
+                )
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        await self._fail(job, msg("job.failed.internal"), only_from=("submitting",))
+        return None
+
+    def _check_amount(self, job: Job, created: CreatedJob) -> None:
+        """The member pays the quote whatever the provider says it charged; the operator hears
+        about every difference, and about nonsense as an anomaly."""
+        anomaly = amount_anomaly(created.amount_text, created.amount_mills, job.price_mills)
+        if anomaly is not None:
+            log.warning(
+                "job %d: ANOMALY: provider amount %r is %s (quote %s); the member pays the quote",
+                job.id, created.amount_text, anomaly, format_usd(job.price_mills),
+            )
+            if self._on_amount_anomaly is not None:
+                self._on_amount_anomaly(anomaly)
+        elif created.amount_mills is not None and created.amount_mills != job.price_mills:
+            log.warning(
+                "job %d: provider charged %s, quote %s; the member pays the quote",
+                job.id, format_usd(created.amount_mills), format_usd(job.price_mills),
+            )
 
     # -- scheduler ----------------------------------------------------------------------
 
@@ -397,12 +464,14 @@ class JobRunner:
             return
         now = self._clock()
         if now >= job.deadline_at:
-            await self._fail(job, msg("job.failed.too_long"), state="expired")
+            await self._fail(
+                job, msg("job.failed.too_long"), state="expired", only_from=("running",)
+            )
             return
         urgent = job_id in self._urgent
         self._urgent.discard(job_id)
         try:
-            status = await self._api.query(job.provider_job_id, urgent=urgent)
+            status = await self._api_for(job).query(job.provider_job_id, urgent=urgent)
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
             self._schedule(job.id, self._poll_delay())
@@ -414,7 +483,9 @@ class JobRunner:
         if status.status == SUCCEEDED:
             await self._on_succeeded(job, status)
         elif status.status == FAILED:
-            await self._fail(job, msg("job.failed.provider", error=str(status.error)))
+            await self._fail(
+                job, msg("job.failed.provider", error=str(status.error)), only_from=("running",)
+            )
         else:
             if status.status != job.provider_status:
                 job = await self._ledger.record_status(job.id, status.status, self._clock())
@@ -425,7 +496,7 @@ class JobRunner:
         if status.video_url is None:
             misses = self._missing_url[job.id] = self._missing_url.get(job.id, 0) + 1
             if misses >= MISSING_URL_ATTEMPTS:
-                await self._fail(job, msg("job.failed.no_video"))
+                await self._fail(job, msg("job.failed.no_video"), only_from=("running",))
             else:
                 self._schedule(job.id, self._poll_delay())
             return
@@ -441,43 +512,59 @@ class JobRunner:
             await self._deliver_now(job)
 
     async def _deliver_now(self, job: Job) -> None:
-        assert job.video_url is not None
+        """One attempt to post the result. Whatever goes wrong on our side or Discord's (a full
+        disk, dropped connections, Discord refusing) takes the same road: try again later, then
+        post the link instead of the file, then refund. The provider's file being gone or not a
+        video refunds at once."""
+        attempt = self._delivery_attempts.get(job.id, 0)
+        try:
+            message_id = await self._post_result(job, as_link=attempt >= FILE_ATTEMPTS)
+        except ShortAPIError as exc:
+            log.warning("job %d: download failed: %s", job.id, exc)
+            self._delivery_attempts.pop(job.id, None)
+            await self._fail(job, exc.message, only_from=("succeeded",))
+            return
+        except Exception:
+            attempts = self._delivery_attempts[job.id] = attempt + 1
+            if attempts >= DELIVERY_ATTEMPTS:
+                log.exception("job %d: could not post the video; refunding", job.id)
+                self._delivery_attempts.pop(job.id, None)
+                await self._fail(
+                    job, msg("job.failed.not_posted"), only_from=("succeeded",)
+                )
+                return
+            log.exception("job %d: could not post the video; retrying", job.id)
+            delay = self._poll_interval * 2**attempts
+            self._tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+            return
+        await self._settle(job, message_id)
+
+    async def _post_result(self, job: Job, *, as_link: bool) -> int | None:
+        """Post the video (or its link) unless an interrupted attempt already did; the id of
+        the message that carries it."""
+        video_url = job.video_url
+        assert video_url is not None
         if job.posting_at is not None:
             # An earlier attempt may have posted before the bot died: never post twice.
             found = await self._notifier.find_delivery(job)
             if found is not None:
                 log.info("job %d: already posted as message %d", job.id, found)
-                await self._settle(job, found)
-                return
+                return found
+        if as_link:
+            job = await self._ledger.mark_posting(job.id, self._clock())
+            return await self._notifier.deliver(job, None)
         with tempfile.TemporaryDirectory(prefix="animate-", dir=self._temp_dir) as tmp:
             path: Path | None = Path(tmp) / f"animate-{job.id}.mp4"
             assert path is not None
             try:
-                await self._api.download(job.video_url, path, max_bytes=job.quote.upload_limit)
+                await self._api_for(job).download(
+                    video_url, path, max_bytes=job.quote.upload_limit
+                )
             except TooLarge:
                 log.info("job %d: video exceeds the upload limit; posting a link", job.id)
                 path = None
-            except ShortAPIError as exc:
-                log.warning("job %d: download failed: %s", job.id, exc)
-                await self._fail(job, exc.message)
-                return
             job = await self._ledger.mark_posting(job.id, self._clock())
-            try:
-                message_id = await self._notifier.deliver(job, path)
-            except Exception:
-                attempts = self._delivery_attempts[job.id] = (
-                    self._delivery_attempts.get(job.id, 0) + 1
-                )
-                if attempts >= DELIVERY_ATTEMPTS:
-                    log.exception("job %d: could not post the video; refunding", job.id)
-                    self._delivery_attempts.pop(job.id, None)
-                    await self._fail(job, msg("job.failed.not_posted"))
-                    return
-                log.exception("job %d: could not post the video; retrying", job.id)
-                delay = self._poll_interval * 2**attempts
-                self._tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
-                return
-        await self._settle(job, message_id)
+            return await self._notifier.deliver(job, path)
 
     async def _settle(self, job: Job, message_id: int | None) -> None:
         self._delivery_attempts.pop(job.id, None)
@@ -492,14 +579,27 @@ class JobRunner:
 
     async def _deliver_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)
-        job = await self._ledger.get_job(job_id)
+        try:
+            job = await self._ledger.get_job(job_id)
+        except Exception:
+            log.exception("job %d: could not read it back for delivery; trying later", job_id)
+            self._tasks.spawn(self._deliver_later(job_id, delay), name=f"redeliver-{job_id}")
+            return
         if job.state == "succeeded":
             await self._deliver(job)
 
-    async def _fail(self, job: Job, reason: Msg, *, state: str = "failed") -> None:
-        # The ledger keeps the reason in English (for the audit trail and the logs); the
-        # member is told it in the server's language.
-        job = await self._ledger.refund(job.id, state, str(reason), self._clock())
+    async def _fail(
+        self, job: Job, reason: Msg, *, only_from: tuple[str, ...], state: str = "failed"
+    ) -> None:
+        """Refund the job if it is still in one of ``only_from`` and tell the member (in the
+        server's language; the ledger keeps the reason in English for the audit trail)."""
+        try:
+            job = await self._ledger.refund(
+                job.id, state, str(reason), self._clock(), only_from=only_from
+            )
+        except StateConflict as exc:
+            log.info("job %d: not refunded, it moved on (%s)", job.id, exc)
+            return
         self._finished(job.id)
         log.info("job %d: %s and refunded: %s", job.id, state, reason)
         await self._tell_failed(job, reason)

@@ -31,6 +31,11 @@ class Metrics:
             "animate_provider_errors_total", "ShortAPI requests that failed", ["endpoint", "kind"],
             registry=self.registry,
         )
+        self.amount_anomalies = Counter(
+            "animate_provider_amount_anomalies_total",
+            "Create answers whose amount was unreadable, zero, negative or far from the table "
+            "(members pay the quote regardless)", ["kind"], registry=self.registry,
+        )
         self.callbacks = Counter(
             "animate_callbacks_total", "Provider callbacks received", ["outcome"],
             registry=self.registry,
@@ -40,6 +45,9 @@ class Metrics:
             "animate_shard_connected", "This process's gateway shards (1 connected, 0 not)",
             ["shard"], registry=self.registry,
         )
+
+    def observe_amount_anomaly(self, kind: str) -> None:
+        self.amount_anomalies.labels(kind).inc()
 
     def observe_provider(self, endpoint: str, seconds: float, error: str | None) -> None:
         self.provider_latency.labels(endpoint).observe(seconds)

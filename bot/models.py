@@ -64,7 +64,7 @@ class Job:
     state: str
     price_mills: int
     provider_job_id: str | None
-    provider_amount_mills: int | None
+    provider_amount_mills: int | None  # the operator's cost as the provider stated it
     provider_status: int | None
     video_url: str | None
     thread_id: int | None
@@ -87,9 +87,8 @@ class Job:
 
     @property
     def charged_mills(self) -> int:
-        """What the user pays once the job is delivered: the provider's amount when known."""
-        if self.provider_amount_mills is not None:
-            return self.provider_amount_mills
+        """What the member pays for a delivered job: the quoted price, whatever the provider
+        says it charged (the quote is the promise they accepted)."""
         return self.price_mills
 
 

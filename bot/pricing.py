@@ -83,12 +83,54 @@ def format_usd(mills: int) -> str:
     return f"{sign}${whole}.{frac:03d}"
 
 
+# The largest amount the bot reads anywhere (settings, admin limits, provider answers): far
+# above any real limit or price, far below what SQLite's 64-bit integers can hold.
+MAX_USD: Final = 1_000_000
+# A provider amount further than this from the table price (either way) is an anomaly.
+FAR_FROM_TABLE: Final = Decimal("0.5")
+
+
+class AmountTooLarge(ValueError):
+    """An amount above ``MAX_USD``."""
+
+
 def parse_usd(text: str) -> int:
-    """``"2.00"`` -> ``2000`` mills; raises ``ValueError`` on anything else."""
+    """``"2.00"`` -> ``2000`` mills; raises ``ValueError`` (with a message a member can act on)
+    on anything that is not a finite amount from $0 to ``MAX_USD``."""
     try:
         value = Decimal(text.strip().removeprefix("$"))
     except InvalidOperation:
         raise ValueError(f"not an amount in dollars: {text!r}") from None
     if not value.is_finite() or value < 0:
         raise ValueError(f"not a non-negative amount in dollars: {text!r}")
+    if value > MAX_USD:
+        raise AmountTooLarge(f"the amount {text!r} is too large: at most ${MAX_USD:,}")
     return int((value * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def read_provider_amount(raw: object) -> int | None:
+    """What the provider says it charged, in mills, or None when it is not a finite amount of
+    at most ``MAX_USD`` either way. Never raises: the answer is untrusted input."""
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or abs(value) > MAX_USD:
+        return None
+    return int((value * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def amount_anomaly(raw: object, mills: int | None, quoted_mills: int) -> str | None:
+    """Why a provider amount is suspicious, or None when it is plausible. The member pays the
+    quote either way; this only tells the operator what to look at."""
+    if raw is None:
+        return None  # the provider did not say; nothing to compare
+    if mills is None:
+        return "unreadable"
+    if mills <= 0:
+        return "zero" if mills == 0 else "negative"
+    if abs(Decimal(mills - quoted_mills)) > FAR_FROM_TABLE * quoted_mills:
+        return "far from the table"
+    return None

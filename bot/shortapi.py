@@ -17,7 +17,7 @@ import yarl
 
 from bot.config import Secret
 from bot.errors import AnimateError
-from bot.pricing import MODEL, parse_usd
+from bot.pricing import MODEL, read_provider_amount
 from bot.ratelimit import ROUTINE, START, URGENT, RateLimiter
 from bot.safefetch import MAGIC_BYTES, AddressGuard, looks_like_video, video_content_type
 
@@ -72,7 +72,8 @@ class OutcomeUnknown(ShortAPIError):
 @dataclass(frozen=True, slots=True)
 class CreatedJob:
     job_id: str
-    amount_mills: int | None
+    amount_mills: int | None  # what the provider says it charged the operator, when readable
+    amount_text: str | None = None  # exactly what it said (None: it said nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,14 +292,14 @@ class ShortAPIClient:
         job_id = data.get("job_id") or body.get("job_id")
         if not isinstance(job_id, str | int) or isinstance(job_id, bool) or not str(job_id):
             raise MalformedResponse("ShortAPI accepted the request but sent no job id.")
-        amount: int | None = None
+        # Whatever the amount says, the job exists at the provider now and must be followed:
+        # reading it never raises, and the member pays the quote regardless.
         raw_amount = data.get("amount", body.get("amount"))
-        if raw_amount is not None:
-            try:
-                amount = parse_usd(str(raw_amount))
-            except ValueError:
-                log.warning("shortapi create: unreadable amount %r", raw_amount)
-        return CreatedJob(job_id=str(job_id), amount_mills=amount)
+        return CreatedJob(
+            job_id=str(job_id),
+            amount_mills=read_provider_amount(raw_amount),
+            amount_text=None if raw_amount is None else str(raw_amount)[:100],
+        )
 
     async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus:
         """The job's status; ``urgent`` queries (a callback said it changed) skip the line."""

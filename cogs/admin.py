@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot.errors import InvalidRequest
 from bot.limits import UNLIMITED, periods
 from bot.policy import describe_limit
-from bot.pricing import format_usd, parse_usd
+from bot.pricing import MAX_USD, AmountTooLarge, format_usd, parse_usd
 from cogs.utils.embeds import channel_mentions
 from cogs.utils.i18n import CheckRefused, text
 
@@ -37,6 +37,11 @@ def parse_limit(text: str) -> int | None:
         return UNLIMITED
     try:
         return parse_usd(word)
+    except AmountTooLarge:
+        raise InvalidRequest(
+            f"{text!r} is more than the largest limit the bot takes (${MAX_USD:,}): use a "
+            "smaller amount, or 'unlimited'."
+        ) from None
     except ValueError:
         raise InvalidRequest("error.not_an_amount", text=text) from None
 
@@ -214,7 +219,7 @@ class Admin(
         writer = csv.writer(buffer)
         writer.writerow([
             "member_id", "member", "jobs", "delivered", "failed_refunded",
-            "admin_refunds_usd", "net_spend_usd", "provider_difference_usd", "dry_run_usd",
+            "admin_refunds_usd", "net_spend_usd", "operator_cost_usd", "dry_run_usd",
         ])
         guild = interaction.guild
         for row in rows:
@@ -222,7 +227,7 @@ class Admin(
             writer.writerow([
                 row.user_id, member.display_name if member else "", row.jobs, row.delivered,
                 row.refunded_failures, dollars(row.admin_refunds_mills), dollars(row.net_mills),
-                dollars(row.provider_difference_mills), dollars(row.dry_run_mills),
+                dollars(row.operator_cost_mills), dollars(row.dry_run_mills),
             ])
         total = sum(r.net_mills for r in rows)
         data = io.BytesIO(buffer.getvalue().encode())

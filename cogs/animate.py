@@ -100,17 +100,22 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
         await reply_private(interaction, exc.message.render(private(interaction)))
         return
     log.info("quote %s confirmed by %s: job %d", quote_id, interaction.user.id, job.id)
-    if job.quote.message_id is None and interaction.message is not None:
-        await bot.ledger.set_quote_message(quote_id, interaction.message.id)
-        job = await bot.ledger.get_job(job.id)  # carrying its quote's message id
+    # The money is reserved: from here on the job must reach the runner, whatever happens to
+    # the cosmetic steps below (each is best effort and only logged).
+    try:
+        if job.quote.message_id is None and interaction.message is not None:
+            await bot.ledger.set_quote_message(quote_id, interaction.message.id)
+            job = await bot.ledger.get_job(job.id)  # carrying its quote's message id
+    except Exception:
+        log.exception("job %d: could not remember its quote message", job.id)
+    bot.jobs.submit(job)
     if interaction.message is not None:
         try:
             await interaction.message.edit(
                 embed=embeds.progress_embed(job, "starting", 0), view=disabled_buttons()
             )
-        except discord.HTTPException:
-            log.warning("job %d: could not update the quote message", job.id)
-    bot.jobs.submit(job)
+        except Exception:
+            log.warning("job %d: could not update the quote message", job.id, exc_info=True)
 
 
 async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) -> None:

@@ -23,6 +23,7 @@ def make_quote(
     now: float = NOW,
     ttl: float = 600,
     upload_limit: int = 25 * 1024 * 1024,
+    dry_run: bool = False,
 ) -> Quote:
     options = options or VideoOptions()
     return Quote(
@@ -40,6 +41,7 @@ def make_quote(
         state="open",
         created_at=now,
         expires_at=now + ttl,
+        dry_run=dry_run,
     )
 
 

@@ -154,3 +154,13 @@ async def test_database_unreachable_tells_the_member_to_try_again_shortly(world,
     assert world.api.creates == []
     monkeypatch.undo()
     assert await world.bot.ledger.ledger_rows() == []
+async def test_a_dropped_connection_after_confirm_still_starts_the_reserved_job(world):
+    quote = await world.quote()
+    world.discord.fail_next("PATCH", rf"/messages/{quote.id}$", -1)
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for_message(lambda m: m.attachments)
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+    assert len(world.api.creates) == 1
+    assert len(videos(world)) == 1
+    told = [m.content or "" for m in world.discord.messages.values() if m.ephemeral]
+    assert not any("othing was charged" in text for text in told), told

@@ -36,7 +36,7 @@ def inject(world, rng: random.Random) -> None:
             Plan(statuses=[1, 3], error="content policy"),
             Plan(statuses=[2], with_url=False),
             Plan(statuses=[2], video=fake_mp4(60_000 + i)),  # over the upload limit: a link
-            Plan(statuses=[1, 2], amount="0.999"),  # the provider charges more than quoted
+            Plan(statuses=[1, 2], amount="0.999"),  # the provider charges more; members pay quotes
         ]))
     discord.fail_next("POST", r"/messages/\d+/threads$", 403,
                       {"code": 50013, "message": "Missing Permissions"})
@@ -76,7 +76,7 @@ async def test_fault_injection_run_delivers_once_or_refunds_every_job(tmp_path, 
             if state == "delivered":
                 assert len(posted) == 1, (job_id, posted)
                 assert kinds == ["reserve", "settle"]
-                assert sum(a for _, a in by_job[job_id]) == job.charged_mills
+                assert sum(a for _, a in by_job[job_id]) == job.price_mills
             else:
                 assert posted == []
                 assert kinds == ["reserve", "refund"]

@@ -427,3 +427,174 @@ async def test_a_job_whose_create_still_waits_for_the_rate_limiter_can_be_cancel
         finally:
             await runner.close()
             await ledger.close()
+
+
+# -- the quote is a promise, every job ends (issue 10) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "anomaly"),
+    [("1000", "far from the table"), ("1e3", "far from the table"), ("0", "zero"),
+     ("-0", "zero"), ("0.0004", "zero"), ("-1", "negative"), ("1e20", "unreadable"),
+     ("1e30", "unreadable"), ("nan", "unreadable"), ("inf", "unreadable"),
+     ("a lot", "unreadable"), ("0.175", None), ("0.170", None)],
+)
+async def test_the_member_pays_the_quote_whatever_amount_the_provider_sends(
+    tmp_path, amount, anomaly, caplog
+):
+    anomalies: list[str] = []
+    async with (
+        FakeShortAPI() as fake,
+        aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "db.sqlite") as ledger,
+    ):
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW,
+                           on_amount_anomaly=anomalies.append)
+        await runner.start()
+        try:
+            fake.plan_next(Plan(amount=amount))
+            job = await confirmed_job(ledger)
+            runner.submit(job)
+            assert await notifier.wait("delivered", job.id) == "delivered"
+        finally:
+            await runner.close()
+        rows = await ledger.ledger_rows(job.id)
+        assert [(r["kind"], r["amount_mills"]) for r in rows] == [
+            ("reserve", 170), ("settle", 0)]
+        assert await spent_today(ledger) == 170
+        assert await ledger.check() == []
+    assert anomalies == ([anomaly] if anomaly else [])
+    if amount != "0.170":
+        assert any(f"job {job.id}" in r.getMessage() and "the member pays the quote"
+                   in r.getMessage() for r in caplog.records)
+
+
+async def test_a_job_id_the_provider_already_gave_fails_only_the_new_job(env, caplog):
+    fake, ledger, notifier, runner, _ = env
+    fake.plan_next(Plan(statuses=[1, 1, 1, 1, 1, 2], job_id="same-id"))
+    first = await confirmed_job(ledger)
+    runner.submit(first)
+    await fake.wait_for(lambda: fake.queries)
+    fake.plan_next(Plan(job_id="same-id"))
+    second = await confirmed_job(ledger)
+    runner.submit(second)
+    reason = await notifier.wait("failed", second.id)
+    assert "id of another one" in str(reason)
+    assert (await ledger.get_job(second.id)).state == "failed"
+    assert [r["kind"] for r in await ledger.ledger_rows(second.id)] == ["reserve", "refund"]
+    assert await notifier.wait("delivered", first.id) == "delivered"
+    assert any("not new" in r.getMessage() for r in caplog.records)
+    assert runner.in_flight == 0
+    assert await ledger.check() == []
+
+
+async def test_an_error_recording_the_start_does_not_strand_the_job(env, monkeypatch):
+    fake, ledger, notifier, runner, _ = env
+    real = ledger.mark_running
+    calls = 0
+
+    async def flaky(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "mark_running", flaky)
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
+    assert len(fake.creates) == 1  # followed, never re-sent
+    assert runner.in_flight == 0
+
+
+async def test_a_job_runs_in_the_mode_of_its_quote(tmp_path):
+    from bot.dryrun import DryRunAPI
+
+    dry = DryRunAPI()
+    async with (
+        FakeShortAPI() as fake,
+        aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "db.sqlite") as ledger,
+    ):
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW,
+                           dry_run_api=dry)
+        await runner.start()
+        try:
+            live = await confirmed_job(ledger)
+            trial = await confirmed_job(ledger, dry_run=True)
+            runner.submit(live)
+            runner.submit(trial)
+            await notifier.wait("delivered", live.id)
+            await notifier.wait("delivered", trial.id)
+        finally:
+            await runner.close()
+        assert len(fake.creates) == 1  # only the live quote reached the provider
+        assert len(dry.creates) == 1
+        assert notifier.videos[live.id] == fake_mp4()
+        assert notifier.videos[trial.id] != fake_mp4()  # the bundled sample
+        usage = await ledger.usage(trial.guild_id, trial.user_id, NOW)
+        assert (usage.today_mills, usage.dry_run_mills) == (170, 170)
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   ConnectionResetError("reset by peer")])
+async def test_an_unexpected_error_in_delivery_retries_then_posts_a_link(env, monkeypatch, error):
+    fake, ledger, notifier, runner, _ = env
+    downloads = 0
+
+    async def broken_download(url, dest, *, max_bytes):
+        nonlocal downloads
+        downloads += 1
+        raise error
+
+    monkeypatch.setattr(runner._api, "download", broken_download)
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
+    assert downloads == 3  # three tries with the file, then the link
+    assert notifier.videos[job.id] is None  # posted as a link
+    assert runner.in_flight == 0
+    assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "settle"]
+
+
+async def test_a_failing_history_scan_is_retried_and_never_strands_the_job(env, monkeypatch):
+    fake, ledger, notifier, runner, _ = env
+    notifier.fail_deliveries = 1  # the first post fails, so the next attempt scans first
+    scans = 0
+    real = notifier.find_delivery
+
+    async def dropping(job):
+        nonlocal scans
+        scans += 1
+        if scans <= 2:
+            raise ConnectionResetError("server disconnected")
+        return await real(job)
+
+    monkeypatch.setattr(notifier, "find_delivery", dropping)
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert await notifier.wait("delivered", job.id, timeout=20) == "delivered"
+    assert scans == 3
+    assert runner.in_flight == 0
+
+
+async def test_the_deadline_never_refunds_a_job_that_just_succeeded(env):
+    fake, ledger, notifier, runner, clock = env
+    job = await confirmed_job(ledger)
+    await ledger.mark_submitting(job.id, NOW)
+    await ledger.mark_running(job.id, "p-1", None, NOW)
+    stale = await ledger.get_job(job.id)
+    await ledger.mark_succeeded(job.id, "https://v/1.mp4", NOW + 1)
+    clock.offset = 10_000  # far past the deadline, as seen by a poll that read the job earlier
+    await runner._fail(stale, "The video took too long to render.", state="expired",
+                       only_from=("running",))
+    assert (await ledger.get_job(job.id)).state == "succeeded"
+    job = await ledger.settle(job.id, 1, NOW + 2)
+    assert job.state == "delivered"
+    assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "settle"]
+    assert not [e for e in notifier.events if e[0] == "failed"]

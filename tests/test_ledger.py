@@ -41,31 +41,35 @@ async def test_confirm_reserves_the_price_and_uses_up_the_quote(ledger):
     assert len(await ledger.ledger_rows()) == 1
 
 
-async def test_settle_at_provider_amount_then_spend_adds_up(ledger):
+@pytest.mark.parametrize("provider_mills", [175, 1_000_000, 0, -5, 1, None])
+async def test_settle_at_the_quote_whatever_the_provider_charged(ledger, provider_mills):
     job = await confirmed_job(ledger)
     await ledger.mark_submitting(job.id, NOW)
-    await ledger.mark_running(job.id, "job-1", 175, NOW)  # provider charged 5 mills more
+    await ledger.mark_running(job.id, "job-1", provider_mills, NOW)
     await ledger.mark_succeeded(job.id, "https://v/1.mp4", NOW + 30)
     job = await ledger.settle(job.id, 99, NOW + 31)
     assert job.state == "delivered"
+    assert job.provider_amount_mills == provider_mills  # the operator's figure, kept apart
     rows = await ledger.ledger_rows(job.id)
-    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("settle", 5)]
+    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("settle", 0)]
     usage = await ledger.usage(GUILD, USER, NOW)
-    assert (usage.today_mills, usage.lifetime_mills, usage.jobs) == (175, 175, 1)
+    assert (usage.today_mills, usage.lifetime_mills, usage.jobs) == (170, 170, 1)
+    assert await ledger.check() == []
     with pytest.raises(StateConflict):
         await ledger.settle(job.id, 99, NOW + 32)
     with pytest.raises(StateConflict):
-        await ledger.refund(job.id, "failed", "late", NOW + 32)
+        await ledger.refund(job.id, "failed", "late", NOW + 32, only_from=("succeeded",))
 
 
 async def test_refund_gives_back_the_reservation_exactly_once(ledger):
     job = await confirmed_job(ledger)
     await ledger.mark_submitting(job.id, NOW)
-    job = await ledger.refund(job.id, "failed", "provider said no", NOW + 1)
+    job = await ledger.refund(job.id, "failed", "provider said no", NOW + 1,
+                             only_from=("submitting",))
     assert (job.state, job.error) == ("failed", "provider said no")
     assert await spent_today(ledger) == 0
     with pytest.raises(StateConflict):
-        await ledger.refund(job.id, "failed", "again", NOW + 2)
+        await ledger.refund(job.id, "failed", "again", NOW + 2, only_from=("submitting",))
     assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "refund"]
 
 
@@ -162,5 +166,22 @@ async def test_unfinished_jobs_are_found_for_resume(ledger):
     a = await confirmed_job(ledger)
     b = await confirmed_job(ledger)
     await ledger.mark_submitting(b.id, NOW)
-    await ledger.refund(b.id, "failed", "x", NOW)
+    await ledger.refund(b.id, "failed", "x", NOW, only_from=("submitting",))
     assert [j.id for j in await ledger.unfinished_jobs()] == [a.id]
+
+
+async def test_check_fails_when_a_member_paid_more_than_the_quote(ledger):
+    job = await confirmed_job(ledger)
+    await ledger.mark_submitting(job.id, NOW)
+    await ledger.mark_running(job.id, "job-1", 1_000_000, NOW)
+    await ledger.mark_succeeded(job.id, "https://v/1.mp4", NOW + 30)
+    # What the code before the fix wrote: a settle at the provider's amount ($1,000).
+    async with ledger.db.transaction() as db:
+        await db.execute("UPDATE jobs SET state = 'delivered' WHERE id = ?", (job.id,))
+        await db.execute(
+            "INSERT INTO ledger (guild_id, user_id, job_id, kind, amount_mills, period_at, "
+            "created_at, reason, dry_run) VALUES (?, ?, ?, 'settle', ?, ?, ?, 'x', 0)",
+            (GUILD, USER, job.id, 1_000_000 - 170, NOW, NOW),
+        )
+    problems = await ledger.check()
+    assert f"job {job.id}: member charged 1000000 mills, more than the quoted 170" in problems

@@ -107,14 +107,14 @@ async def test_dry_runs_are_recorded_but_never_count(ledger):
 
 async def test_admin_refund_once_with_actor_reason_and_restored_headroom(ledger):
     await ledger.policies.set_limit(GUILD, ADMIN, NOW, period="daily", value=200)
-    job = await deliver(ledger, await confirm(ledger), amount=130)
+    job = await deliver(ledger, await confirm(ledger), amount=100)  # the member paid the quote, 128
     with pytest.raises(LimitExceeded):
         await confirm(ledger)
     refunded = await ledger.admin_refund(job.id, GUILD, ADMIN, "blurry result", NOW + 5)
-    assert refunded.charged_mills == 130
+    assert refunded.charged_mills == 128
     rows = await ledger.ledger_rows(job.id)
     assert [(r["kind"], r["amount_mills"], r["actor_id"], r["reason"]) for r in rows][-1] == (
-        "adjust", -130, ADMIN, "blurry result")
+        "adjust", -128, ADMIN, "blurry result")
     assert await spent_today(ledger) == 0
     await confirm(ledger)
     with pytest.raises(InvalidRequest, match="already refunded"):
@@ -127,14 +127,14 @@ async def test_admin_refund_once_with_actor_reason_and_restored_headroom(ledger)
     assert await ledger.check() == []
 
 
-async def test_report_by_member_with_provider_differences(ledger):
+async def test_report_by_member_with_the_operators_cost_beside_what_members_paid(ledger):
     await deliver(ledger, await confirm(ledger, user=10), amount=140)
     await deliver(ledger, await confirm(ledger, user=10))
     failed = await confirm(ledger, user=11)
-    await ledger.refund(failed.id, "failed", "x", NOW)
+    await ledger.refund(failed.id, "failed", "x", NOW, only_from=("reserved",))
     rows = {r.user_id: r for r in await ledger.report(GUILD, 0, float("inf"))}
-    assert (rows[10].jobs, rows[10].delivered, rows[10].net_mills) == (2, 2, 268)
-    assert rows[10].provider_difference_mills == 12
+    assert (rows[10].jobs, rows[10].delivered, rows[10].net_mills) == (2, 2, 2 * 128)
+    assert rows[10].operator_cost_mills == 140  # the second job had no amount
     assert (rows[11].jobs, rows[11].refunded_failures, rows[11].net_mills) == (1, 1, 0)
 
 
@@ -159,7 +159,7 @@ async def test_ledger_check_command(database_url, raw_sql):
                                  check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "1 jobs, OK" in ok.stdout
-    await raw_sql("UPDATE jobs SET provider_amount_mills = 999")
+    await raw_sql("UPDATE jobs SET price_mills = 100")  # the member paid more than this quote
     bad = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
                                   check=False)
     assert bad.returncode == 1

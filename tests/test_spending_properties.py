@@ -77,7 +77,8 @@ async def scenario(ops) -> None:
             elif kind in ("fail", "deliver") and open_jobs:
                 job_id = open_jobs.pop(op[1] % len(open_jobs))
                 if kind == "fail":
-                    await ledger.refund(job_id, "failed", "provider failed", now)
+                    await ledger.refund(job_id, "failed", "provider failed", now,
+                                        only_from=("reserved",))
                 else:
                     await ledger.mark_submitting(job_id, now)
                     await ledger.mark_running(job_id, f"p{job_id}", None, now)

@@ -34,7 +34,7 @@ async def find_problems(database: Database) -> list[str]:
         kinds = sorted(r["kind"] for r in entries)
         expect = {"reserve": job.price_mills}
         if job.state == "delivered":
-            expect["settle"] = job.charged_mills - job.price_mills
+            expect["settle"] = 0  # the member pays the quote, never more or less
         elif job.state in ("failed", "expired"):
             expect["refund"] = -job.price_mills
         adjusts = [r for r in entries if r["kind"] == "adjust"]
@@ -45,6 +45,12 @@ async def find_problems(database: Database) -> list[str]:
         if kinds != sorted(expect):
             problems.append(f"job {job.id} ({job.state}): ledger has {kinds}, "
                             f"expected {sorted(expect)}")
+        charged = sum(r["amount_mills"] for r in entries if r["kind"] != "adjust")
+        if charged > job.price_mills:
+            problems.append(
+                f"job {job.id}: member charged {charged} mills, more than the quoted "
+                f"{job.price_mills}"
+            )
         for row in entries:
             wanted = expect.get(row["kind"])
             if wanted is not None and row["amount_mills"] != wanted:

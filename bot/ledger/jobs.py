@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bot.errors import StateConflict
+from bot.errors import DuplicateProviderJob, StateConflict
 from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
 
@@ -75,7 +75,16 @@ class Jobs:
         self, job_id: int, provider_job_id: str, amount_mills: int | None, now: float
     ) -> Job:
         """The job is at the provider. Its deadline now counts from here: time spent waiting in
-        our queue for a free slot is not render time, and must not expire the job."""
+        our queue for a free slot is not render time, and must not expire the job.
+
+        ``DuplicateProviderJob`` when another job already has this provider job id."""
+        other = await self.db.fetchone(
+            "SELECT id FROM jobs WHERE provider_job_id = ? AND id != ?", (provider_job_id, job_id)
+        )
+        if other is not None:
+            raise DuplicateProviderJob(
+                f"provider job {provider_job_id} already belongs to job {other['id']}"
+            )
         return await self._update_job(
             job_id, ("submitting",), state="running", provider_job_id=provider_job_id,
             provider_amount_mills=amount_mills, updated_at=now,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from bot.errors import InvalidRequest, StateConflict
@@ -84,17 +84,13 @@ class Money(Spend):
             raise StateConflict(f"job {job.id} changed state while being finished")
 
     async def settle(self, job_id: int, result_message_id: int | None, now: float) -> Job:
-        """The video was posted: mark the job delivered and settle at the provider's amount."""
+        """The video was posted: mark the job delivered. The member pays exactly the quote (the
+        reservation stands; the settle row moves nothing), whatever the provider charged the
+        operator, which stays on the job as ``provider_amount_mills``."""
         async with self.db.transaction() as db:
             job = await load_job(db, job_id)
             if job.state != "succeeded":
                 raise StateConflict(f"job {job_id} cannot be settled from state {job.state}")
-            difference = job.charged_mills - job.price_mills
-            if difference:
-                log.warning(
-                    "job %d: provider charged %s, quoted %s; settling at the provider's amount",
-                    job.id, format_usd(job.charged_mills), format_usd(job.price_mills),
-                )
             await self._finish(
                 db, job, "state = 'delivered', result_message_id = ?, finished_at = ?, "
                 "updated_at = ?", (result_message_id, now, now),
@@ -102,27 +98,27 @@ class Money(Spend):
             await db.execute(
                 INSERT_ROW,
                 (
-                    job.guild_id, job.user_id, job.id, "settle", difference, job.created_at, now,
-                    None, "provider amount differs from quote" if difference else "delivered",
-                    int(job.quote.dry_run),
+                    job.guild_id, job.user_id, job.id, "settle", 0, job.created_at, now,
+                    None, "delivered", int(job.quote.dry_run),
                 ),
             )
             return await load_job(db, job_id)
 
     async def refund(
-        self, job_id: int, state: str, error: str, now: float,
-        *, only_from: tuple[str, ...] | None = None,
+        self, job_id: int, state: str, error: str, now: float, *, only_from: Iterable[str],
     ) -> Job:
-        """The job failed or expired: record why and give the reservation back in full.
-        With ``only_from``, only if the job is in one of those states (else StateConflict)."""
+        """The job failed or expired: record why and give the reservation back in full, only
+        if the job is in one of the ``only_from`` states (StateConflict otherwise: whoever moved
+        it on, a success landing at the same moment for instance, wins)."""
         if state not in ("failed", "expired"):
             raise ValueError(state)
+        only_from = tuple(only_from)
+        if set(only_from) & set(FINAL_STATES):
+            raise ValueError(only_from)
         async with self.db.transaction() as db:
             job = await load_job(db, job_id)
-            if job.state in FINAL_STATES:
-                raise StateConflict(f"job {job_id} is already {job.state}")
-            if only_from is not None and job.state not in only_from:
-                raise StateConflict(f"job {job_id} is {job.state}")
+            if job.state not in only_from:
+                raise StateConflict(f"job {job_id} is {job.state}, not {'/'.join(only_from)}")
             await self._finish(
                 db, job, "state = ?, error = ?, finished_at = ?, updated_at = ?",
                 (state, error, now, now),

@@ -16,7 +16,7 @@ class ReportRow:
     refunded_failures: int
     admin_refunds_mills: int
     net_mills: int
-    provider_difference_mills: int
+    operator_cost_mills: int  # what the provider said it charged for the delivered videos
     dry_run_mills: int
 
 
@@ -56,9 +56,10 @@ class Reading:
             "COALESCE(SUM(CASE WHEN l.kind = 'adjust' THEN -l.amount_mills END), 0) AS admin, "
             "COALESCE(SUM(CASE WHEN l.dry_run = 0 THEN l.amount_mills END), 0) AS net, "
             "COALESCE(SUM(CASE WHEN l.kind = 'settle' AND l.dry_run = 0 "
-            "THEN l.amount_mills END), 0) AS difference, "
+            "THEN j.provider_amount_mills END), 0) AS operator_cost, "
             "COALESCE(SUM(CASE WHEN l.dry_run = 1 THEN l.amount_mills END), 0) AS dry "
-            "FROM ledger l WHERE l.guild_id = ? AND l.period_at >= ? AND l.period_at < ? "
+            "FROM ledger l LEFT JOIN jobs j ON j.id = l.job_id "
+            "WHERE l.guild_id = ? AND l.period_at >= ? AND l.period_at < ? "
             "GROUP BY l.user_id ORDER BY net DESC, l.user_id",
             (guild_id, since, until),
         )
@@ -66,7 +67,7 @@ class Reading:
             ReportRow(
                 user_id=r["user_id"], jobs=int(r["jobs"]), delivered=int(r["delivered"]),
                 refunded_failures=int(r["failures"]), admin_refunds_mills=int(r["admin"]),
-                net_mills=int(r["net"]), provider_difference_mills=int(r["difference"]),
+                net_mills=int(r["net"]), operator_cost_mills=int(r["operator_cost"]),
                 dry_run_mills=int(r["dry"]),
             )
             for r in rows

@@ -643,8 +643,9 @@ class FakeDiscord:
 
         ``method`` is an HTTP method or ``"*"``; ``path_regex`` is searched (``re.search``) in the
         path below the API base, e.g. ``r"^/channels/\\d+/messages$"``.  A 429 gets ``Via`` and
-        ``retry_after`` (default 0.01 s) so discord.py waits and retries.  Nothing is changed in
-        the fake's state by a failed request.
+        ``retry_after`` (default 0.01 s) so discord.py waits and retries.  A negative ``status``
+        drops the connection without an answer.  Nothing is changed in the fake's state by a
+        failed request.
         """
         self._faults.append(
             _Fault(method.upper(), re.compile(path_regex), status, body, dict(headers or {}), times)
@@ -1636,6 +1637,14 @@ class FakeDiscord:
             FakeRequest(method, path, query, json_body, [f for _, f in uploads], reply.status)
         )
         log.debug("fake discord: %s %s -> %s", method, path, reply.status)
+        if reply.status < 0:
+            # A dropped connection: the socket closes without an answer (the client sees
+            # aiohttp's ServerDisconnectedError). Whether the request was carried out is unknown
+            # to the client; here it was not.
+            if request.transport is not None:
+                request.transport.abort()
+            await self._notify()
+            return web.Response(status=500)
         response = self._to_response(reply, bucket)
         await self._notify()
         return response

@@ -34,6 +34,7 @@ class Plan:
     error: str | None = None
     with_url: bool = True
     job_id_at_top_level: bool = False
+    job_id: str | None = None  # answer with this id (a provider repeating an id it gave before)
 
 
 @dataclass
@@ -164,8 +165,8 @@ class FakeShortAPI:
             if fault is not None:
                 return fault
             plan = self.plans.pop(0) if self.plans else self.default_plan
-            job_id = f"job-{next(self._ids)}"
-            self.jobs[job_id] = FakeJob(job_id, body, plan)
+            job_id = plan.job_id or f"job-{next(self._ids)}"
+            self.jobs.setdefault(job_id, FakeJob(job_id, body, plan))
             amount = plan.amount if plan.amount is not None else _table_amount(body)
             if plan.job_id_at_top_level:
                 return web.json_response({"code": 0, "job_id": job_id, "data": {"amount": amount}})

@@ -23,11 +23,12 @@ class Deployment:
         self.log = tmp_path / "bot.log"
         self.stack = AsyncExitStack()
         self.process: asyncio.subprocess.Process | None = None
+        self.env: dict[str, str] = {}
 
     async def start(self) -> None:
         before = self.fake.identify_count
         self.process = await self.stack.enter_async_context(
-            bot_process(self.fake, self.api, self.db, self.log)
+            bot_process(self.fake, self.api, self.db, self.log, **self.env)
         )
         await self.fake.wait_for(lambda: self.fake.identify_count > before, timeout=30)
         await self.fake.wait_for(lambda: self.fake.global_commands, timeout=30)
@@ -88,20 +89,24 @@ async def deployment(tmp_path):
 
 async def test_kill_after_the_reservation_starts_the_job_once_after_restart(deployment):
     d = deployment
+    d.env = {"MAX_ACTIVE_JOBS_PER_USER": "1"}  # the second job waits in line, reserved
+    d.api.hold_queries = asyncio.Event()
     await d.start()
+    first, first_id = await d.quote()
+    await d.confirm(first, first_id)
+    await d.api.wait_for(lambda: d.api.queries, timeout=20)
     message, quote_id = await d.quote()
-    release = d.fake.hold("PATCH", rf"/messages/{message.id}$", before=True)
     await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held)
-    assert d.job_states() == ["reserved"]
+    await d.fake.wait_for(lambda: d.job_states() == ["running", "reserved"])
     await d.kill()
-    release.set()
+    d.api.hold_queries.set()
     await d.start()
-    await d.fake.wait_for(lambda: d.videos(), timeout=20)
-    await d.fake.wait_for(lambda: d.job_states() == ["delivered"])
-    assert len(d.api.creates) == 1
-    assert len(d.videos()) == 1
-    assert d.ledger() == {1: [("reserve", 170), ("settle", 0)]}
+    await d.fake.wait_for(lambda: len(d.videos()) == 2, timeout=20)
+    await d.fake.wait_for(lambda: d.job_states() == ["delivered", "delivered"])
+    assert len(d.api.creates) == 2  # the waiting job was sent once, after the restart
+    assert len(d.videos()) == 2
+    assert d.ledger() == {1: [("reserve", 170), ("settle", 0)],
+                          2: [("reserve", 170), ("settle", 0)]}
 
 
 async def test_kill_while_the_create_is_in_flight_refunds_and_never_resends(deployment):

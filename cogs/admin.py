@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidRequest
+from bot.i18n import Money
 from bot.limits import UNLIMITED, periods
 from bot.policy import describe_limit
 from bot.pricing import MAX_USD, AmountTooLarge, format_usd, parse_usd
@@ -39,8 +40,7 @@ def parse_limit(text: str) -> int | None:
         return parse_usd(word)
     except AmountTooLarge:
         raise InvalidRequest(
-            f"{text!r} is more than the largest limit the bot takes (${MAX_USD:,}): use a "
-            "smaller amount, or 'unlimited'."
+            "error.amount_too_large", text=text, most=Money(MAX_USD * 1000)
         ) from None
     except ValueError:
         raise InvalidRequest("error.not_an_amount", text=text) from None

@@ -76,6 +76,58 @@ def msg(key: str, /, **values: Value) -> Msg:
     return Msg(key, values)
 
 
+# -- stored messages ----------------------------------------------------------------------
+# The audit trail keeps each change as its key and values (JSON), so the settings view can show
+# it in the reader's language; text stored by older versions is shown as it is.
+
+def dumps(message: Msg) -> str:
+    return json.dumps(_encode(message), ensure_ascii=False, sort_keys=True)
+
+
+def _encode(value: Value) -> object:
+    if isinstance(value, Msg):
+        return {"key": value.key, "values": {k: _encode(v) for k, v in value.values.items()}}
+    if isinstance(value, Money):
+        return {"money": value.mills}
+    if isinstance(value, When):
+        return {"when": [value.at, value.timezone]}
+    if isinstance(value, Number):
+        return {"number": [value.value, value.digits]}
+    return value
+
+
+def loads(text: str) -> Msg | None:
+    """The message ``dumps`` wrote, or None for plain text (or anything else)."""
+    if not text.startswith('{"key"'):
+        return None
+    try:
+        decoded = _decode(json.loads(text))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return decoded if isinstance(decoded, Msg) else None
+
+
+def _decode(data: object) -> Value:
+    if isinstance(data, str | int):
+        return data
+    if isinstance(data, dict):
+        if "key" in data:
+            return Msg(str(data["key"]), {k: _decode(v) for k, v in data["values"].items()})
+        if "money" in data:
+            return Money(int(data["money"]))
+        if "when" in data:
+            return When(float(data["when"][0]), str(data["when"][1]))
+        if "number" in data:
+            return Number(float(data["number"][0]), int(data["number"][1]))
+    raise ValueError(data)
+
+
+def stored(locale: str | None, text: str) -> str:
+    """A stored message (``dumps``) in ``locale``; plain stored text as it is."""
+    message = loads(text)
+    return text if message is None else message.render(locale)
+
+
 def catalogue_for(locale: str | None) -> str:
     """The catalogue for a Discord locale (``"ja"``, ``"pt-BR"``, ``"es-419"``...)."""
     if not locale:

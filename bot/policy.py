@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from bot.errors import InvalidRequest
+from bot.i18n import Money, Msg, Value, dumps, msg
 from bot.limits import UNLIMITED, Caps, Defaults, GuildPolicy, resolve, zone
-from bot.pricing import format_usd
 from bot.storage import Connection, Database
 
 PERIODS: Final = ("daily", "monthly")
@@ -21,12 +21,12 @@ _GUILD_COLUMNS: Final = {
 }
 
 
-def describe_limit(value: int | None) -> str:
+def describe_limit(value: int | None) -> Value:
     if value is None:
-        return "default"
+        return msg("setting.default")
     if value == UNLIMITED:
-        return "no limit"
-    return format_usd(value)
+        return msg("setting.no_limit")
+    return Money(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Override:
 class AuditEntry:
     actor_id: int
     action: str
-    detail: str
+    detail: str  # bot.i18n.stored() shows it in a language
     created_at: float
 
 
@@ -88,13 +88,19 @@ async def load_caps(
 
 
 async def audit(
-    db: Connection, guild_id: int, actor_id: int, action: str, detail: str, now: float
+    db: Connection,
+    guild_id: int,
+    actor_id: int,
+    action: str,
+    detail: Msg | str,
+    now: float,
 ) -> None:
-    """Record who changed what, inside the caller's transaction."""
+    """Record who changed what, inside the caller's transaction. A ``Msg`` detail is kept as
+    its key and values (``bot.i18n.dumps``), to be shown later in the reader's language."""
     await db.execute(
         "INSERT INTO audit (guild_id, actor_id, action, detail, created_at) "
         "VALUES (?, ?, ?, ?, ?)",
-        (guild_id, actor_id, action, detail, now),
+        (guild_id, actor_id, action, dumps(detail) if isinstance(detail, Msg) else detail, now),
     )
 
 
@@ -131,7 +137,7 @@ class Policies:
                 for r in rows]
 
     async def _set_guild(
-        self, guild_id: int, actor_id: int, now: float, field: str, value: object, detail: str
+        self, guild_id: int, actor_id: int, now: float, field: str, value: object, detail: Msg
     ) -> None:
         column = _GUILD_COLUMNS[field]
         async with self._db.transaction() as db:
@@ -155,19 +161,19 @@ class Policies:
         value: int | None,
         member_id: int | None = None,
         role_id: int | None = None,
-    ) -> str:
+    ) -> Msg:
         """Set (``value`` mills or ``UNLIMITED``) or clear (None) a cap; returns what changed."""
         if period not in PERIODS:
             raise InvalidRequest("error.period_invalid")
         if member_id is not None and role_id is not None:
             raise InvalidRequest("error.member_or_role")
         if member_id is None and role_id is None:
-            detail = f"server {period} limit: {describe_limit(value)}"
+            detail = msg(f"audit.limit.server.{period}", value=describe_limit(value))
             await self._set_guild(guild_id, actor_id, now, period, value, detail)
             return detail
         scope, target = ("member", member_id) if member_id is not None else ("role", role_id)
         mention = f"<@{target}>" if scope == "member" else f"<@&{target}>"
-        detail = f"{scope} {mention} {period} limit: {describe_limit(value)}"
+        detail = msg(f"audit.limit.{scope}.{period}", target=mention, value=describe_limit(value))
         async with self._db.transaction() as db:
             if value is None:
                 await db.execute(
@@ -185,42 +191,42 @@ class Policies:
             await audit(db, guild_id, actor_id, "limit", detail, now)
         return detail
 
-    async def set_budget(self, guild_id: int, actor_id: int, now: float, value: int | None) -> str:
-        detail = f"server monthly budget: {describe_limit(value)}"
+    async def set_budget(self, guild_id: int, actor_id: int, now: float, value: int | None) -> Msg:
+        detail = msg("audit.budget", value=describe_limit(value))
         await self._set_guild(guild_id, actor_id, now, "budget", value, detail)
         return detail
 
-    async def set_paused(self, guild_id: int, actor_id: int, now: float, paused: bool) -> str:
-        detail = "new jobs paused" if paused else "new jobs resumed"
+    async def set_paused(self, guild_id: int, actor_id: int, now: float, paused: bool) -> Msg:
+        detail = msg("audit.paused" if paused else "audit.resumed")
         await self._set_guild(guild_id, actor_id, now, "paused", int(paused), detail)
         return detail
 
-    async def set_timezone(self, guild_id: int, actor_id: int, now: float, name: str) -> str:
+    async def set_timezone(self, guild_id: int, actor_id: int, now: float, name: str) -> Msg:
         zone(name)  # refuses names zoneinfo does not know
-        detail = f"time zone: {name}"
+        detail = msg("audit.timezone", name=name)
         await self._set_guild(guild_id, actor_id, now, "timezone", name, detail)
         return detail
 
     async def set_channel(
         self, guild_id: int, actor_id: int, now: float, channel_id: int | None, allowed: bool
-    ) -> str:
+    ) -> Msg:
         """Allow or disallow one channel; ``channel_id=None`` with ``allowed=True`` allows all."""
         async with self._db.transaction() as db:
             if channel_id is None:
                 await db.execute("DELETE FROM allowed_channels WHERE guild_id = ?", (guild_id,))
-                detail = "/animate allowed in every channel"
+                detail = msg("audit.channels.all")
             elif allowed:
                 await db.execute(
                     "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?) "
                     "ON CONFLICT DO NOTHING",
                     (guild_id, channel_id),
                 )
-                detail = f"/animate allowed in <#{channel_id}>"
+                detail = msg("audit.channels.add", channel=f"<#{channel_id}>")
             else:
                 await db.execute(
                     "DELETE FROM allowed_channels WHERE guild_id = ? AND channel_id = ?",
                     (guild_id, channel_id),
                 )
-                detail = f"/animate no longer allowed in <#{channel_id}>"
+                detail = msg("audit.channels.remove", channel=f"<#{channel_id}>")
             await audit(db, guild_id, actor_id, "channels", detail, now)
         return detail

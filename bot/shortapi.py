@@ -29,16 +29,13 @@ STATUS_NAMES: Final = {0: "queued", 1: "rendering", 2: "done", 3: "failed"}
 NO_REASON: Final = "no reason given"
 MAX_REDIRECTS: Final = 5
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-UNSAFE_RESULT: Final = (
-    "The provider's link to the video led somewhere the bot does not download from, "
-    "so nothing was posted."
-)
-NOT_A_VIDEO: Final = "The provider sent back a file that is not a video, so nothing was posted."
+UNSAFE_RESULT: Final = "provider.unsafe_result"  # catalogue keys (bot/locales)
+NOT_A_VIDEO: Final = "provider.not_a_video"
 T = TypeVar("T")
 
 
 class ShortAPIError(AnimateError):
-    """Any failure talking to ShortAPI; ``str()`` is safe to show a user."""
+    """Any failure talking to ShortAPI; ``message`` is safe to show a user."""
 
 
 class ProviderRejected(ShortAPIError):
@@ -211,14 +208,14 @@ class ShortAPIClient:
             except ValueError:
                 if response.status >= 400:
                     raise ProviderRejected(
-                        f"ShortAPI refused the request (HTTP {response.status})."
+                        "provider.refused_http", status=response.status
                     ) from None
                 raise _Retryable("the answer was not JSON") from None
             if not isinstance(body, dict):
-                raise MalformedResponse("ShortAPI sent an answer the bot does not understand.")
+                raise MalformedResponse("provider.unreadable")
             if response.status >= 400 or body.get("code", 0) != 0:
                 reason = self._redact(_message(body))
-                raise ProviderRejected(f"ShortAPI refused the request: {reason}")
+                raise ProviderRejected("provider.refused", reason=reason)
             return body
 
     async def _with_retries(
@@ -227,7 +224,7 @@ class ShortAPIClient:
         call: Callable[[], Awaitable[T]],
         *,
         resend_safe: Callable[[BaseException], bool] = lambda exc: True,
-        gave_up: str = "ShortAPI is not available right now",
+        gave_up: str = "provider.unavailable",
     ) -> T:
         """``call`` until it succeeds, backing off between transient failures; a failure that
         ``resend_safe`` refuses ends at once as ``OutcomeUnknown``."""
@@ -237,21 +234,19 @@ class ShortAPIClient:
                 return await call()
             except _Retryable as exc:
                 if not resend_safe(exc):
-                    raise OutcomeUnknown(
-                        f"ShortAPI did not confirm the request ({exc.reason})."
-                    ) from None
+                    raise OutcomeUnknown("provider.unconfirmed", detail=exc.reason) from None
                 last, retry_after = exc.reason, exc.retry_after
             except (aiohttp.ClientError, TimeoutError) as exc:
                 if not resend_safe(exc):
                     raise OutcomeUnknown(
-                        f"ShortAPI did not answer ({type(exc).__name__})."
+                        "provider.no_answer", detail=type(exc).__name__
                     ) from None
                 last, retry_after = type(exc).__name__, None
             if attempt + 1 < self._max_attempts:
                 delay = self._backoff(attempt, retry_after)
                 log.info("shortapi %s: %s; retrying in %.1f s", what, last, delay)
                 await self._sleep(delay)
-        raise ProviderUnavailable(f"{gave_up} ({last}).")
+        raise ProviderUnavailable(gave_up, detail=last)
 
     async def create(
         self,
@@ -291,7 +286,7 @@ class ShortAPIClient:
         data = data if isinstance(data, dict) else {}
         job_id = data.get("job_id") or body.get("job_id")
         if not isinstance(job_id, str | int) or isinstance(job_id, bool) or not str(job_id):
-            raise MalformedResponse("ShortAPI accepted the request but sent no job id.")
+            raise MalformedResponse("provider.no_job_id")
         # Whatever the amount says, the job exists at the provider now and must be followed:
         # reading it never raises, and the member pays the quote regardless.
         raw_amount = data.get("amount", body.get("amount"))
@@ -312,10 +307,10 @@ class ShortAPIClient:
         )
         data = body.get("data")
         if not isinstance(data, dict):
-            raise MalformedResponse("ShortAPI sent a job status without data.")
+            raise MalformedResponse("provider.status_without_data")
         status = data.get("status")
         if not isinstance(status, int) or isinstance(status, bool):
-            raise MalformedResponse("ShortAPI sent a job status the bot does not understand.")
+            raise MalformedResponse("provider.status_unknown")
         video_url: str | None = None
         result = data.get("result")
         if isinstance(result, dict):
@@ -344,7 +339,7 @@ class ShortAPIClient:
         return await self._with_retries(
             "download",
             lambda: self._download_once(url, dest, max_bytes),
-            gave_up="The finished video could not be downloaded",
+            gave_up="provider.download_failed",
         )
 
     async def _download_once(self, url: str, dest: Path, max_bytes: int) -> int:
@@ -385,9 +380,7 @@ class ShortAPIClient:
         if response.status == 429 or response.status >= 500:
             raise _Retryable(f"HTTP {response.status}", _retry_after(response.headers))
         if response.status >= 400:
-            raise ProviderRejected(
-                f"The finished video is no longer available (HTTP {response.status})."
-            )
+            raise ProviderRejected("provider.video_gone", status=response.status)
         if not video_content_type(response.headers.get("Content-Type", "")):
             log.warning("download refused: content type %r",
                         response.headers.get("Content-Type"))

@@ -14,12 +14,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidRequest
-from bot.i18n import Money
+from bot.i18n import Money, Value, msg, stored, t
 from bot.limits import UNLIMITED, periods
 from bot.policy import describe_limit
-from bot.pricing import MAX_USD, AmountTooLarge, format_usd, parse_usd
+from bot.pricing import MAX_USD, AmountTooLarge, parse_usd
 from cogs.utils.embeds import channel_mentions
-from cogs.utils.i18n import CheckRefused, text
+from cogs.utils.i18n import CheckRefused, private, text
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
@@ -71,8 +71,11 @@ class Admin(
             raise CheckRefused("error.manage_server_needed")
         return True
 
-    async def _done(self, interaction: Interaction, text: str) -> None:
-        await interaction.response.send_message(text, ephemeral=True)
+    async def _done(self, interaction: Interaction, key: str, /, **values: Value) -> None:
+        """Answer the manager privately, in their language."""
+        await interaction.response.send_message(
+            t(private(interaction), key, **values), ephemeral=True
+        )
 
     @app_commands.command(name="limit", description=text("cmd.animate-admin.limit.description"))
     @app_commands.describe(
@@ -100,7 +103,7 @@ class Admin(
             role_id=role.id if role else None,
         )
         log.info("guild %s: %s set %s", interaction.guild_id, interaction.user.id, detail)
-        await self._done(interaction, f"Done: {detail}.")
+        await self._done(interaction, "admin.done", detail=detail)
 
     @app_commands.command(name="budget", description=text("cmd.animate-admin.budget.description"))
     @app_commands.describe(amount=text("cmd.animate-admin.budget.amount.description"))
@@ -110,7 +113,7 @@ class Admin(
         detail = await self.bot.ledger.policies.set_budget(
             interaction.guild_id, interaction.user.id, self.bot.clock(), value
         )
-        await self._done(interaction, f"Done: {detail}.")
+        await self._done(interaction, "admin.done", detail=detail)
 
     @app_commands.command(name="refund", description=text("cmd.animate-admin.refund.description"))
     @app_commands.describe(
@@ -127,9 +130,8 @@ class Admin(
         )
         log.info("job %d refunded by %s", job, interaction.user.id)
         await self._done(
-            interaction,
-            f"Refunded {format_usd(refunded.charged_mills)} for job #{job} to "
-            f"<@{refunded.user_id}>.",
+            interaction, "admin.refunded", price=Money(refunded.charged_mills), job=job,
+            member=f"<@{refunded.user_id}>",
         )
 
     @app_commands.command(name="pause", description=text("cmd.animate-admin.pause.description"))
@@ -138,9 +140,7 @@ class Admin(
         await self.bot.ledger.policies.set_paused(
             interaction.guild_id, interaction.user.id, self.bot.clock(), True
         )
-        await self._done(
-            interaction, "Paused: new /animate jobs are refused. Running jobs finish normally."
-        )
+        await self._done(interaction, "admin.paused")
 
     @app_commands.command(name="resume", description=text("cmd.animate-admin.resume.description"))
     async def resume(self, interaction: Interaction) -> None:
@@ -148,7 +148,7 @@ class Admin(
         await self.bot.ledger.policies.set_paused(
             interaction.guild_id, interaction.user.id, self.bot.clock(), False
         )
-        await self._done(interaction, "Resumed: /animate is open again.")
+        await self._done(interaction, "admin.resumed")
 
     @app_commands.command(
         name="channels", description=text("cmd.animate-admin.channels.description")
@@ -174,8 +174,8 @@ class Admin(
             allowed=action != "remove",
         )
         policy = await self.bot.ledger.policies.get(interaction.guild_id)
-        where = channel_mentions(policy.channels, none="every channel")
-        await self._done(interaction, f"Done: {detail}. /animate now works in: {where}.")
+        where = channel_mentions(policy.channels) or msg("admin.every_channel")
+        await self._done(interaction, "admin.channels_done", detail=detail, channels=where)
 
     @app_commands.command(
         name="timezone", description=text("cmd.animate-admin.timezone.description")
@@ -186,7 +186,7 @@ class Admin(
         detail = await self.bot.ledger.policies.set_timezone(
             interaction.guild_id, interaction.user.id, self.bot.clock(), name.strip()
         )
-        await self._done(interaction, f"Done: {detail}. Days and months reset at its midnight.")
+        await self._done(interaction, "admin.timezone_done", detail=detail)
 
     @timezone.autocomplete("name")
     async def timezone_names(
@@ -232,8 +232,10 @@ class Admin(
         total = sum(r.net_mills for r in rows)
         data = io.BytesIO(buffer.getvalue().encode())
         await interaction.followup.send(
-            f"Spend by member, {period} ({policy.timezone}): {len(rows)} member(s), "
-            f"{format_usd(total)} in all.",
+            t(
+                private(interaction), "admin.report", period=msg(f"choice.{period}"),
+                timezone=policy.timezone, members=len(rows), total=Money(total),
+            ),
             file=discord.File(data, filename=f"animate-report-{period}.csv"),
             ephemeral=True,
         )
@@ -250,44 +252,66 @@ class Admin(
         span = periods(bot.clock(), policy.timezone)
         report = await bot.ledger.report(interaction.guild_id, span.month_start, span.month_end)
         spent = sum(r.net_mills for r in report)
-        embed = discord.Embed(title="/animate settings", colour=discord.Colour.blurple())
-        embed.add_field(name="New jobs", value="paused" if policy.paused else "open")
-        embed.add_field(name="Time zone", value=policy.timezone)
+        locale = private(interaction)
+
+        def say(key: str, /, **values: Value) -> str:
+            return t(locale, key, **values)
+
+        embed = discord.Embed(title=say("settings.title"), colour=discord.Colour.blurple())
         embed.add_field(
-            name="Channels",
-            value=channel_mentions(policy.channels, none="every channel"),
+            name=say("settings.new_jobs"),
+            value=say("settings.paused" if policy.paused else "settings.open"),
+        )
+        embed.add_field(name=say("settings.timezone"), value=policy.timezone)
+        embed.add_field(
+            name=say("settings.channels"),
+            value=channel_mentions(policy.channels) or say("admin.every_channel"),
         )
 
         def shown(value: int | None, default: int | None) -> str:
             if value is None:
-                return f"{describe_limit(default if default is not None else UNLIMITED)} (default)"
-            return describe_limit(value)
+                return say(
+                    "settings.default_value",
+                    value=describe_limit(default if default is not None else UNLIMITED),
+                )
+            return say("settings.value", value=describe_limit(value))
 
-        embed.add_field(name="Daily limit per member", value=shown(policy.daily, defaults.daily))
+        embed.add_field(name=say("settings.daily"), value=shown(policy.daily, defaults.daily))
         embed.add_field(
-            name="Monthly limit per member", value=shown(policy.monthly, defaults.monthly)
+            name=say("settings.monthly"), value=shown(policy.monthly, defaults.monthly)
         )
         embed.add_field(
-            name="Server monthly budget",
-            value=f"{shown(policy.budget, defaults.guild_budget)} · spent "
-            f"{format_usd(spent)} this month",
+            name=say("settings.budget"),
+            value=say(
+                "settings.budget_value", budget=shown(policy.budget, defaults.guild_budget),
+                spent=Money(spent),
+            ),
         )
         overrides = await policies.overrides(interaction.guild_id)
         if overrides:
             lines = [
-                f"{'<@' if o.scope == 'member' else '<@&'}{o.target_id}> {o.period}: "
-                f"{describe_limit(o.limit_mills)}"
+                say(
+                    "settings.override",
+                    target=f"{'<@' if o.scope == 'member' else '<@&'}{o.target_id}>",
+                    period=msg(f"choice.{o.period}"), value=describe_limit(o.limit_mills),
+                )
                 for o in overrides
             ]
-            embed.add_field(name="Role and member limits", value="\n".join(lines)[:1024],
-                            inline=False)
+            embed.add_field(
+                name=say("settings.overrides"), value="\n".join(lines)[:1024], inline=False
+            )
         audit = await policies.audit_log(interaction.guild_id, 5)
         if audit:
             lines = [
-                f"<t:{int(a.created_at)}:R> <@{a.actor_id}>: {a.detail}" for a in audit
+                f"<t:{int(a.created_at)}:R> <@{a.actor_id}>: {stored(locale, a.detail)}"
+                for a in audit
             ]
-            embed.add_field(name="Recent changes", value="\n".join(lines)[:1024], inline=False)
-        embed.set_footer(text=f"Dry run: {'on' if bot.settings.dry_run else 'off'}")
+            embed.add_field(
+                name=say("settings.recent"), value="\n".join(lines)[:1024], inline=False
+            )
+        embed.set_footer(
+            text=say("settings.dry_run_on" if bot.settings.dry_run else "settings.dry_run_off")
+        )
         embed.timestamp = dt.datetime.now(dt.UTC)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

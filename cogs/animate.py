@@ -12,12 +12,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidRequest, LimitExceeded, NotQuoteOwner, QuoteUnavailable
+from bot.i18n import DEFAULT, t
 from bot.images import check_declared, check_magic, fetch_head
 from bot.ledger import Quote
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
 from cogs.errors import report
 from cogs.utils import embeds
-from cogs.utils.i18n import private, text
+from cogs.utils.i18n import private, public, text
 from cogs.utils.replies import reply_private
 from cogs.utils.views import QUOTE_BUTTON_LOOKS, disabled_buttons, role_ids
 
@@ -30,10 +31,10 @@ MAX_PROMPT = 2000
 QUOTE_ID = r"(?P<quote>[A-Za-z0-9_-]{8,32})"
 
 
-def quote_buttons(quote_id: str) -> discord.ui.View:
+def quote_buttons(locale: str, quote_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(QuoteButton("confirm", quote_id))
-    view.add_item(QuoteButton("cancel", quote_id))
+    view.add_item(QuoteButton("confirm", quote_id, locale))
+    view.add_item(QuoteButton("cancel", quote_id, locale))
     return view
 
 
@@ -44,10 +45,13 @@ class QuoteButton(
     """Confirm or Cancel. The custom_id only names the action and the quote; all state is in
     the database, so the buttons keep working after a restart."""
 
-    def __init__(self, action: str, quote_id: str) -> None:
-        label, style = QUOTE_BUTTON_LOOKS[action]
+    def __init__(self, action: str, quote_id: str, locale: str = DEFAULT) -> None:
+        # The label only matters when the button is sent; a click rebuilds it from custom_id.
+        key, style = QUOTE_BUTTON_LOOKS[action]
         super().__init__(
-            discord.ui.Button(label=label, style=style, custom_id=f"animate:{action}:{quote_id}")
+            discord.ui.Button(
+                label=t(locale, key), style=style, custom_id=f"animate:{action}:{quote_id}"
+            )
         )
         self.action = action
         self.quote_id = quote_id
@@ -73,7 +77,10 @@ async def _show_expired(interaction: discord.Interaction[AnimateBot], quote: Quo
     if interaction.message is None:
         return
     try:
-        await interaction.message.edit(embed=embeds.expired_embed(quote), view=disabled_buttons())
+        locale = public(interaction)
+        await interaction.message.edit(
+            embed=embeds.expired_embed(locale, quote), view=disabled_buttons(locale)
+        )
     except discord.HTTPException:
         log.info("quote %s: could not mark the message expired", quote.id)
 
@@ -82,7 +89,10 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
     bot = interaction.client
     quote = await bot.ledger.get_quote(quote_id)
     if quote is not None and quote.user_id != interaction.user.id:
-        await reply_private(interaction, f"Only <@{quote.user_id}> can confirm this.")
+        await reply_private(
+            interaction,
+            t(private(interaction), "error.not_quote_owner", owner=f"<@{quote.user_id}>"),
+        )
         return
     await interaction.response.defer()
     now = bot.clock()
@@ -110,9 +120,11 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
         log.exception("job %d: could not remember its quote message", job.id)
     bot.jobs.submit(job)
     if interaction.message is not None:
+        locale = public(interaction)
         try:
             await interaction.message.edit(
-                embed=embeds.progress_embed(job, "starting", 0), view=disabled_buttons()
+                embed=embeds.progress_embed(locale, job, "starting", 0),
+                view=disabled_buttons(locale),
             )
         except Exception:
             log.warning("job %d: could not update the quote message", job.id, exc_info=True)
@@ -122,7 +134,10 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
     bot = interaction.client
     quote = await bot.ledger.get_quote(quote_id)
     if quote is not None and quote.user_id != interaction.user.id:
-        await reply_private(interaction, f"Only <@{quote.user_id}> can cancel this.")
+        await reply_private(
+            interaction,
+            t(private(interaction), "error.not_quote_owner_cancel", owner=f"<@{quote.user_id}>"),
+        )
         return
     try:
         quote = await bot.ledger.cancel_quote(quote_id, interaction.user.id, bot.clock())
@@ -131,8 +146,9 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
             await _show_expired(interaction, quote)
         await reply_private(interaction, exc.message.render(private(interaction)))
         return
+    locale = public(interaction)
     await interaction.response.edit_message(
-        embed=embeds.cancelled_embed(quote), view=disabled_buttons()
+        embed=embeds.cancelled_embed(locale, quote), view=disabled_buttons(locale)
     )
 
 
@@ -230,8 +246,8 @@ class Animate(commands.Cog):
         )
         await bot.ledger.create_quote(quote)
         message = await interaction.followup.send(
-            embed=embeds.quote_embed(quote, usage=usage, headroom=headroom),
-            view=quote_buttons(quote.id),
+            embed=embeds.quote_embed(public(interaction), quote, usage=usage, headroom=headroom),
+            view=quote_buttons(public(interaction), quote.id),
             wait=True,
         )
         await bot.ledger.set_quote_message(quote.id, message.id)

@@ -45,7 +45,7 @@ async def report(interaction: discord.Interaction[AnimateBot], error: BaseExcept
             where = f"/{interaction.command.qualified_name}"
         else:
             data: dict[str, object] = dict(interaction.data or {})
-            where = str(data.get("custom_id", "an interaction"))
+            where = str(data.get("custom_id", "interaction"))
         log.error("error in %s", where, exc_info=original)
         text = t(locale, "error.unexpected")
     try:

@@ -11,11 +11,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidRequest
-from bot.i18n import msg
+from bot.i18n import DEFAULT, Money, money, msg, t
 from bot.ledger import Job, Usage
-from bot.pricing import format_usd
 from cogs.errors import report
-from cogs.utils.i18n import text
+from cogs.utils.i18n import private, text
 from cogs.utils.replies import reply_private
 from cogs.utils.views import role_ids
 
@@ -24,37 +23,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATE_LABELS = {
-    "reserved": "waiting for a slot",
-    "submitting": "starting",
-    "running": "rendering",
-    "succeeded": "posting",
-    "delivered": "delivered",
-    "failed": "failed (refunded)",
-    "expired": "timed out (refunded)",
-}
+def state_label(locale: str, state: str) -> str:
+    return t(locale, f"state.{state}")
 
 
-def money_or_none(value: int | None) -> str:
-    return "no limit" if value is None else format_usd(value)
+def money_or_none(locale: str, value: int | None) -> str:
+    return t(locale, "usage.no_limit") if value is None else money(locale, value)
 
 
-def usage_embed(usage: Usage, who: str) -> discord.Embed:
-    embed = discord.Embed(title=f"/animate usage: {who}", colour=discord.Colour.blurple())
-    embed.add_field(name="Spent today", value=format_usd(usage.today_mills))
-    embed.add_field(name="Daily limit", value=money_or_none(usage.caps.daily))
-    embed.add_field(name="Left today", value=money_or_none(usage.left_today_mills))
-    embed.add_field(name="Spent this month", value=format_usd(usage.month_mills))
-    embed.add_field(name="Monthly limit", value=money_or_none(usage.caps.monthly))
-    embed.add_field(name="Left this month", value=money_or_none(usage.left_month_mills))
-    embed.add_field(name="Lifetime spend", value=format_usd(usage.lifetime_mills))
-    embed.add_field(name="Videos made", value=str(usage.jobs))
+def usage_embed(locale: str, usage: Usage, who: str) -> discord.Embed:
+    embed = discord.Embed(title=t(locale, "usage.title", who=who), colour=discord.Colour.blurple())
+    for key, value in (
+        ("usage.spent_today", money(locale, usage.today_mills)),
+        ("usage.daily_limit", money_or_none(locale, usage.caps.daily)),
+        ("usage.left_today", money_or_none(locale, usage.left_today_mills)),
+        ("usage.spent_month", money(locale, usage.month_mills)),
+        ("usage.monthly_limit", money_or_none(locale, usage.caps.monthly)),
+        ("usage.left_month", money_or_none(locale, usage.left_month_mills)),
+        ("usage.lifetime", money(locale, usage.lifetime_mills)),
+        ("usage.videos", str(usage.jobs)),
+    ):
+        embed.add_field(name=t(locale, key), value=value)
     if usage.dry_run_mills:
-        embed.add_field(name="Dry runs (free)", value=format_usd(usage.dry_run_mills))
-    embed.set_footer(
-        text=f"Days and months reset at midnight {usage.span.timezone}. Jobs that are still "
-        "running count until they finish."
-    )
+        embed.add_field(name=t(locale, "usage.dry_runs"), value=money(locale, usage.dry_run_mills))
+    embed.set_footer(text=t(locale, "usage.footer", timezone=usage.span.timezone))
     return embed
 
 
@@ -65,13 +57,13 @@ def job_link(job: Job) -> str | None:
     return f"https://discord.com/channels/{job.guild_id}/{channel}/{job.result_message_id}"
 
 
-def jobs_view(jobs: list[Job]) -> discord.ui.View | None:
+def jobs_view(locale: str, jobs: list[Job]) -> discord.ui.View | None:
     waiting = [job for job in jobs if job.state == "reserved"][:5]
     if not waiting:
         return None
     view = discord.ui.View(timeout=None)
     for job in waiting:
-        view.add_item(CancelJobButton(job.id))
+        view.add_item(CancelJobButton(job.id, locale))
     return view
 
 
@@ -79,10 +71,10 @@ class CancelJobButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=r"animate:jobcancel:(?P<job>[0-9]{1,18})",
 ):
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, locale: str = DEFAULT) -> None:
         super().__init__(
             discord.ui.Button(
-                label=f"Cancel job #{job_id}",
+                label=t(locale, "jobs.cancel_button", job=job_id),
                 style=discord.ButtonStyle.danger,
                 custom_id=f"animate:jobcancel:{job_id}",
             )
@@ -109,19 +101,19 @@ async def cancel_job(interaction: discord.Interaction[AnimateBot], job_id: int) 
         job = await bot.ledger.get_job(job_id)
     except KeyError:
         job = None
+    locale = private(interaction)
     if job is None or job.user_id != interaction.user.id:
-        await reply_private(interaction, "Only the member who confirmed a job can cancel it.")
+        await reply_private(interaction, t(locale, "jobs.not_yours"))
         return
     cancelled = await bot.jobs.cancel_waiting(job_id, msg("job.failed.cancelled"))
     if cancelled is None:
         await reply_private(
             interaction,
-            f"Job #{job_id} has already started ({STATE_LABELS.get(job.state, job.state)}) and "
-            "can no longer be cancelled.",
+            t(locale, "jobs.already_started", job=job_id, state=msg(f"state.{job.state}")),
         )
         return
     await reply_private(
-        interaction, f"Job #{job_id} was cancelled and {format_usd(job.price_mills)} refunded."
+        interaction, t(locale, "jobs.cancelled", job=job_id, price=Money(job.price_mills))
     )
 
 
@@ -144,8 +136,9 @@ class UsageCog(commands.Cog):
         usage = await self.bot.ledger.usage(
             interaction.guild_id, target.id, self.bot.clock(), role_ids(target)
         )
-        who = "you" if target.id == interaction.user.id else target.display_name
-        await interaction.followup.send(embed=usage_embed(usage, who), ephemeral=True)
+        locale = private(interaction)
+        who = t(locale, "usage.you") if target.id == interaction.user.id else target.display_name
+        await interaction.followup.send(embed=usage_embed(locale, usage, who), ephemeral=True)
 
     @app_commands.command(name="jobs", description=text("cmd.jobs.description"))
     @app_commands.guild_only()
@@ -154,23 +147,25 @@ class UsageCog(commands.Cog):
             raise InvalidRequest("error.command_server_only", command="/jobs")
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs = await self.bot.ledger.recent_jobs(interaction.guild_id, interaction.user.id)
+        locale = private(interaction)
         if not jobs:
-            await interaction.followup.send("You have no /animate jobs yet.", ephemeral=True)
+            await interaction.followup.send(t(locale, "jobs.none"), ephemeral=True)
             return
         lines = []
         for job in jobs:
-            price = format_usd(job.charged_mills if job.state == "delivered" else job.price_mills)
-            line = f"**#{job.id}** · {STATE_LABELS.get(job.state, job.state)} · {price}"
+            mills = job.charged_mills if job.state == "delivered" else job.price_mills
+            line = f"**#{job.id}** · {state_label(locale, job.state)} · {money(locale, mills)}"
             if job.quote.dry_run:
-                line += " · dry run"
+                line += " · " + t(locale, "jobs.dry_run")
             link = job_link(job)
             if link:
-                line += f" · [video]({link})"
+                line += f" · [{t(locale, 'jobs.video')}]({link})"
             lines.append(line)
         embed = discord.Embed(
-            title="Your recent jobs", description="\n".join(lines), colour=discord.Colour.blurple()
+            title=t(locale, "jobs.title"), description="\n".join(lines),
+            colour=discord.Colour.blurple(),
         )
-        view = jobs_view(jobs)
+        view = jobs_view(locale, jobs)
         if view is None:
             await interaction.followup.send(embed=embed, ephemeral=True)
         else:

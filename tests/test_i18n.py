@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -31,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Raised or built with a message key as their first argument.
 KEYED = {
     "InvalidRequest", "LimitExceeded", "QuoteUnavailable", "NotQuoteOwner", "CheckRefused",
-    "msg", "Msg", "text",
+    "ProviderRejected", "ProviderUnavailable", "MalformedResponse", "OutcomeUnknown",
+    "UnsafeResult", "NotAVideo", "msg", "Msg", "text",
 }
 
 
@@ -77,13 +80,23 @@ def _keys_used_in_code() -> list[tuple[str, str, bool]]:
             else:
                 continue
             where = f"{path.relative_to(ROOT)}:{node.lineno}"
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                found.append((where, first.value, False))
-            elif isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
-                found.append((where, str(first.values[0].value), True))
-            elif not isinstance(first, ast.Name | ast.Attribute):  # forwarding a key
-                found.append((where, ast.unparse(first), False))
+            found.extend((where, key, prefix) for key, prefix in _literal_keys(first))
     return found
+
+
+def _literal_keys(node: ast.expr) -> list[tuple[str, bool]]:
+    """The keys a key argument can take: literals, f-string heads, both sides of ``a if c
+    else b``. A key passed on from a variable was checked where it was written."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [(node.value, False)]
+    if isinstance(node, ast.JoinedStr):
+        head = node.values[0]
+        if isinstance(head, ast.Constant) and str(head.value):
+            return [(str(head.value), True)]
+        return [(ast.unparse(node), False)]  # no key at its start: a sentence built in code
+    if isinstance(node, ast.IfExp):
+        return _literal_keys(node.body) + _literal_keys(node.orelse)
+    return []
 
 
 def test_every_message_key_in_the_code_is_in_the_catalogue():
@@ -95,6 +108,17 @@ def test_every_message_key_in_the_code_is_in_the_catalogue():
         if not (any(k.startswith(key) for k in english) if prefix else key in english)
     ]
     assert missing == [], "raise and show messages by catalogue key (see bot/locales/en.json)"
+
+
+def test_provider_failures_read_from_the_catalogue():
+    from bot import shortapi
+
+    for key in (shortapi.UNSAFE_RESULT, shortapi.NOT_A_VIDEO, "provider.unavailable",
+                "provider.download_failed"):
+        assert key in catalogue(DEFAULT)
+    error = shortapi.ProviderUnavailable("provider.unavailable", detail="HTTP 503")
+    assert str(error) == "ShortAPI is not available right now (HTTP 503)."
+    assert error.message.render("ja") == "ShortAPI は現在利用できません（HTTP 503）。"
 
 
 def test_catalogue_for_maps_discord_locales():
@@ -248,3 +272,102 @@ def test_catalogues_ship_with_the_package():
     for name in CATALOGUES:
         assert any(fnmatch.fnmatch(f"locales/{name}.json", p) for p in patterns), name
         assert ROOT.joinpath("bot", "locales", f"{name}.json").is_file()
+
+
+# -- no user-facing text left in the cogs ------------------------------------------------------
+# The rule: what the bot shows comes from the catalogues. In cogs/ a literal may be a catalogue
+# key, a custom_id, markup around values (``**#{id}**``, ``<@{id}>``) or a machine tag, but not
+# words. Sentences are allowed only in docstrings, log lines and internal exceptions.
+
+SHOWN_CALLS = {
+    "send", "send_message", "edit", "edit_message", "reply_private", "Embed", "add_field",
+    "set_field_at", "set_footer", "set_author", "Button", "TextInput", "Modal", "Label",
+    "Select", "SelectOption", "TextDisplay", "create_thread", "Choice", "CheckFailure",
+}
+SHOWN_KEYWORDS = {
+    "content", "title", "description", "name", "value", "text", "label", "placeholder",
+    "default",
+}
+NOT_SHOWN = {"debug", "info", "warning", "error", "exception", "critical", "TypeError",
+             "ValueError", "RuntimeError", "KeyError", "AssertionError"}
+WORD = re.compile(r"[^\W\d_]{2,}")
+SENTENCE = re.compile(r"[^\W\d_]{2,}[ \u00a0]+[^\W\d_]{2,}")
+
+
+def _literal_text(node: ast.expr) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "\x00".join(
+            str(v.value) for v in node.values if isinstance(v, ast.Constant)
+        )
+    if isinstance(node, ast.IfExp):
+        return _literal_text(node.body) + "\x00" + _literal_text(node.orelse)
+    if isinstance(node, ast.BinOp):
+        return _literal_text(node.left) + "\x00" + _literal_text(node.right)
+    return ""
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+
+
+def _cog_files() -> list[Path]:
+    return sorted(ROOT.joinpath("cogs").rglob("*.py"))
+
+
+def test_no_words_are_passed_straight_to_discord_from_the_cogs():
+    found = []
+    for path in _cog_files():
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.Call) or _call_name(node) not in SHOWN_CALLS:
+                continue
+            args = [*node.args, *(k.value for k in node.keywords if k.arg in SHOWN_KEYWORDS)]
+            for arg in args:
+                text = _literal_text(arg)
+                if WORD.search(text) and not _is_key(text):
+                    found.append(f"{path.relative_to(ROOT)}:{arg.lineno}: {text!r}")
+    assert found == [], "put the words in bot/locales/*.json and show them with t()"
+
+
+def _is_key(text: str) -> bool:
+    return "\x00" not in text and (text in catalogue(DEFAULT) or (
+        "." in text and " " not in text and any(k.startswith(text) for k in catalogue(DEFAULT))
+    ))
+
+
+def test_no_sentence_is_left_in_the_cogs():
+    found = []
+    for path in _cog_files():
+        tree = ast.parse(path.read_text("utf-8"))
+        allowed: set[int] = set()
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                allowed.add(id(body[0].value))  # docstring
+            if isinstance(node, ast.Call) and _call_name(node) in NOT_SHOWN:
+                allowed.update(id(a) for a in ast.walk(node))
+            if isinstance(node, ast.Compare):  # words typed by members, matched not shown
+                allowed.update(id(a) for a in ast.walk(node))
+        for node in ast.walk(tree):
+            if id(node) in allowed or not isinstance(node, ast.Constant | ast.JoinedStr):
+                continue
+            text = _literal_text(node)
+            if SENTENCE.search(text):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    assert found == [], "put the words in bot/locales/*.json and show them with t()"
+
+
+def test_the_scans_catch_a_sentence(tmp_path, monkeypatch):
+    cogs = tmp_path / "cogs"
+    cogs.mkdir()
+    cogs.joinpath("bad.py").write_text(
+        "async def f(i):\n    await i.response.send_message('Done')\n"
+        "NOTE = 'The thread is gone, so it is posted here.'\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    with pytest.raises(AssertionError, match="Done"):
+        test_no_words_are_passed_straight_to_discord_from_the_cogs()
+    with pytest.raises(AssertionError, match="thread is gone"):
+        test_no_sentence_is_left_in_the_cogs()

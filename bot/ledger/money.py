@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from bot.errors import InvalidRequest, StateConflict
+from bot.i18n import Money as Amount
 from bot.i18n import msg
 from bot.ledger.jobs import load_job
 from bot.ledger.quotes import usable_quote, use_quote
@@ -17,7 +18,6 @@ from bot.ledger.spend import Spend
 from bot.limits import check
 from bot.models import FINAL_STATES, Job
 from bot.policy import audit
-from bot.pricing import format_usd
 from bot.storage import Connection
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,9 @@ class Money(Spend):
                     job.created_at, now, actor_id, reason, int(job.quote.dry_run),
                 ),
             )
-            await audit(
-                db, guild_id, actor_id, "refund",
-                f"job {job_id} ({format_usd(job.charged_mills)}) to <@{job.user_id}>: {reason}",
-                now,
+            detail = msg(
+                "audit.refund", job=job_id, price=Amount(job.charged_mills),
+                member=f"<@{job.user_id}>", reason=reason,
             )
+            await audit(db, guild_id, actor_id, "refund", detail, now)
             return job

@@ -1,4 +1,5 @@
-"""How a quote message looks at each step of its job."""
+"""How a quote message looks at each step of its job, in the server's language (the quote
+message is public: everyone in the channel reads the same card)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Iterable
 
 import discord
 
-from bot.i18n import t
+from bot.i18n import Money, money, t
 from bot.ledger import Job, Quote, Usage
 from bot.limits import Headroom
-from bot.pricing import format_usd
+from bot.pricing import VideoOptions
 
 BLURPLE = discord.Colour.blurple()
 GREY = discord.Colour.light_grey()
@@ -35,80 +36,107 @@ def elapsed_text(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
-def _base(quote: Quote, title: str, colour: discord.Colour) -> discord.Embed:
+def options_text(locale: str, options: VideoOptions) -> str:
+    """``720p · 5 s · 16:9 · no audio · single shot`` in the reader's language."""
+    parts = [
+        options.resolution,
+        t(locale, "options.seconds", seconds=options.duration),
+        options.aspect_ratio,
+        t(locale, "options.audio" if options.audio else "options.no_audio"),
+        t(locale, "options.multi_shot" if options.multi_shot else "options.single_shot"),
+    ]
+    return " · ".join(parts)
+
+
+def _base(locale: str, quote: Quote, title: str, colour: discord.Colour) -> discord.Embed:
     embed = discord.Embed(title=title, colour=colour, description=f">>> {safe_text(quote.prompt)}")
-    embed.add_field(name="Settings", value=quote.options.describe(), inline=False)
+    embed.add_field(
+        name=t(locale, "embed.settings"), value=options_text(locale, quote.options), inline=False
+    )
     return embed
 
 
-def quote_embed(quote: Quote, *, usage: Usage, headroom: Headroom | None) -> discord.Embed:
-    title = "Ready to animate (dry run: free)" if quote.dry_run else "Ready to animate"
-    embed = _base(quote, title, BLURPLE)
-    embed.add_field(name="Price", value=f"**{format_usd(quote.price_mills)}**")
+def quote_embed(
+    locale: str, quote: Quote, *, usage: Usage, headroom: Headroom | None
+) -> discord.Embed:
+    title = t(locale, "quote.title_dry_run" if quote.dry_run else "quote.title")
+    embed = _base(locale, quote, title, BLURPLE)
+    embed.add_field(name=t(locale, "embed.price"), value=f"**{money(locale, quote.price_mills)}**")
     if usage.caps.daily is not None and usage.left_today_mills is not None:
-        today = (f"{format_usd(usage.today_mills)} of {format_usd(usage.caps.daily)} · "
-                 f"{format_usd(usage.left_today_mills)} left")
+        today = t(
+            locale, "quote.today_capped", spent=Money(usage.today_mills),
+            cap=Money(usage.caps.daily), left=Money(usage.left_today_mills),
+        )
     else:
-        today = f"{format_usd(usage.today_mills)} · no daily limit"
-    embed.add_field(name="Your spend today", value=today)
+        today = t(locale, "quote.today_uncapped", spent=Money(usage.today_mills))
+    embed.add_field(name=t(locale, "quote.today"), value=today)
     if headroom is not None:
         embed.add_field(
-            name="Closest limit",
-            value=f"{t('en', f'limit.{headroom.name}')}: {format_usd(headroom.left)} left of "
-            f"{format_usd(headroom.cap)}",
+            name=t(locale, "quote.closest_limit"),
+            value=t(
+                locale, "quote.closest_limit_value", limit=t(locale, f"limit.{headroom.name}"),
+                left=Money(headroom.left), cap=Money(headroom.cap),
+            ),
         )
     expires = dt.datetime.fromtimestamp(quote.expires_at, tz=dt.UTC)
     embed.add_field(
-        name="Nothing is charged until you press Confirm",
-        value=f"This quote expires {discord.utils.format_dt(expires, 'R')}.",
+        name=t(locale, "quote.nothing_charged_yet"),
+        # Discord shows the relative time in each reader's own language and clock.
+        value=t(locale, "quote.expires", when=discord.utils.format_dt(expires, "R")),
         inline=False,
     )
     return embed
 
 
-def cancelled_embed(quote: Quote) -> discord.Embed:
-    embed = _base(quote, "Cancelled", GREY)
-    embed.add_field(name="Price", value=f"{format_usd(quote.price_mills)} · nothing was charged")
+def cancelled_embed(locale: str, quote: Quote) -> discord.Embed:
+    embed = _base(locale, quote, t(locale, "quote.cancelled"), GREY)
+    embed.add_field(
+        name=t(locale, "embed.price"),
+        value=t(locale, "quote.nothing_charged", price=Money(quote.price_mills)),
+    )
     return embed
 
 
-def expired_embed(quote: Quote) -> discord.Embed:
-    embed = _base(quote, "Quote expired", GREY)
+def expired_embed(locale: str, quote: Quote) -> discord.Embed:
+    embed = _base(locale, quote, t(locale, "quote.expired"), GREY)
     embed.add_field(
-        name="Price",
-        value=f"{format_usd(quote.price_mills)} · nothing was charged. Run /animate again.",
+        name=t(locale, "embed.price"),
+        value=t(locale, "quote.expired_value", price=Money(quote.price_mills)),
     )
     return embed
 
 
 def progress_embed(
-    job: Job, phase: str, elapsed: float, position: int | None = None
+    locale: str, job: Job, phase: str, elapsed: float, position: int | None = None
 ) -> discord.Embed:
-    title = {
-        "starting": "Starting…",
-        "waiting": "Waiting for a free slot",
-        "queued": "Queued at the provider",
-    }.get(phase, "Rendering…")
-    embed = _base(job.quote, title, AMBER)
-    embed.add_field(name="Price", value=f"{format_usd(job.price_mills)} reserved")
+    phases = ("starting", "waiting", "queued")
+    title = t(locale, f"progress.{phase}" if phase in phases else "progress.rendering")
+    embed = _base(locale, job.quote, title, AMBER)
+    embed.add_field(
+        name=t(locale, "embed.price"),
+        value=t(locale, "progress.reserved", price=Money(job.price_mills)),
+    )
     if position is not None:
-        embed.add_field(name="Place in line", value=f"#{position}")
-    embed.add_field(name="Elapsed", value=elapsed_text(elapsed))
-    embed.set_footer(text=f"Job {job.id} · the video will be posted in a thread under this message")
+        embed.add_field(name=t(locale, "progress.place"), value=f"#{position}")
+    embed.add_field(name=t(locale, "progress.elapsed"), value=elapsed_text(elapsed))
+    embed.set_footer(text=t(locale, "progress.footer", job=job.id))
     return embed
 
 
-def done_embed(job: Job, where: str) -> discord.Embed:
-    embed = _base(job.quote, "Done", GREEN)
-    embed.add_field(name="Charged", value=format_usd(job.charged_mills))
-    embed.add_field(name="Video", value=where)
-    embed.set_footer(text=f"Job {job.id}")
+def done_embed(locale: str, job: Job, where: str) -> discord.Embed:
+    embed = _base(locale, job.quote, t(locale, "done.title"), GREEN)
+    embed.add_field(name=t(locale, "done.charged"), value=money(locale, job.charged_mills))
+    embed.add_field(name=t(locale, "done.video"), value=where)
+    embed.set_footer(text=t(locale, "embed.job", job=job.id))
     return embed
 
 
-def failed_embed(job: Job, reason: str) -> discord.Embed:
-    embed = _base(job.quote, "Failed", RED)
-    embed.add_field(name="Refunded", value=f"{format_usd(job.price_mills)} · nothing was charged")
-    embed.add_field(name="Why", value=safe_text(reason, 1000), inline=False)
-    embed.set_footer(text=f"Job {job.id}")
+def failed_embed(locale: str, job: Job, reason: str) -> discord.Embed:
+    embed = _base(locale, job.quote, t(locale, "failed.title"), RED)
+    embed.add_field(
+        name=t(locale, "failed.refunded"),
+        value=t(locale, "quote.nothing_charged", price=Money(job.price_mills)),
+    )
+    embed.add_field(name=t(locale, "failed.why"), value=safe_text(reason, 1000), inline=False)
+    embed.set_footer(text=t(locale, "embed.job", job=job.id))
     return embed

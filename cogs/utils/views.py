@@ -6,16 +6,19 @@ from typing import Final
 
 import discord
 
+from bot.i18n import t
+
+# action -> (catalogue key of the label, style)
 QUOTE_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
-    "confirm": ("Confirm", discord.ButtonStyle.success),
-    "cancel": ("Cancel", discord.ButtonStyle.secondary),
+    "confirm": ("quote.confirm", discord.ButtonStyle.success),
+    "cancel": ("quote.cancel", discord.ButtonStyle.secondary),
 }
 
 
-def disabled_buttons() -> discord.ui.View:
+def disabled_buttons(locale: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for label, style in QUOTE_BUTTON_LOOKS.values():
-        view.add_item(discord.ui.Button(label=label, style=style, disabled=True))
+    for key, style in QUOTE_BUTTON_LOOKS.values():
+        view.add_item(discord.ui.Button(label=t(locale, key), style=style, disabled=True))
     # Nothing to listen for: a stopped view is not kept in discord.py's view store, which
     # would otherwise grow by one entry per quote message edit, forever.
     view.stop()

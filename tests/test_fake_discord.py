@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import warnings
 from collections.abc import AsyncIterator
@@ -382,3 +383,42 @@ async def test_raw_rest_answers(fake: FakeDiscord, bot: PingBot) -> None:
         async with session.get(url) as resp:
             assert resp.status == 404
             assert (await resp.json())["code"] == 10008
+
+
+async def test_interactions_carry_the_users_and_the_guilds_locale(
+    fake: FakeDiscord, bot: PingBot
+) -> None:
+    updated = asyncio.ensure_future(bot.wait_for("guild_update", timeout=5))
+    await fake.set_preferred_locale("pt-BR")
+    await updated
+    guild = bot.get_guild(fake.guild_id)
+    assert guild is not None
+    assert guild.preferred_locale is discord.Locale.brazil_portuguese
+    image = fake.add_attachment(PNG_BYTES, "cat.png", "image/png")
+    await fake.invoke("ping", {"image": image, "note": "oi"},
+                      user=FakeUser(id=8080, name="kenji", locale="ja"))
+    await fake.wait_for(lambda: bot.completed == ["ping"])
+    (seen,) = bot.seen
+    assert seen.locale is discord.Locale.japanese
+    assert seen.guild_locale is discord.Locale.brazil_portuguese
+    with pytest.raises(ValueError, match="not a Discord locale"):
+        await fake.set_preferred_locale("pt-PT")
+
+
+@pytest.mark.parametrize(
+    ("localized", "code"),
+    [
+        ({"name_localizations": {"xx-YY": "ping"}}, "LOCALE_INVALID"),
+        ({"name_localizations": {"fr": "Pong Pong"}}, "APPLICATION_COMMAND_INVALID_NAME"),
+        ({"description_localizations": {"ja": "x" * 101}}, "APPLICATION_COMMAND_INVALID_NAME"),
+    ],
+)
+async def test_invalid_localizations_are_refused_like_discord(
+    fake: FakeDiscord, bot: PingBot, localized: dict, code: str
+) -> None:
+    body = [{"name": "loc", "description": "Localised", "type": 1, **localized}]
+    async with aiohttp.ClientSession() as session:
+        url = f"{fake.api_base}/applications/{fake.application_id}/commands"
+        async with session.put(url, json=body) as resp:
+            assert resp.status == 400
+            assert code in json.dumps(await resp.json())

@@ -92,6 +92,12 @@ _THREAD_TYPES = frozenset({10, 11, 12})
 _TEXT_LIKE_TYPES = frozenset({0, 5})
 _SELECT_TYPES = frozenset({3, 5, 6, 7, 8})
 _COMMAND_NAME_RE = re.compile(r"^[-_\w]{1,32}$")
+# Discord's locales (developer docs, Reference > Locales): keys of *_localizations.
+DISCORD_LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl",
+    "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi",
+    "th", "zh-CN", "ja", "zh-TW", "ko",
+})
 _MENTION_RE = re.compile(r"<@!?(\d+)>")
 _FILES_PART_RE = re.compile(r"^files\[(\d+)\]$")
 
@@ -121,6 +127,8 @@ class FakeUser:
     global_name: str | None = None
     roles: list[int] = field(default_factory=list)
     """Role ids the member has in the guild (see :meth:`FakeDiscord.add_role`)."""
+    locale: str = "en-US"
+    """The user's client language: sent as ``locale`` on their interactions."""
 
     def payload(self) -> JSONDict:
         """The Discord user object."""
@@ -373,6 +381,9 @@ class FakeDiscord:
         self.guild_name = guild_name
         self.attachment_size_limit = attachment_size_limit
         self.filesize_limit = filesize_limit
+        self.preferred_locale = "en-US"
+        """The guild's language: ``preferred_locale`` on the guild, ``guild_locale`` on
+        interactions (change it with :meth:`set_preferred_locale`)."""
 
         # Tunables (plain attributes so tests can change them).
         self.interaction_timeout = 3.0
@@ -1094,7 +1105,7 @@ class FakeDiscord:
             "premium_tier": 0,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.preferred_locale,
             "features": [],
             "roles": copy.deepcopy(self._roles),
             "emojis": [],
@@ -1304,15 +1315,17 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "app_permissions": str(ALL_PERMISSIONS),
-            "locale": "en-US",
+            "locale": user.locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "attachment_size_limit": self.attachment_size_limit,
         }
         if in_guild:
             payload["guild_id"] = str(self.guild_id)
-            payload["guild"] = {"id": str(self.guild_id), "locale": "en-US", "features": []}
-            payload["guild_locale"] = "en-US"
+            payload["guild"] = {
+                "id": str(self.guild_id), "locale": self.preferred_locale, "features": []
+            }
+            payload["guild_locale"] = self.preferred_locale
             payload["member"] = {
                 **self._member_payload(user),
                 "permissions": str(user.permissions),
@@ -1376,6 +1389,17 @@ class FakeDiscord:
             sent = await conn.dispatch(event, payload) or sent
         await self._notify()
         return sent
+
+    async def set_preferred_locale(self, locale: str) -> None:
+        """A server manager changes the server's language: Discord sends GUILD_UPDATE."""
+        if locale not in DISCORD_LOCALES:
+            raise ValueError(f"{locale!r} is not a Discord locale")
+        self.preferred_locale = locale
+        guild = self.guild_payload()
+        for key in ("members", "channels", "threads", "presences", "voice_states", "joined_at",
+                    "large", "member_count"):
+            guild.pop(key, None)
+        await self._dispatch("GUILD_UPDATE", guild, INTENT_GUILDS)
 
     def _dispatch_soon(self, event: str, data: JSONDict, intent: int | None) -> None:
         if not self._live:
@@ -1798,6 +1822,28 @@ class FakeDiscord:
             return self.guild_commands.setdefault(gid, []), gid
         return self.global_commands, None
 
+    @staticmethod
+    def _validate_localizations(item: JSONDict, where: str, *, lower: bool | None) -> None:
+        """``name_localizations``/``description_localizations`` as Discord checks them: known
+        locales only, each localised name valid as a name (``lower=None``: a choice, any text),
+        each description 1-100 long."""
+        for field_name in ("name_localizations", "description_localizations"):
+            for locale, text in (item.get(field_name) or {}).items():
+                loc = f"{where}.{field_name}.{locale}"
+                if locale not in DISCORD_LOCALES:
+                    raise _FakeHTTPError(
+                        _form_error(loc, "LOCALE_INVALID", f"Invalid locale {locale!r}")
+                    )
+                text = str(text)
+                if field_name == "description_localizations" or lower is None:
+                    ok = 1 <= len(text) <= 100
+                else:
+                    ok = bool(_COMMAND_NAME_RE.match(text)) and (not lower or text == text.lower())
+                if not ok:
+                    raise _FakeHTTPError(
+                        _form_error(loc, "APPLICATION_COMMAND_INVALID_NAME", "Invalid localization")
+                    )
+
     def _validate_options(self, options: list[JSONDict], where: str) -> None:
         if len(options) > 25:
             raise _FakeHTTPError(
@@ -1825,6 +1871,9 @@ class FakeDiscord:
                     )
                 )
             names.add(name)
+            self._validate_localizations(opt, loc, lower=True)
+            for j, choice in enumerate(opt.get("choices") or []):
+                self._validate_localizations(choice, f"{loc}.choices.{j}", lower=None)
             if not 1 <= len(str(opt.get("description", ""))) <= 100:
                 raise _FakeHTTPError(
                     _form_error(
@@ -1875,6 +1924,7 @@ class FakeDiscord:
                     )
                 )
             self._validate_options(list(body.get("options") or []), where)
+        self._validate_localizations(body, where, lower=ctype == 1)
         prev = next((c for c in existing if c["name"] == name and c.get("type", 1) == ctype), None)
         cmd = copy.deepcopy(body)
         cmd.update(

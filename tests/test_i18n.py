@@ -371,3 +371,27 @@ def test_the_scans_catch_a_sentence(tmp_path, monkeypatch):
         test_no_words_are_passed_straight_to_discord_from_the_cogs()
     with pytest.raises(AssertionError, match="thread is gone"):
         test_no_sentence_is_left_in_the_cogs()
+
+
+async def test_a_servers_language_is_fetched_once_when_its_shard_is_elsewhere(monkeypatch):
+    from cogs.utils import i18n as cog_i18n
+
+    class Guild:
+        preferred_locale = discord.Locale.french
+
+    class Client:
+        fetches = 0
+
+        def get_guild(self, guild_id):
+            return None  # the guild is on a shard another process holds
+
+        async def fetch_guild(self, guild_id):
+            self.fetches += 1
+            return Guild()
+
+    monkeypatch.setattr(cog_i18n, "_FETCHED", {})
+    client = Client()
+    assert await cog_i18n.guild_locale(client, 99) == "fr"  # type: ignore[arg-type]
+    assert await cog_i18n.guild_locale(client, 99) == "fr"  # type: ignore[arg-type]
+    assert client.fetches == 1
+    assert await cog_i18n.guild_locale(client, None) == "en"  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ same text. English where a language has no catalogue.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import Any, Final
 
 import discord
 from discord import app_commands
@@ -44,18 +45,31 @@ def public(interaction: discord.Interaction[Any]) -> str:
     return locale.value if locale is not None else DEFAULT
 
 
+# Servers whose shard this process does not hold: their language as fetched, and when.
+_FETCHED: dict[int, tuple[str, float]] = {}
+FETCHED_TTL: Final = 600.0
+
+
 async def guild_locale(bot: discord.Client, guild_id: int | None) -> str:
-    """The server's language for messages posted later with the bot token (no interaction)."""
+    """The server's language for messages posted later with the bot token (no interaction):
+    from the gateway's cache, else fetched (and kept for ``FETCHED_TTL`` seconds, as progress
+    updates come every few seconds)."""
     if guild_id is None:
         return DEFAULT
     guild = bot.get_guild(guild_id)
-    if guild is None:
-        try:
-            guild = await bot.fetch_guild(guild_id)
-        except discord.HTTPException:
-            log.info("guild %s: cannot read its language; writing in English", guild_id)
-            return DEFAULT
-    return guild.preferred_locale.value
+    if guild is not None:
+        return guild.preferred_locale.value
+    now = time.monotonic()
+    kept = _FETCHED.get(guild_id)
+    if kept is not None and now - kept[1] < FETCHED_TTL:
+        return kept[0]
+    try:
+        fetched = await bot.fetch_guild(guild_id)
+    except discord.HTTPException:
+        log.info("guild %s: cannot read its language; writing in English", guild_id)
+        return DEFAULT
+    _FETCHED[guild_id] = (fetched.preferred_locale.value, now)
+    return fetched.preferred_locale.value
 
 
 def text(key: str, /, **values: Value) -> app_commands.locale_str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from bot.errors import DuplicateProviderJob, StateConflict
-from bot.i18n import Msg, msg
+from bot.i18n import Msg, dumps, loads, msg
 from bot.ledger import Job, Ledger
 from bot.pricing import amount_anomaly, format_usd, provider_args
 from bot.shortapi import (
@@ -43,6 +43,9 @@ FILE_ATTEMPTS: Final = 3
 # Attempts to write down that the provider accepted a create (the job exists and is billed
 # there, so it is worth insisting before giving up on it).
 RECORD_ATTEMPTS: Final = 5
+# Attempts to tell a member how their job ended before it waits for the next start.
+TELL_ATTEMPTS: Final = 8
+TELL_DELAY_MAX: Final = 300.0
 MISSING_URL_ATTEMPTS: Final = 3
 # Places in the waiting line that are re-announced whenever the line moves.
 POSITIONS_KEPT_CURRENT: Final = 10
@@ -95,8 +98,9 @@ class Notifier(Protocol):
     async def delivered(self, job: Job) -> None:
         """The video is posted and the money settled: show the job as done."""
 
-    async def failed(self, job: Job, reason: Msg) -> None:
-        """Tell the user the job failed and that they were refunded."""
+    async def failed(self, job: Job, reason: Msg, *, post: bool = True) -> None:
+        """Show on the quote card that the job failed and was refunded, and (with ``post``)
+        tell the member in a message that ends with the job's marker, like a video's."""
 
 
 class JobRunner:
@@ -182,6 +186,9 @@ class JobRunner:
 
     async def resume(self) -> None:
         """What happens to each unfinished job when the bot (re)starts."""
+        for job in await self._ledger.untold_jobs():
+            # The money moved but the bot stopped before the member heard of it.
+            self._tasks.spawn(self._tell(job), name=f"tell-{job.id}")
         for job in await self._ledger.unfinished_jobs():
             if job.state != "reserved":
                 self._active[job.id] = job.user_id
@@ -231,12 +238,13 @@ class JobRunner:
         # sends nothing. One transaction decides between cancel and send.
         try:
             job = await self._ledger.refund(
-                job_id, "failed", str(reason), self._clock(), only_from=("reserved",)
+                job_id, "failed", str(reason), self._clock(), only_from=("reserved",),
+                outcome=dumps(reason),
             )
         except StateConflict:
             return None
         self._pump()
-        self._tasks.spawn(self._tell_failed(job, reason), name=f"cancelled-{job_id}")
+        self._tasks.spawn(self._tell(job), name=f"tell-{job_id}")
         return job
 
     def _pump(self) -> None:
@@ -572,10 +580,7 @@ class JobRunner:
         job = await self._ledger.settle(job.id, message_id, self._clock())
         self._finished(job.id)
         log.info("job %d: delivered", job.id)
-        try:
-            await self._notifier.delivered(job)
-        except Exception:
-            log.exception("job %d: could not show that it is done", job.id)
+        await self._tell(job)
 
     async def _deliver_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -595,20 +600,52 @@ class JobRunner:
         server's language; the ledger keeps the reason in English for the audit trail)."""
         try:
             job = await self._ledger.refund(
-                job.id, state, str(reason), self._clock(), only_from=only_from
+                job.id, state, str(reason), self._clock(), only_from=only_from,
+                outcome=dumps(reason),
             )
         except StateConflict as exc:
             log.info("job %d: not refunded, it moved on (%s)", job.id, exc)
             return
         self._finished(job.id)
         log.info("job %d: %s and refunded: %s", job.id, state, reason)
-        await self._tell_failed(job, reason)
+        self._tasks.spawn(self._tell(job), name=f"tell-{job.id}")
 
-    async def _tell_failed(self, job: Job, reason: Msg) -> None:
+    # -- telling the member -------------------------------------------------------------
+
+    async def _tell(self, job: Job, attempt: int = 0) -> None:
+        """Tell the member how the job ended and show it on the quote card, once; then the job
+        is done (``told_at``). Until then it is owed: retried here while Discord fails, and by
+        ``resume`` after a restart. A failure message that may already be out (``telling_at``)
+        is looked for first, as a video is, so nobody is told twice."""
         try:
-            await self._notifier.failed(job, reason)
+            if job.state == "delivered":
+                await self._notifier.delivered(job)
+            else:
+                reason = _outcome(job)
+                await self._ledger.mark_telling(job.id, self._clock())
+                already = job.telling_at is not None and (
+                    await self._notifier.find_delivery(job) is not None
+                )
+                await self._notifier.failed(job, reason, post=not already)
+            await self._ledger.mark_told(job.id, self._clock())
         except Exception:
-            log.exception("job %d: could not tell the user about the failure", job.id)
+            if attempt + 1 >= TELL_ATTEMPTS:
+                log.exception("job %d: could not tell the member; told after a restart", job.id)
+                return
+            log.exception("job %d: could not tell the member; trying again", job.id)
+            delay = min(TELL_DELAY_MAX, self._poll_interval * 2 ** (attempt + 1))
+            self._tasks.spawn(self._tell_later(job.id, delay, attempt + 1),
+                              name=f"tell-{job.id}")
+
+    async def _tell_later(self, job_id: int, delay: float, attempt: int) -> None:
+        await asyncio.sleep(delay)
+        try:
+            job = await self._ledger.get_job(job_id)  # with the telling_at just written
+        except Exception:
+            log.exception("job %d: could not read it back; told after a restart", job_id)
+            return
+        if job.told_at is None:
+            await self._tell(job, attempt)
 
     async def _progress(self, job: Job, phase: str, *, force: bool = False) -> None:
         now = self._clock()
@@ -620,3 +657,13 @@ class JobRunner:
             await self._notifier.progress(job, phase, now - job.created_at)
         except Exception:
             log.exception("job %d: could not show progress", job.id)
+
+
+def _outcome(job: Job) -> Msg:
+    """What to tell the member about a failed job: the stored reason, else its English text."""
+    stored = loads(job.outcome) if job.outcome else None
+    if stored is not None:
+        return stored
+    # An unknown key shows as it is: the English text the ledger kept.
+    english = job.error or msg("job.failed.internal").key
+    return Msg(english)

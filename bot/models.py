@@ -76,6 +76,11 @@ class Job:
     submitted_at: float | None
     finished_at: float | None
     deadline_at: float
+    # The member's outcome once money has moved: told_at is None until they were told (and
+    # the quote card shows it); telling_at marks an attempt that may have posted the message.
+    telling_at: float | None = None
+    told_at: float | None = None
+    outcome: str | None = None  # the failure reason to tell, as stored by ``bot.i18n.dumps``
 
     @property
     def user_id(self) -> int:
@@ -97,7 +102,7 @@ JOB_SELECT: Final = """
            j.provider_amount_mills, j.provider_status, j.video_url, j.thread_id,
            j.result_message_id, j.error, j.callback_token, j.posting_at,
            j.created_at AS job_created_at, j.submitted_at,
-           j.finished_at, j.deadline_at, q.*
+           j.finished_at, j.deadline_at, j.telling_at, j.told_at, j.outcome, q.*
     FROM jobs j JOIN quotes q ON q.id = j.quote_id
 """
 
@@ -121,4 +126,7 @@ def job_from_row(row: Row) -> Job:
         submitted_at=row["submitted_at"],
         finished_at=row["finished_at"],
         deadline_at=row["deadline_at"],
+        telling_at=row["telling_at"],
+        told_at=row["told_at"],
+        outcome=row["outcome"],
     )

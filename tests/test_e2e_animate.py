@@ -104,7 +104,7 @@ async def test_failed_job_is_refunded_and_the_user_told_in_the_thread(world):
         lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
     )
     assert "the image breaks content rules" in message.content
-    assert "refunded in full ($0.170)" in message.content
+    assert "refunded in full ($0.170 · job 1)" in message.content
     await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from bot.config import Secret
+from bot.i18n import dumps, msg
 from bot.jobs import JobRunner
 from bot.ledger import Job, Ledger
 from bot.ratelimit import RateLimiter
@@ -45,8 +46,8 @@ class RecordingNotifier:
         self.events.append(("delivered", job.id, job.state))
         self.changed.set()
 
-    async def failed(self, job: Job, reason: str) -> None:
-        self.events.append(("failed", job.id, reason))
+    async def failed(self, job: Job, reason, *, post: bool = True) -> None:
+        self.events.append(("failed", job.id, reason) if post else ("card-only", job.id, reason))
         self.changed.set()
 
     async def wait(self, kind: str, job_id: int, timeout: float = 10) -> object:
@@ -598,3 +599,99 @@ async def test_the_deadline_never_refunds_a_job_that_just_succeeded(env):
     assert job.state == "delivered"
     assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "settle"]
     assert not [e for e in notifier.events if e[0] == "failed"]
+
+
+# -- every outcome reaches the member (issue 14) -----------------------------------------
+
+
+async def test_a_refund_is_owed_to_the_member_until_told_and_told_once_after_a_restart(tmp_path):
+    async with (
+        FakeShortAPI() as fake,
+        aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "db.sqlite") as ledger,
+    ):
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        stuck = RecordingNotifier()
+        never = asyncio.Event()
+
+        async def hangs(job, reason, *, post=True):
+            stuck.events.append(("failed", job.id, reason))
+            stuck.changed.set()
+            await never.wait()  # the bot dies while telling
+
+        stuck.failed = hangs
+        runner = JobRunner(ledger, api, stuck, poll_interval=0.01, clock=lambda: NOW)
+        await runner.start()
+        fake.plan_next(Plan(statuses=[1, 3], error="content policy"))
+        job = await confirmed_job(ledger)
+        runner.submit(job)
+        await stuck.wait("failed", job.id)
+        await runner.close()
+        job = await ledger.get_job(job.id)
+        assert (job.state, job.told_at) == ("failed", None)
+        assert job.telling_at is not None  # an attempt may have reached Discord
+
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW)
+        await runner.start()
+        try:
+            reason = await notifier.wait("failed", job.id)
+            assert "content policy" in str(reason)
+            await wait_until(lambda: ledger.get_job(job.id), lambda j: j.told_at is not None)
+        finally:
+            await runner.close()
+        assert [e for e in notifier.events if e[:2] == ("find", job.id)]  # looked first
+
+        # Told: a third start tells nobody anything.
+        quiet = RecordingNotifier()
+        runner = JobRunner(ledger, api, quiet, poll_interval=0.01, clock=lambda: NOW)
+        await runner.start()
+        await runner.close()
+        assert quiet.events == []
+
+
+async def test_a_failure_message_already_out_is_not_posted_again(tmp_path):
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        job = await confirmed_job(ledger)
+        await ledger.mark_submitting(job.id, NOW)
+        await ledger.refund(job.id, "failed", "x", NOW, only_from=("submitting",),
+                            outcome=dumps(msg("job.failed.too_long")))
+        await ledger.mark_telling(job.id, NOW)  # then the bot died: was the message sent?
+        notifier = RecordingNotifier()
+        notifier.posted[job.id] = 777  # it was
+        runner = JobRunner(ledger, None, notifier, poll_interval=0.01, clock=lambda: NOW)
+        await runner.start()
+        try:
+            await notifier.wait("card-only", job.id)
+            await wait_until(lambda: ledger.get_job(job.id), lambda j: j.told_at is not None)
+        finally:
+            await runner.close()
+        assert not [e for e in notifier.events if e[0] == "failed"]
+
+
+async def test_telling_is_retried_while_discord_fails(env):
+    fake, ledger, notifier, runner, _ = env
+    real = notifier.delivered
+    failures = 2
+
+    async def flaky(job):
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionResetError("discord is down")
+        await real(job)
+
+    notifier.delivered = flaky
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    await notifier.wait("delivered", job.id, timeout=15)
+    await wait_until(lambda: ledger.get_job(job.id), lambda j: j.told_at is not None)
+    assert len(notifier.videos) == 1
+
+
+async def wait_until(read, done, timeout: float = 10.0):
+    """Poll ``read()`` (a coroutine factory) until ``done(value)``; for database state."""
+    async with asyncio.timeout(timeout):
+        while not done(value := await read()):  # noqa: ASYNC110 - a row has no event
+            await asyncio.sleep(0.01)
+    return value

@@ -70,6 +70,28 @@ class Deployment:
                 out.setdefault(job_id, []).append((kind, amount))
             return out
 
+    def told(self) -> list[bool]:
+        """Per job: has the member been told how it ended (and the card shows it)?"""
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute("SELECT told_at FROM jobs ORDER BY id")
+            return [told_at is not None for (told_at,) in rows]
+
+    def notices(self) -> list[FakeMessage]:
+        """The messages that tell a member their video could not be made."""
+        return [m for m in self.fake.messages.values()
+                if "could not be made" in (m.content or "") and not m.deleted]
+
+    async def told_once_after_restart(self, quote: FakeMessage, why: str) -> None:
+        """Restart, then: the member hears of the failure exactly once, the card shows it."""
+        await self.start()
+        await self.fake.wait_for(lambda: self.notices(), timeout=20)
+        await self.fake.wait_for(lambda: all(self.told()), timeout=20)
+        assert len(self.notices()) == 1
+        assert why in self.notices()[0].content
+        assert "refunded in full" in self.notices()[0].content
+        embed = self.fake.messages[quote.id].embeds[0]
+        assert embed["title"].startswith("Failed") or "Failed" in str(embed)
+
     def job_states(self) -> list[str]:
         with sqlite3.connect(self.db) as db:
             return [row[0] for row in db.execute("SELECT state FROM jobs ORDER BY id")]
@@ -205,3 +227,100 @@ async def test_sigterm_mid_job_leaves_it_resumable(deployment):
     await d.start()
     await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
     assert len(d.videos()) == 1
+
+
+# -- every outcome reaches the member, even across a crash ---------------------------------
+# Each refund path, killed between the refund (committed) and the message to the member: the
+# message is held at the fake Discord, so the dead process never delivers it.
+
+FAILURE_POST = r"/channels/\d+/messages$"
+
+
+async def test_kill_between_a_provider_failure_refund_and_the_message(deployment):
+    d = deployment
+    d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
+    await d.start()
+    message, quote_id = await d.quote()
+    held = d.fake.hold("POST", FAILURE_POST, before=True)
+    await d.confirm(message, quote_id)
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    assert (d.job_states(), d.told()) == (["failed"], [False])
+    await d.kill()
+    await d.told_once_after_restart(message, "content policy")
+    assert d.ledger() == {1: [("reserve", 170), ("refund", -170)]}
+    held.set()
+
+
+async def test_kill_between_a_deadline_refund_and_the_message(deployment):
+    d = deployment
+    d.env = {"JOB_TIMEOUT_SECONDS": "1"}
+    d.api.plan_next(Plan(statuses=[1]))  # renders forever
+    await d.start()
+    message, quote_id = await d.quote()
+    held = d.fake.hold("POST", FAILURE_POST, before=True)
+    await d.confirm(message, quote_id)
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    assert (d.job_states(), d.told()) == (["expired"], [False])
+    await d.kill()
+    await d.told_once_after_restart(message, "too long")
+    held.set()
+
+
+async def test_kill_between_the_start_up_refund_and_the_message(deployment):
+    d = deployment
+    d.api.hold_creates = asyncio.Event()
+    await d.start()
+    message, quote_id = await d.quote()
+    await d.confirm(message, quote_id)
+    await d.api.wait_for(lambda: d.api.creates)
+    await d.kill()  # the create's fate is unknown: the next start refunds it
+    held = d.fake.hold("POST", FAILURE_POST, before=True)
+    await d.start()
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    assert (d.job_states(), d.told()) == (["failed"], [False])
+    await d.kill()
+    await d.told_once_after_restart(message, "restarted")
+    d.api.hold_creates.set()
+    assert len(d.api.creates) == 1
+    held.set()
+
+
+async def test_kill_between_a_cancel_refund_and_the_message(deployment):
+    d = deployment
+    d.env = {"MAX_ACTIVE_JOBS_PER_USER": "1"}
+    d.api.hold_queries = asyncio.Event()
+    await d.start()
+    first, first_id = await d.quote()
+    await d.confirm(first, first_id)
+    await d.api.wait_for(lambda: d.api.queries, timeout=20)
+    second, second_id = await d.quote()
+    await d.confirm(second, second_id)
+    await d.fake.wait_for(lambda: d.job_states() == ["running", "reserved"], timeout=20)
+    listing_call = await d.fake.invoke("jobs", user=MEMBER)
+    listing = await d.fake.wait_for_message(
+        lambda m: m.interaction_id == listing_call.id and bool(m.components), timeout=20
+    )
+    held = d.fake.hold("POST", FAILURE_POST, before=True)
+    await d.fake.click(listing.id, "animate:jobcancel:2", user=MEMBER)
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    assert d.job_states() == ["running", "failed"]
+    assert d.told() == [False, False]
+    await d.kill()
+    d.api.hold_queries.set()
+    await d.told_once_after_restart(second, "Cancelled")
+    await d.fake.wait_for(lambda: d.job_states() == ["delivered", "failed"], timeout=20)
+    held.set()
+
+
+async def test_sigterm_while_telling_a_failure_tells_it_after_the_restart(deployment):
+    d = deployment
+    d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
+    await d.start()
+    message, quote_id = await d.quote()
+    held = d.fake.hold("POST", FAILURE_POST, before=True)
+    await d.confirm(message, quote_id)
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    assert await d.stop() == 0  # a graceful stop cancels the message in progress
+    assert d.told() == [False]
+    await d.told_once_after_restart(message, "content policy")
+    held.set()

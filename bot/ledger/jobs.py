@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.errors import DuplicateProviderJob, StateConflict
-from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
+from bot.models import FINAL_STATES, JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
 
 
@@ -29,6 +29,15 @@ class Jobs:
             f"{JOB_SELECT} WHERE j.state IN ({','.join('?' * len(UNFINISHED_STATES))}) "
             "ORDER BY j.id",
             UNFINISHED_STATES,
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def untold_jobs(self) -> list[Job]:
+        """Finished jobs whose member has not heard the outcome yet (the bot stopped first)."""
+        rows = await self.db.fetchall(
+            f"{JOB_SELECT} WHERE j.told_at IS NULL AND j.state IN "
+            f"({','.join('?' * len(FINAL_STATES))}) ORDER BY j.id",
+            FINAL_STATES,
         )
         return [job_from_row(row) for row in rows]
 
@@ -109,3 +118,12 @@ class Jobs:
     async def set_thread(self, job_id: int, thread_id: int) -> None:
         async with self.db.transaction() as db:
             await db.execute("UPDATE jobs SET thread_id = ? WHERE id = ?", (thread_id, job_id))
+
+    async def mark_telling(self, job_id: int, now: float) -> Job:
+        """Written before each attempt to tell the member a failure: after a crash, look for
+        the message before posting it again."""
+        return await self._update_job(job_id, FINAL_STATES, telling_at=now, updated_at=now)
+
+    async def mark_told(self, job_id: int, now: float) -> Job:
+        """The member has been told the outcome and the quote card shows it: the job is done."""
+        return await self._update_job(job_id, FINAL_STATES, told_at=now, updated_at=now)

@@ -106,10 +106,14 @@ class Money(Spend):
 
     async def refund(
         self, job_id: int, state: str, error: str, now: float, *, only_from: Iterable[str],
+        outcome: str | None = None,
     ) -> Job:
         """The job failed or expired: record why and give the reservation back in full, only
         if the job is in one of the ``only_from`` states (StateConflict otherwise: whoever moved
-        it on, a success landing at the same moment for instance, wins)."""
+        it on, a success landing at the same moment for instance, wins).
+
+        In the same transaction the member is owed hearing about it (``told_at`` stays empty
+        until they have been; ``outcome`` is what to tell them, see ``bot.i18n.dumps``)."""
         if state not in ("failed", "expired"):
             raise ValueError(state)
         only_from = tuple(only_from)
@@ -120,8 +124,8 @@ class Money(Spend):
             if job.state not in only_from:
                 raise StateConflict(f"job {job_id} is {job.state}, not {'/'.join(only_from)}")
             await self._finish(
-                db, job, "state = ?, error = ?, finished_at = ?, updated_at = ?",
-                (state, error, now, now),
+                db, job, "state = ?, error = ?, outcome = ?, finished_at = ?, updated_at = ?",
+                (state, error, outcome, now, now),
             )
             await db.execute(
                 INSERT_ROW,

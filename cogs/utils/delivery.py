@@ -78,7 +78,11 @@ class DiscordNotifier:
             await channel.get_partial_message(job.quote.message_id).edit(
                 embed=embed, view=disabled_buttons(locale)
             )
-        except (discord.HTTPException, TypeError) as exc:
+        except discord.HTTPException as exc:
+            if not _gone(exc):
+                raise  # the card must end up showing the outcome: the caller tries again
+            log.info("job %d: could not update the quote message: %s", job.id, exc)
+        except TypeError as exc:
             log.info("job %d: could not update the quote message: %s", job.id, exc)
 
     async def _target(self, locale: str, job: Job) -> tuple[Messageable, str]:
@@ -192,10 +196,12 @@ class DiscordNotifier:
             where = f"<#{job.quote.channel_id}>"
         await self._edit_quote(locale, job, embeds.done_embed(locale, job, where))
 
-    async def failed(self, job: Job, why: Msg) -> None:
+    async def failed(self, job: Job, why: Msg, *, post: bool = True) -> None:
         locale = await guild_locale(self.bot, job.guild_id)
         reason = why.render(locale)
         await self._edit_quote(locale, job, embeds.failed_embed(locale, job, reason))
+        if not post:
+            return  # an earlier attempt posted the message (found by its marker)
         try:
             target, note = await self._target(locale, job)
         except discord.HTTPException:
@@ -203,6 +209,6 @@ class DiscordNotifier:
         head = f"{note}\n" if note else ""
         text = head + t(
             locale, "delivery.failed", member=f"<@{job.user_id}>",
-            reason=embeds.safe_text(reason, 1500), price=Money(job.price_mills),
+            reason=embeds.safe_text(reason, 1500), price=Money(job.price_mills), tag=marker(job),
         )
         await self._send(locale, job, target, text, None)

@@ -527,6 +527,14 @@ class JobRunner:
         attempt = self._delivery_attempts.get(job.id, 0)
         try:
             message_id = await self._post_result(job, as_link=attempt >= FILE_ATTEMPTS)
+            # A failed write here is retried like a failed post: the next attempt finds the
+            # message by its marker and settles on it.
+            job = await self._ledger.settle(job.id, message_id, self._clock())
+        except StateConflict as exc:
+            log.info("job %d: moved on elsewhere (%s)", job.id, exc)
+            self._delivery_attempts.pop(job.id, None)
+            self._finished(job.id)
+            return
         except ShortAPIError as exc:
             log.warning("job %d: download failed: %s", job.id, exc)
             self._delivery_attempts.pop(job.id, None)
@@ -545,7 +553,11 @@ class JobRunner:
             delay = self._poll_interval * 2**attempts
             self._tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
             return
-        await self._settle(job, message_id)
+        self._delivery_attempts.pop(job.id, None)
+        self._last_progress.pop(job.id, None)
+        self._finished(job.id)
+        log.info("job %d: delivered", job.id)
+        await self._tell(job)
 
     async def _post_result(self, job: Job, *, as_link: bool) -> int | None:
         """Post the video (or its link) unless an interrupted attempt already did; the id of
@@ -573,14 +585,6 @@ class JobRunner:
                 path = None
             job = await self._ledger.mark_posting(job.id, self._clock())
             return await self._notifier.deliver(job, path)
-
-    async def _settle(self, job: Job, message_id: int | None) -> None:
-        self._delivery_attempts.pop(job.id, None)
-        self._last_progress.pop(job.id, None)
-        job = await self._ledger.settle(job.id, message_id, self._clock())
-        self._finished(job.id)
-        log.info("job %d: delivered", job.id)
-        await self._tell(job)
 
     async def _deliver_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -38,6 +38,7 @@ class RecordingNotifier:
             self.fail_deliveries -= 1
             raise RuntimeError("discord is down")
         self.videos[job.id] = None if video is None else video.read_bytes()
+        self.posted[job.id] = 555
         self.events.append(("deliver", job.id, video is not None))
         self.changed.set()
         return 555
@@ -687,6 +688,27 @@ async def test_telling_is_retried_while_discord_fails(env):
     await notifier.wait("delivered", job.id, timeout=15)
     await wait_until(lambda: ledger.get_job(job.id), lambda j: j.told_at is not None)
     assert len(notifier.videos) == 1
+
+
+async def test_a_failed_settle_after_posting_settles_on_the_posted_message(env, monkeypatch):
+    fake, ledger, notifier, runner, _ = env
+    real = ledger.settle
+    failures = 1
+
+    async def flaky(*args, **kwargs):
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionResetError("database connection lost")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "settle", flaky)
+    job = await confirmed_job(ledger)
+    runner.submit(job)
+    assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
+    assert [e for e in notifier.events if e[0] == "deliver"] == [("deliver", job.id, True)]
+    assert (await ledger.get_job(job.id)).result_message_id == 555
+    assert runner.in_flight == 0
 
 
 async def wait_until(read, done, timeout: float = 10.0):

@@ -324,3 +324,35 @@ async def test_sigterm_while_telling_a_failure_tells_it_after_the_restart(deploy
     assert d.told() == [False]
     await d.told_once_after_restart(message, "content policy")
     held.set()
+
+
+async def test_a_dry_run_quote_confirmed_after_dry_run_was_turned_off_stays_free(deployment):
+    d = deployment
+    d.env = {"SHORTAPI_DRY_RUN": "true"}
+    await d.start()
+    trial, trial_id = await d.quote()
+    assert await d.stop() == 0
+    d.env = {}  # the owner turns dry run off; the member confirms the quote they got before
+    await d.start()
+    await d.confirm(trial, trial_id)
+    await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
+    assert d.api.creates == []  # the free sample, never a billed video
+    with sqlite3.connect(d.db) as db:
+        assert db.execute("SELECT kind, dry_run FROM ledger ORDER BY id").fetchall() == [
+            ("reserve", 1), ("settle", 1)]
+
+
+async def test_a_live_job_is_still_made_at_shortapi_after_dry_run_was_turned_on(deployment):
+    d = deployment
+    d.api.plan_next(Plan(statuses=[1] * 4 + [2]))
+    await d.start()
+    message, quote_id = await d.quote()
+    await d.confirm(message, quote_id)
+    await d.api.wait_for(lambda: d.api.queries, timeout=20)
+    assert await d.stop() == 0
+    d.env = {"SHORTAPI_DRY_RUN": "true"}
+    await d.start()
+    await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
+    assert len(d.api.creates) == 1
+    assert len(d.api.downloads) == 1  # the real video, not the sample
+    assert d.ledger() == {1: [("reserve", 170), ("settle", 0)]}

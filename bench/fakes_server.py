@@ -194,11 +194,11 @@ async def relay(args: argparse.Namespace) -> None:
         return web.json_response({"url": f"{api.base_url}/videos/{job_id}.mp4"})
 
     async def last_upload(request: web.Request) -> web.StreamResponse:
-        uploads = [m for m in discord_fake.messages.values() if m.attachments]
+        uploads = [m for m in discord_fake.messages.values() if m.videos]
         if not uploads:
             return web.json_response({"size": None})
         newest = max(uploads, key=lambda m: m.id)
-        file = newest.attachments[0]
+        file = newest.videos[0]
         return web.json_response({
             "size": file.size, "filename": file.filename, "channel_id": newest.channel_id,
             "intact": file.data[:64] == fake_mp4(64),

@@ -119,7 +119,8 @@ class AnimateBot(commands.Bot):
         await self.tree.set_translator(Translator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        notifier: Notifier = DiscordNotifier(self, self.ledger)
+        discord_notifier = DiscordNotifier(self, self.ledger, clock=lambda: self.clock())
+        notifier: Notifier = discord_notifier
         public = self.settings.callback_public_url
         poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
         if self.settings.dry_run:
@@ -144,6 +145,7 @@ class AnimateBot(commands.Bot):
             max_active_per_user=self.settings.max_active_jobs_per_user,
             callback_url=(lambda token: f"{public}/callbacks/{token}") if public else None,
             provider_rps=self.settings.max_provider_rps,
+            fresh_image_url=discord_notifier.image_url,
         )
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
         await self._start_web()

@@ -54,3 +54,7 @@ class DatabaseUnavailable(AnimateError):
         super().__init__(key, **values)
 class DuplicateProviderJob(AnimateError):
     """The provider answered a create with a job id it had already given another job."""
+
+
+class PictureUnavailable(AnimateError):
+    """A quote's picture can no longer be read from Discord (deleted, or its link expired)."""

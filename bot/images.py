@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -50,21 +51,38 @@ def check_magic(head: bytes) -> str:
     return kind
 
 
-async def fetch_head(session: aiohttp.ClientSession, url: str) -> bytes:
-    """The first bytes of ``url``, asking for only those (a server may send more; we stop)."""
-    timeout = aiohttp.ClientTimeout(total=15)
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    head: bytes
+    data: bytes | None  # the whole picture, when it is at most the size asked for
+    size: int | None  # in bytes, when known
+
+
+async def fetch_picture(session: aiohttp.ClientSession, url: str, *, keep_up_to: int) -> Fetched:
+    """The picture at ``url``: its first bytes always, the whole of it when it is no larger
+    than ``keep_up_to`` bytes (to post a copy of it), and its size when the server tells it.
+    Refuses (InvalidRequest) a picture over ``MAX_IMAGE_BYTES`` or one Discord cannot serve."""
+    timeout = aiohttp.ClientTimeout(total=60, sock_read=15)
     try:
-        async with session.get(
-            url, headers={"Range": f"bytes=0-{SNIFF_BYTES - 1}"}, timeout=timeout
-        ) as response:
+        async with session.get(url, timeout=timeout) as response:
             if response.status >= 400:
                 raise InvalidRequest("error.image_http", status=response.status)
-            head = b""
-            while len(head) < SNIFF_BYTES:
-                chunk = await response.content.read(SNIFF_BYTES - len(head))
+            size = response.content_length
+            if size is not None and size > MAX_IMAGE_BYTES:
+                check_declared(ALLOWED_TYPES[0], size)
+            wanted = keep_up_to if size is None or size <= keep_up_to else SNIFF_BYTES
+            data = bytearray()
+            eof = False
+            while len(data) <= wanted:
+                chunk = await response.content.read(min(256 * 1024, wanted + 1 - len(data)))
                 if not chunk:
+                    eof = True
                     break
-                head += chunk
-            return head
+                data += chunk
+            complete = eof and len(data) <= keep_up_to
     except (aiohttp.ClientError, TimeoutError):
         raise InvalidRequest("error.image_unreadable") from None
+    if complete:
+        size = len(data)
+    return Fetched(head=bytes(data[:SNIFF_BYTES]), data=bytes(data) if complete else None,
+                   size=size)

@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
-from bot.errors import DuplicateProviderJob, StateConflict
+from bot.errors import AnimateError, DuplicateProviderJob, StateConflict
 from bot.i18n import Msg, dumps, loads, msg
 from bot.ledger import Job, Ledger
+from bot.moderation import content_refusal
 from bot.pricing import amount_anomaly, format_usd, provider_args
 from bot.shortapi import (
     FAILED,
@@ -120,6 +121,7 @@ class JobRunner:
         provider_rps: float | None = None,
         dry_run_api: ProviderAPI | None = None,
         on_amount_anomaly: Callable[[str], None] | None = None,
+        fresh_image_url: Callable[[Job], Awaitable[str]] | None = None,
     ) -> None:
         self._ledger = ledger
         self._api = api
@@ -143,6 +145,8 @@ class JobRunner:
         self._active: dict[int, int] = {}  # job id -> user id, from submit until final
         self._positions: dict[int, int] = {}
         self._callback_url = callback_url
+        # Discord's picture URLs expire: a job that waited in line gets a fresh one to send.
+        self._fresh_image_url = fresh_image_url
         self._due_at: dict[int, float] = {}
         self._poked: set[int] = set()
         self._urgent: set[int] = set()
@@ -294,8 +298,22 @@ class JobRunner:
         self._pump()
 
     async def _submit(self, job: Job) -> None:
-        args = provider_args(job.quote.options, prompt=job.quote.prompt,
-                             image_url=job.quote.image_url)
+        image_url = job.quote.image_url
+        if self._fresh_image_url is not None:
+            try:
+                image_url = await self._fresh_image_url(job)
+            except AnimateError as exc:
+                log.warning("job %d: its picture is unavailable: %s", job.id, exc)
+                await self._fail(job, exc.message, only_from=("reserved",))
+                return
+            except Exception:
+                if self._closing:  # Discord went away with the bot: start it after the restart
+                    self._active.pop(job.id, None)
+                    return
+                log.exception("job %d: could not read its picture again", job.id)
+                await self._fail(job, msg("job.failed.internal"), only_from=("reserved",))
+                return
+        args = provider_args(job.quote.options, prompt=job.quote.prompt, image_url=image_url)
         callback = (
             self._callback_url(job.callback_token)
             if self._callback_url is not None and job.callback_token
@@ -323,7 +341,9 @@ class JobRunner:
             return
         except ShortAPIError as exc:
             log.warning("job %d: create failed: %s", job.id, exc)
-            await self._fail(job, exc.message, only_from=("reserved", "submitting"))
+            await self._fail(
+                job, content_refusal(str(exc)) or exc.message, only_from=("reserved", "submitting")
+            )
             return
         except Exception:
             # Never leave a job stuck in "submitting": the member gets their money back now.
@@ -492,7 +512,10 @@ class JobRunner:
             await self._on_succeeded(job, status)
         elif status.status == FAILED:
             await self._fail(
-                job, msg("job.failed.provider", error=str(status.error)), only_from=("running",)
+                job,
+                content_refusal(status.error)
+                or msg("job.failed.provider", error=str(status.error)),
+                only_from=("running",),
             )
         else:
             if status.status != job.provider_status:

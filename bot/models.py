@@ -13,6 +13,16 @@ FINAL_STATES: Final = ("delivered", "failed", "expired")
 
 
 @dataclass(frozen=True, slots=True)
+class PictureRef:
+    """Where a quote's picture lives in Discord. Attachment URLs expire (about a day); reading
+    this message again gives a fresh one. ``key`` is ``attachment:<id>`` or ``embed:<index>``."""
+
+    channel_id: int
+    message_id: int
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Quote:
     id: str
     guild_id: int
@@ -29,6 +39,7 @@ class Quote:
     created_at: float
     expires_at: float
     dry_run: bool = False
+    picture: PictureRef | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Quote:
@@ -54,6 +65,9 @@ class Quote:
             created_at=row["created_at"],
             expires_at=row["expires_at"],
             dry_run=bool(row["dry_run"]),
+            picture=None if row["picture_key"] is None else PictureRef(
+                row["picture_channel_id"], row["picture_message_id"], row["picture_key"]
+            ),
         )
 
 

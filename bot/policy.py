@@ -9,6 +9,7 @@ from typing import Final
 from bot.errors import InvalidRequest
 from bot.i18n import Money, Msg, Value, dumps, msg
 from bot.limits import UNLIMITED, Caps, Defaults, GuildPolicy, resolve, zone
+from bot.moderation import MAX_BLOCKED_WORD_LENGTH, MAX_BLOCKED_WORDS, clean_entry
 from bot.storage import Connection, Database
 
 PERIODS: Final = ("daily", "monthly")
@@ -230,3 +231,48 @@ class Policies:
                 detail = msg("audit.channels.remove", channel=f"<#{channel_id}>")
             await audit(db, guild_id, actor_id, "channels", detail, now)
         return detail
+
+    async def blocked_words(self, guild_id: int) -> list[str]:
+        """The server's blocked words and phrases (normalised), in alphabetical order."""
+        rows = await self._db.fetchall(
+            "SELECT word FROM blocked_words WHERE guild_id = ? ORDER BY word", (guild_id,)
+        )
+        return [str(r["word"]) for r in rows]
+
+    async def set_blocked_words(
+        self, guild_id: int, actor_id: int, now: float, entries: Sequence[str], *, add: bool
+    ) -> list[str]:
+        """Add or remove words or phrases; returns the ones that changed (audited)."""
+        cleaned = list(dict.fromkeys(w for w in (clean_entry(e) for e in entries) if w))
+        if not cleaned:
+            raise InvalidRequest("error.blocked_words_needed")
+        too_long = [w for w in cleaned if len(w) > MAX_BLOCKED_WORD_LENGTH]
+        if too_long:
+            raise InvalidRequest("error.blocked_word_too_long", limit=MAX_BLOCKED_WORD_LENGTH)
+        async with self._db.transaction() as db:
+            rows = await db.fetchall(
+                "SELECT word FROM blocked_words WHERE guild_id = ?", (guild_id,)
+            )
+            current = {str(r["word"]) for r in rows}
+            if add:
+                changed = [w for w in cleaned if w not in current]
+                if len(current) + len(changed) > MAX_BLOCKED_WORDS:
+                    raise InvalidRequest("error.blocked_words_too_many", limit=MAX_BLOCKED_WORDS)
+                for word in changed:
+                    await db.execute(
+                        "INSERT INTO blocked_words (guild_id, word) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (guild_id, word),
+                    )
+            else:
+                changed = [w for w in cleaned if w in current]
+                for word in changed:
+                    await db.execute(
+                        "DELETE FROM blocked_words WHERE guild_id = ? AND word = ?",
+                        (guild_id, word),
+                    )
+            if changed:
+                detail = msg(f"audit.blocked_words.{'add' if add else 'remove'}",
+                             words=", ".join(changed))
+                await audit(db, guild_id, actor_id, "blocked-words", detail, now)
+        return changed

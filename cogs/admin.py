@@ -178,6 +178,43 @@ class Admin(
         await self._done(interaction, "admin.channels_done", detail=detail, channels=where)
 
     @app_commands.command(
+        name="blocked-words", description=text("cmd.animate-admin.blocked-words.description")
+    )
+    @app_commands.describe(
+        action=text("cmd.animate-admin.blocked-words.action.description"),
+        words=text("cmd.animate-admin.blocked-words.words.description"),
+    )
+    async def blocked_words(
+        self,
+        interaction: Interaction,
+        action: Literal["add", "remove", "list"],
+        words: app_commands.Range[str, 1, 4000] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        policies = self.bot.ledger.policies
+        locale = private(interaction)
+        head = ""
+        if action != "list":
+            if not words:
+                raise InvalidRequest("error.blocked_words_needed")
+            changed = await policies.set_blocked_words(
+                interaction.guild_id, interaction.user.id, self.bot.clock(),
+                words.replace("\n", ",").split(","), add=action == "add",
+            )
+            log.info("guild %s: %s changed blocked words (%s, %d)", interaction.guild_id,
+                     interaction.user.id, action, len(changed))
+            if changed:
+                head = t(locale, f"admin.blocked_words.done.{action}", words=", ".join(changed))
+            else:
+                head = t(locale, f"admin.blocked_words.unchanged.{action}")
+        current = await policies.blocked_words(interaction.guild_id)
+        listed = ", ".join(current) or t(locale, "admin.blocked_words.none")
+        if len(listed) > 1500:
+            listed = listed[:1500] + "…"
+        shown = t(locale, "admin.blocked_words.list", count=len(current), words=listed)
+        await self._done(interaction, f"{head}\n{shown}" if head else shown)
+
+    @app_commands.command(
         name="timezone", description=text("cmd.animate-admin.timezone.description")
     )
     @app_commands.describe(name=text("cmd.animate-admin.timezone.name.description"))
@@ -300,6 +337,12 @@ class Admin(
             embed.add_field(
                 name=say("settings.overrides"), value="\n".join(lines)[:1024], inline=False
             )
+        blocked = await policies.blocked_words(interaction.guild_id)
+        embed.add_field(
+            name=say("settings.blocked_words", count=len(blocked)),
+            value=(", ".join(blocked) or say("admin.blocked_words.none"))[:1024],
+            inline=False,
+        )
         audit = await policies.audit_log(interaction.guild_id, 5)
         if audit:
             lines = [

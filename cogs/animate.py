@@ -1,10 +1,11 @@
-"""/animate: validate, quote the exact price, and start the job on Confirm."""
+"""/animate and the Animate context menu: validate, quote the exact price, start the job on
+Confirm; Again and Edit on a finished video make a new quote for whoever pressed them."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -12,22 +13,30 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import InvalidRequest, LimitExceeded, NotQuoteOwner, QuoteUnavailable
-from bot.i18n import DEFAULT, t
-from bot.images import check_declared, check_magic, fetch_head
-from bot.ledger import Quote
+from bot.i18n import DEFAULT, Msg, msg, t
+from bot.images import MAX_IMAGE_BYTES, check_declared
+from bot.ledger import Job, Quote
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
 from cogs.errors import report
 from cogs.utils import embeds
 from cogs.utils.i18n import private, public, text
+from cogs.utils.pictures import Picture, fresh_url, pictures_in
+from cogs.utils.quoting import MAX_PROMPT, clean_prompt, post_quote
 from cogs.utils.replies import reply_private
-from cogs.utils.views import QUOTE_BUTTON_LOOKS, disabled_buttons, role_ids
+from cogs.utils.ui import AnimateModal
+from cogs.utils.views import (
+    QUOTE_BUTTON_LOOKS,
+    RESULT_BUTTON_LOOKS,
+    RESULT_ID,
+    disabled_buttons,
+    role_ids,
+)
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT = 2000
 QUOTE_ID = r"(?P<quote>[A-Za-z0-9_-]{8,32})"
 
 
@@ -152,6 +161,111 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
     )
 
 
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=RESULT_ID,
+):
+    """Again (same picture and settings) or Edit (a modal prefilled with them) on a finished
+    video. The custom_id names the job, so the buttons work after restarts and weeks later.
+    Anyone in the server may press: the new quote is theirs, checked against their limits."""
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, style = RESULT_BUTTON_LOOKS[action]
+        label = t(DEFAULT, label)  # shown only if the message is sent again; see result_buttons
+        super().__init__(
+            discord.ui.Button(label=label, style=style, custom_id=f"animate:{action}:{job_id}")
+        )
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> ResultButton:
+        return cls(match["action"], int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            job = await _job_here(interaction, self.job_id)
+            if self.action == "again":
+                await again(interaction, job)
+            else:
+                await interaction.response.send_modal(AnimateModal(
+                    private(interaction),
+                    title="modal.edit.title",
+                    prompt=job.quote.prompt,
+                    options=job.quote.options,
+                    on_submit=functools.partial(edited, job=job),
+                ))
+        except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
+            await report(interaction, exc)
+
+
+async def _job_here(interaction: discord.Interaction[AnimateBot], job_id: int) -> Job:
+    try:
+        job = await interaction.client.ledger.get_job(job_id)
+    except KeyError:
+        job = None
+    if job is None or job.guild_id != interaction.guild_id:
+        raise InvalidRequest("error.job_not_here")
+    return job
+
+
+async def _picture_of(interaction: discord.Interaction[AnimateBot], quote: Quote) -> Picture:
+    """The picture of an earlier quote, with a URL that works now."""
+    url = await fresh_url(interaction.client, quote, interaction.client.clock())
+    return Picture(url, "picture", None, None, quote.picture)
+
+
+async def again(interaction: discord.Interaction[AnimateBot], job: Job) -> None:
+    await interaction.response.defer(thinking=True)
+    await post_quote(
+        interaction,
+        picture=await _picture_of(interaction, job.quote),
+        prompt=job.quote.prompt,
+        options=job.quote.options,
+        buttons=quote_buttons,
+        note=msg("quote.note.again", job=job.id),
+    )
+
+
+async def edited(
+    interaction: discord.Interaction[AnimateBot], prompt: str, options: VideoOptions, *, job: Job
+) -> None:
+    prompt = clean_prompt(prompt)
+    price_mills(options)
+    await interaction.response.defer(thinking=True)
+    await post_quote(
+        interaction,
+        picture=await _picture_of(interaction, job.quote),
+        prompt=prompt,
+        options=options,
+        buttons=quote_buttons,
+        note=msg("quote.note.edited", job=job.id),
+    )
+
+
+async def submitted(
+    interaction: discord.Interaction[AnimateBot],
+    prompt: str,
+    options: VideoOptions,
+    *,
+    picture: Picture,
+    note: Msg | None,
+) -> None:
+    """The Animate modal of the context menu was submitted."""
+    prompt = clean_prompt(prompt)
+    price_mills(options)
+    await interaction.response.defer(thinking=True)
+    await post_quote(
+        interaction, picture=picture, prompt=prompt, options=options, buttons=quote_buttons,
+        note=note,
+    )
+
+
 def _choices(values: tuple[str, ...]) -> list[app_commands.Choice[Any]]:
     """Choices shown as their value (720p, 16:9): the same in every language."""
     return [app_commands.Choice(name=value, value=value) for value in values]
@@ -166,6 +280,37 @@ def _duration_choices() -> list[app_commands.Choice[Any]]:
 class Animate(commands.Cog):
     def __init__(self, bot: AnimateBot) -> None:
         self.bot = bot
+        self.context_menu = app_commands.ContextMenu(
+            name=text("cmd.animate-message.name"), callback=self.animate_message
+        )
+        app_commands.guild_only(self.context_menu)
+        bot.tree.add_command(self.context_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
+
+    async def animate_message(
+        self, interaction: discord.Interaction[AnimateBot], message: discord.Message
+    ) -> None:
+        """Right-click a message -> Apps -> Animate: the first picture in it, with a modal for
+        the prompt and the settings (a modal must be the first answer, so the picture's bytes
+        are checked once it is submitted)."""
+        if interaction.guild_id is None:
+            raise InvalidRequest("error.command_server_only", command="Animate")
+        pictures = pictures_in(message)
+        if not pictures:
+            raise InvalidRequest("error.no_picture")
+        picture = pictures[0]
+        if picture.content_type is not None:
+            check_declared(picture.content_type, picture.size or 0)
+        elif picture.size is not None and picture.size > MAX_IMAGE_BYTES:
+            check_declared("image/png", picture.size)
+        note = msg("quote.note.several", count=len(pictures)) if len(pictures) > 1 else None
+        await interaction.response.send_modal(AnimateModal(
+            private(interaction),
+            title="modal.animate.title",
+            on_submit=functools.partial(submitted, picture=picture, note=note),
+        ))
 
     @app_commands.command(name="animate", description=text("cmd.animate.description"))
     @app_commands.guild_only()
@@ -194,14 +339,9 @@ class Animate(commands.Cog):
         audio: bool = False,
         multi_shot: bool = False,
     ) -> None:
-        bot = self.bot
         if interaction.guild_id is None or interaction.channel_id is None:
             raise InvalidRequest("error.command_server_only", command="/animate")
-        prompt = prompt.strip()
-        if not prompt:
-            raise InvalidRequest("error.prompt_empty")
-        if len(prompt) > MAX_PROMPT:
-            raise InvalidRequest("error.prompt_too_long", length=len(prompt), limit=MAX_PROMPT)
+        prompt = clean_prompt(prompt)
         options = VideoOptions(
             resolution=resolution,
             duration=duration,
@@ -209,54 +349,19 @@ class Animate(commands.Cog):
             audio=audio,
             multi_shot=multi_shot,
         )
-        price = price_mills(options)
+        price_mills(options)
         check_declared(image.content_type, image.size)
-
         # Everything above is instant; what follows touches the network and the database.
         await interaction.response.defer(thinking=True)
-        policy = await bot.ledger.policies.get(interaction.guild_id)
-        channel = interaction.channel
-        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
-        if policy.channels and not {interaction.channel_id, parent_id} & policy.channels:
-            where = embeds.channel_mentions(policy.channels)
-            raise InvalidRequest("error.channel_not_allowed", channels=where)
-        now = bot.clock()
-        headroom, usage = await bot.ledger.limit_status(
-            interaction.guild_id, interaction.user.id, role_ids(interaction.user), price, now
-        )
-        check_magic(await fetch_head(bot.session, image.url))
-        # Discord tells each interaction this server's upload limit (boosts included).
-        upload_limit = interaction.filesize_limit
-        quote = Quote(
-            id=secrets.token_urlsafe(12),
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            user_id=interaction.user.id,
-            message_id=None,
-            in_thread=isinstance(interaction.channel, discord.Thread),
+        await post_quote(
+            interaction,
+            picture=Picture(image.url, image.filename, image.content_type, image.size),
             prompt=prompt,
-            image_url=image.url,
             options=options,
-            price_mills=price,
-            upload_limit=upload_limit,
-            state="open",
-            created_at=now,
-            expires_at=now + bot.settings.quote_ttl_seconds,
-            dry_run=bot.settings.dry_run,
-        )
-        await bot.ledger.create_quote(quote)
-        message = await interaction.followup.send(
-            embed=embeds.quote_embed(public(interaction), quote, usage=usage, headroom=headroom),
-            view=quote_buttons(public(interaction), quote.id),
-            wait=True,
-        )
-        await bot.ledger.set_quote_message(quote.id, message.id)
-        log.info(
-            "quote %s: %s for user %s (%s)", quote.id, price, interaction.user.id,
-            options.describe(),
+            buttons=quote_buttons,
         )
 
 
 async def setup(bot: AnimateBot) -> None:
-    bot.add_dynamic_items(QuoteButton)
+    bot.add_dynamic_items(QuoteButton, ResultButton)
     await bot.add_cog(Animate(bot))

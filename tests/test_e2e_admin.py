@@ -201,7 +201,7 @@ async def test_dry_run_posts_the_sample_for_free(tmp_path):
             assert "dry run" in world.embed_text(quote.id)
             await world.click(quote, "Confirm")
             await world.discord.wait_for(lambda q=quote: "Done" in world.embed_text(q.id))
-        videos = [m for m in world.discord.messages.values() if m.attachments]
+        videos = [m for m in world.discord.messages.values() if m.videos]
         assert len(videos) == 3
         assert videos[0].attachments[0].data[4:8] == b"ftyp"
         assert world.api.creates == []

@@ -29,7 +29,7 @@ async def test_animate_quote_confirm_and_video_posted_in_a_thread(world):
     world.api.plan_next(Plan(statuses=[0, 1, 2], video=video))
     await world.click(quote, "Confirm")
     thread_message = await fake.wait_for_message(
-        lambda m: m.attachments and m.channel_id != fake.channel_id
+        lambda m: m.videos and m.channel_id != fake.channel_id
     )
     assert thread_message.channel_id == quote.id  # a thread started from the quote
     assert thread_message.attachments[0].data == video
@@ -86,14 +86,14 @@ async def test_double_click_on_confirm_creates_exactly_one_job(world):
         await world.discord.wait_for_callback(click)
     await world.api.wait_for(lambda: world.api.creates)
     world.api.hold_creates.set()
-    await world.discord.wait_for_message(lambda m: m.attachments)
+    await world.discord.wait_for_message(lambda m: m.videos)
     await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
     assert len(world.api.creates) == 1
     replies = [await world.private_reply(click) for click in clicks[1:]]
     assert all("already confirmed" in reply for reply in replies), replies
     rows = await world.bot.ledger.ledger_rows()
     assert [row["kind"] for row in rows] == ["reserve", "settle"]
-    assert len([m for m in world.discord.messages.values() if m.attachments]) == 1
+    assert len([m for m in world.discord.messages.values() if m.videos]) == 1
 
 
 async def test_failed_job_is_refunded_and_the_user_told_in_the_thread(world):
@@ -136,7 +136,7 @@ async def test_over_limit_is_refused_before_any_quote(tmp_path):
         assert "00:00 UTC" in reply
         assert len(world.api.creates) == 1
         quotes = [m for m in world.discord.messages.values()
-                  if m.components and not m.deleted]
+                  if m.interaction_id and m.components and not m.deleted]
         assert len(quotes) == 1
 
 
@@ -229,7 +229,7 @@ async def test_command_run_in_a_thread_posts_the_video_in_that_thread(world):
     thread_id = world.discord.add_thread(world.discord.channel_id, "cats")
     quote = await world.quote(channel_id=thread_id)
     await world.click(quote, "Confirm")
-    message = await world.discord.wait_for_message(lambda m: m.attachments)
+    message = await world.discord.wait_for_message(lambda m: m.videos)
     assert message.channel_id == thread_id
     assert world.discord.threads() == [t for t in world.discord.threads()
                                        if int(t["id"]) == thread_id]

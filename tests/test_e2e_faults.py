@@ -16,7 +16,7 @@ async def world(tmp_path):
 
 
 def videos(world):
-    return [m for m in world.discord.messages.values() if m.attachments and not m.deleted]
+    return [m for m in world.discord.messages.values() if m.videos and not m.deleted]
 
 
 async def test_thread_creation_forbidden_posts_in_the_channel_and_says_why(world):
@@ -24,7 +24,7 @@ async def test_thread_creation_forbidden_posts_in_the_channel_and_says_why(world
                             {"code": 50013, "message": "Missing Permissions"})
     quote = await world.quote()
     await world.click(quote, "Confirm")
-    message = await world.discord.wait_for_message(lambda m: m.attachments)
+    message = await world.discord.wait_for_message(lambda m: m.videos)
     assert message.channel_id == world.discord.channel_id
     assert "not allowed to create threads" in message.content
     await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
@@ -39,7 +39,7 @@ async def test_quote_deleted_by_a_moderator_still_delivers_in_the_channel(world)
     await world.api.wait_for(lambda: world.api.creates)
     world.discord.messages[quote.id].deleted = True
     world.api.hold_creates.set()
-    message = await world.discord.wait_for_message(lambda m: m.attachments)
+    message = await world.discord.wait_for_message(lambda m: m.videos)
     assert message.channel_id == world.discord.channel_id
     assert "quote message was deleted" in message.content
     assert len(videos(world)) == 1
@@ -55,7 +55,7 @@ async def test_channel_gone_delivers_by_dm(world):
     world.discord.fail_next("POST", rf"/channels/{quote.id}/messages$", 403,
                             {"code": 50001, "message": "Missing Access"}, times=5)
     world.api.hold_creates.set()
-    message = await world.discord.wait_for_message(lambda m: m.attachments)
+    message = await world.discord.wait_for_message(lambda m: m.videos)
     channel = world.discord.channels[message.channel_id]
     assert channel["type"] == 1  # a DM
     assert "by DM" in message.content
@@ -66,7 +66,7 @@ async def test_discord_429_on_posting_is_waited_out(world):
     world.discord.fail_next("POST", r"/channels/\d+/messages$", 429, times=2)
     quote = await world.quote()
     await world.click(quote, "Confirm")
-    await world.discord.wait_for_message(lambda m: m.attachments)
+    await world.discord.wait_for_message(lambda m: m.videos)
     await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
     assert len(videos(world)) == 1
 
@@ -97,7 +97,7 @@ async def test_download_broken_mid_way_is_retried(world):
     world.api.fail_next("video", 503, "try later", times=2)
     quote = await world.quote()
     await world.click(quote, "Confirm")
-    message = await world.discord.wait_for_message(lambda m: m.attachments)
+    message = await world.discord.wait_for_message(lambda m: m.videos)
     assert message.attachments[0].data[:4] == b"\x00\x00\x00\x18"
     assert world.api.downloads.count(world.api.downloads[0]) == 3
 
@@ -105,7 +105,7 @@ async def test_download_broken_mid_way_is_retried(world):
 async def test_only_the_member_is_ever_pinged(world):
     quote = await world.quote(prompt="@everyone <@&77> <@999> surf")
     await world.click(quote, "Confirm")
-    message = await world.discord.wait_for_message(lambda m: m.attachments)
+    message = await world.discord.wait_for_message(lambda m: m.videos)
     assert message.allowed_mentions is not None
     assert message.allowed_mentions["parse"] == []
     assert [str(u) for u in message.allowed_mentions["users"]] == [str(MEMBER.id)]

@@ -47,13 +47,14 @@ def test_settings_come_from_dotenv_and_bad_values_are_named(tmp_path):
 async def test_commands_are_synced_only_when_they_change(tmp_path):
     async with running_world(tmp_path) as world:
         assert world.discord.command_syncs == 1
-        names = sorted(c["name"] for c in world.discord.global_commands)
-        assert names == ["animate", "animate-admin", "jobs", "usage"]
+        names = sorted((c["type"], c["name"]) for c in world.discord.global_commands)
+        assert names == [(1, "animate"), (1, "animate-admin"), (1, "jobs"), (1, "usage"),
+                         (3, "Animate")]
         admin = next(c for c in world.discord.global_commands if c["name"] == "animate-admin")
         assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
         assert sorted(o["name"] for o in admin["options"]) == [
-            "budget", "channels", "limit", "pause", "refund", "report", "resume", "settings",
-            "timezone"]
+            "blocked-words", "budget", "channels", "limit", "pause", "refund", "report", "resume",
+            "settings", "timezone"]
         animate = next(c for c in world.discord.global_commands if c["name"] == "animate")
         assert [o["name"] for o in animate["options"]] == [
             "image", "prompt", "resolution", "duration", "aspect_ratio", "audio", "multi_shot"]

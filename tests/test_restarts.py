@@ -60,7 +60,7 @@ class Deployment:
         await self.fake.click(message.id, f"animate:confirm:{quote_id}", user=MEMBER)
 
     def videos(self) -> list[FakeMessage]:
-        return [m for m in self.fake.messages.values() if m.attachments and not m.deleted]
+        return [m for m in self.fake.messages.values() if m.videos and not m.deleted]
 
     def ledger(self) -> dict[int, list[tuple[str, int]]]:
         with sqlite3.connect(self.db) as db:

@@ -124,7 +124,7 @@ async def test_a_result_url_redirecting_to_the_bots_metrics_posts_nothing_and_re
     assert "nothing was posted" in told.content
     assert "refunded in full ($0.170 · job 1)" in told.content
     await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
-    assert not [m for m in world.discord.messages.values() if m.attachments]
+    assert not [m for m in world.discord.messages.values() if m.videos]
     assert all("animate_" not in (m.content or "") for m in world.discord.messages.values())
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]

@@ -21,11 +21,14 @@ from bot.ledger.quotes import Quotes
 from bot.ledger.reading import Reading, ReportRow
 from bot.ledger.spend import Usage
 from bot.limits import Defaults
-from bot.models import FINAL_STATES, UNFINISHED_STATES, Job, Quote
+from bot.models import FINAL_STATES, UNFINISHED_STATES, Job, PictureRef, Quote
 from bot.policy import Policies
 from bot.storage import Database, open_database
 
-__all__ = ["FINAL_STATES", "UNFINISHED_STATES", "Job", "Ledger", "Quote", "ReportRow", "Usage"]
+__all__ = [
+    "FINAL_STATES", "UNFINISHED_STATES", "Job", "Ledger", "PictureRef", "Quote", "ReportRow",
+    "Usage",
+]
 
 
 class Ledger(Quotes, Jobs, Money, Reading):

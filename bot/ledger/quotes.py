@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.errors import NotQuoteOwner, QuoteUnavailable
-from bot.models import Quote
+from bot.models import PictureRef, Quote
 from bot.storage import Connection, Database
 
 
@@ -44,22 +44,33 @@ class Quotes:
             await db.execute(
                 "INSERT INTO quotes (id, guild_id, channel_id, user_id, message_id, in_thread, "
                 "prompt, image_url, resolution, duration, aspect_ratio, audio, multi_shot, "
-                "price_mills, upload_limit, state, created_at, expires_at, dry_run) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "price_mills, upload_limit, state, created_at, expires_at, dry_run, "
+                "picture_channel_id, picture_message_id, picture_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     quote.id, quote.guild_id, quote.channel_id, quote.user_id, quote.message_id,
                     int(quote.in_thread), quote.prompt, quote.image_url, o.resolution,
                     o.duration, o.aspect_ratio, int(o.audio), int(o.multi_shot),
                     quote.price_mills, quote.upload_limit, quote.state, quote.created_at,
                     quote.expires_at, int(quote.dry_run),
+                    *((p.channel_id, p.message_id, p.key) if (p := quote.picture) else (None,) * 3),
                 ),
             )
 
-    async def set_quote_message(self, quote_id: str, message_id: int) -> None:
+    async def set_quote_message(
+        self, quote_id: str, message_id: int, picture: PictureRef | None = None
+    ) -> None:
+        """The quote's message (and, when the picture was posted with it, where it lives)."""
         async with self.db.transaction() as db:
             await db.execute(
                 "UPDATE quotes SET message_id = ? WHERE id = ?", (message_id, quote_id)
             )
+            if picture is not None:
+                await db.execute(
+                    "UPDATE quotes SET picture_channel_id = ?, picture_message_id = ?, "
+                    "picture_key = ? WHERE id = ?",
+                    (picture.channel_id, picture.message_id, picture.key, quote_id),
+                )
 
     async def get_quote(self, quote_id: str) -> Quote | None:
         row = await self.db.fetchone("SELECT * FROM quotes WHERE id = ?", (quote_id,))

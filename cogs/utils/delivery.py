@@ -10,6 +10,8 @@ thread are public.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -19,7 +21,8 @@ from bot.i18n import Money, Msg, t
 from bot.ledger import Job
 from cogs.utils import embeds
 from cogs.utils.i18n import guild_locale
-from cogs.utils.views import disabled_buttons
+from cogs.utils.pictures import fresh_url
+from cogs.utils.views import disabled_buttons, result_buttons
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger
@@ -54,9 +57,12 @@ def _gone(exc: discord.HTTPException) -> bool:
 
 
 class DiscordNotifier:
-    def __init__(self, bot: discord.Client, ledger: Ledger) -> None:
+    def __init__(
+        self, bot: discord.Client, ledger: Ledger, clock: Callable[[], float] = time.time
+    ) -> None:
         self.bot = bot
         self.ledger = ledger
+        self.clock = clock
 
     async def _channel(self, channel_id: int) -> Messageable:
         channel = self.bot.get_channel(channel_id)
@@ -119,26 +125,40 @@ class DiscordNotifier:
 
     @staticmethod
     async def _post(
-        job: Job, target: Messageable, content: str, video: Path | None
+        job: Job, target: Messageable, content: str, video: Path | None,
+        *, buttons: str | None = None,
     ) -> discord.Message:
         # Only the member the message is for may be pinged, never anyone named in a prompt.
         mention = discord.AllowedMentions(users=[discord.Object(job.user_id)])
+        view = discord.utils.MISSING
+        if buttons is not None and not isinstance(target, discord.DMChannel):
+            view = result_buttons(job.id, buttons)
         if video is None:
-            return await target.send(content, allowed_mentions=mention)
+            return await target.send(content, allowed_mentions=mention, view=view)
         file = discord.File(video, filename=f"animate-{job.id}.mp4")
-        return await target.send(content, allowed_mentions=mention, file=file)
+        return await target.send(content, allowed_mentions=mention, file=file, view=view)
 
     async def _send(
-        self, locale: str, job: Job, target: Messageable, content: str, video: Path | None
+        self, locale: str, job: Job, target: Messageable, content: str, video: Path | None,
+        *, buttons: bool = False,
     ) -> discord.Message:
+        """``buttons``: Again and Edit, for a finished video."""
         try:
-            return await self._post(job, target, content, video)
+            return await self._post(
+                job, target, content, video, buttons=locale if buttons else None
+            )
         except discord.HTTPException as exc:
             if not _gone(exc) or isinstance(target, discord.DMChannel):
                 raise
             log.info("job %d: cannot post in %s (%s); sending by DM", job.id, target.id, exc)
         by_dm = t(locale, "delivery.by_dm")
         return await self._post(job, await self._dm(job), f"{by_dm}\n{content}", video)
+
+    async def image_url(self, job: Job) -> str:
+        """A URL of the job's picture that works now (read again from Discord: the one stored
+        with the quote may have expired while the job waited in line)."""
+        quote = await self.ledger.get_quote(job.quote.id)
+        return await fresh_url(self.bot, quote or job.quote, self.clock())
 
     async def progress(
         self, job: Job, phase: str, elapsed: float, position: int | None = None
@@ -176,14 +196,16 @@ class DiscordNotifier:
         message: discord.Message | None = None
         if video is not None:
             try:
-                message = await self._send(locale, job, target, ready, video)
+                message = await self._send(locale, job, target, ready, video, buttons=True)
             except discord.HTTPException as exc:
                 if exc.status != 413 and exc.code != TOO_LARGE:
                     raise
                 log.info("job %d: upload refused as too large; posting the link", job.id)
         if message is None:
             link = t(locale, "delivery.link", url=job.video_url or "")
-            message = await self._send(locale, job, target, f"{ready}\n{link}", None)
+            message = await self._send(
+                locale, job, target, f"{ready}\n{link}", None, buttons=True
+            )
         return message.id
 
     async def delivered(self, job: Job) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import discord
 
-from bot.i18n import Money, money, t
+from bot.i18n import Money, Msg, money, t
 from bot.ledger import Job, Quote, Usage
 from bot.limits import Headroom
 from bot.pricing import VideoOptions
@@ -57,10 +57,13 @@ def _base(locale: str, quote: Quote, title: str, colour: discord.Colour) -> disc
 
 
 def quote_embed(
-    locale: str, quote: Quote, *, usage: Usage, headroom: Headroom | None
+    locale: str, quote: Quote, *, usage: Usage, headroom: Headroom | None,
+    note: Msg | None = None,
 ) -> discord.Embed:
     title = t(locale, "quote.title_dry_run" if quote.dry_run else "quote.title")
     embed = _base(locale, quote, title, BLURPLE)
+    if note is not None:
+        embed.add_field(name=t(locale, "quote.picture"), value=note.render(locale), inline=False)
     embed.add_field(name=t(locale, "embed.price"), value=f"**{money(locale, quote.price_mills)}**")
     if usage.caps.daily is not None and usage.left_today_mills is not None:
         today = t(

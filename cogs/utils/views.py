@@ -1,4 +1,5 @@
-"""Pieces of the quote's view and of members that several cogs (and the notifier) share."""
+"""Pieces of the quote's view, of the finished video's buttons and of members that several cogs
+(and the notifier) share."""
 
 from __future__ import annotations
 
@@ -13,6 +14,27 @@ QUOTE_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
     "confirm": ("quote.confirm", discord.ButtonStyle.success),
     "cancel": ("quote.cancel", discord.ButtonStyle.secondary),
 }
+
+
+# Catalogue keys of the labels, and styles.
+RESULT_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
+    "again": ("button.again", discord.ButtonStyle.primary),
+    "edit": ("button.edit", discord.ButtonStyle.secondary),
+}
+RESULT_ID: Final = r"animate:(?P<action>again|edit):(?P<job>[0-9]{1,20})"
+
+
+def result_buttons(job_id: int, locale: str) -> discord.ui.View:
+    """Again and Edit, for the message with a finished video. Their clicks are handled by
+    ``cogs.animate.ResultButton`` (a DynamicItem matching ``RESULT_ID``), so this view is
+    stopped: nothing per message is kept in discord.py's view store."""
+    view = discord.ui.View(timeout=None)
+    for action, (label, style) in RESULT_BUTTON_LOOKS.items():
+        view.add_item(discord.ui.Button(
+            label=t(locale, label), style=style, custom_id=f"animate:{action}:{job_id}"
+        ))
+    view.stop()
+    return view
 
 
 def disabled_buttons(locale: str) -> discord.ui.View:

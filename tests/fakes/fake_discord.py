@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import copy
 import hashlib
+import hmac
 import json
 import logging
 import mimetypes
@@ -193,6 +194,14 @@ class FakeMessage:
         return bool(self.flags & FLAG_EPHEMERAL)
 
     @property
+    def videos(self) -> list[FakeFile]:
+        """The attachments that are videos (by content type or name)."""
+        return [
+            f for f in self.attachments
+            if (f.content_type or "").startswith("video/") or f.filename.endswith(".mp4")
+        ]
+
+    @property
     def loading(self) -> bool:
         """True while this is a deferred "thinking…" placeholder."""
         return bool(self.flags & FLAG_LOADING)
@@ -224,6 +233,8 @@ class FakeInteraction:
     thinking: bool = False
     """True between a type-5 defer and the followup/edit that resolves it."""
     attachment_size_limit: int = 25 * 1024 * 1024
+    modal: JSONDict | None = None
+    """The modal the bot answered with (callback type 9): custom_id, title, components."""
 
     @property
     def acknowledged(self) -> bool:
@@ -393,6 +404,11 @@ class FakeDiscord:
         self.heartbeat_interval_ms = 41_250
         self.shard_count = 1
         """Shards recommended by ``GET /gateway/bot``."""
+        self.attachment_url_lifetime = 24 * 3600.0
+        """Seconds a signed attachment URL works (Discord's are observed to last about a day)."""
+        self.clock_offset = 0.0
+        """Added to the wall clock for signing and checking URLs (see :meth:`travel`)."""
+        self._url_secret = secrets.token_bytes(16)
 
         # Observable state
         self.ready = asyncio.Event()
@@ -411,6 +427,8 @@ class FakeDiscord:
         self.requests: list[tuple[str, str]] = []
         self.request_log: list[FakeRequest] = []
         self.internal_errors: list[str] = []
+        self.expired_fetches = 0
+        """Attachment downloads refused because the URL expired or its signature was wrong."""
         """Exceptions raised inside the fake's handlers (answered as HTTP 400, code 0)."""
 
         self._roles: list[JSONDict] = []
@@ -617,8 +635,30 @@ class FakeDiscord:
         self._files[f.id] = f
         return f
 
+    def now(self) -> float:
+        """The fake's clock (wall clock plus :attr:`clock_offset`)."""
+        return time.time() + self.clock_offset
+
+    def travel(self, seconds: float) -> None:
+        """Move the fake's clock forward: attachment URLs issued before then may have expired.
+        Fetching the message again (REST) gives freshly signed URLs, as on Discord."""
+        self.clock_offset += seconds
+
+    def _signature(self, f: FakeFile, issued: int, expires: int) -> str:
+        text = f"{f.id}/{f.filename}/{issued:x}/{expires:x}".encode()
+        return hmac.new(self._url_secret, text, hashlib.sha256).hexdigest()
+
+    def attachment_url(self, f: FakeFile) -> str:
+        """A signed URL (``ex`` expiry, ``is`` issued, ``hm`` signature) issued now."""
+        issued = int(self.now())
+        expires = int(issued + self.attachment_url_lifetime)
+        return (
+            f"{self.base_url}/attachments/{f.id}/{quote(f.filename)}"
+            f"?ex={expires:x}&is={issued:x}&hm={self._signature(f, issued, expires)}"
+        )
+
     def attachment_payload(self, f: FakeFile) -> JSONDict:
-        url = f"{self.base_url}/attachments/{f.id}/{quote(f.filename)}"
+        url = self.attachment_url(f)
         payload: JSONDict = {
             "id": str(f.id),
             "filename": f.filename,
@@ -864,6 +904,113 @@ class FakeDiscord:
             INTERACTION_APPLICATION_COMMAND, data, user=user, channel_id=cid, name=name
         )
 
+    async def invoke_message_command(
+        self, name: str, message_id: int, *, user: FakeUser
+    ) -> FakeInteraction:
+        """Dispatch INTERACTION_CREATE (type 2) for a registered message command (type 3), as
+        when a member right-clicks a message -> Apps -> ``name``: ``data.target_id`` names the
+        message and ``data.resolved.messages`` carries it whole (message commands see the
+        target's content, attachments and embeds without the MESSAGE_CONTENT intent)."""
+        msg = self.messages.get(message_id)
+        if msg is None or msg.deleted:
+            raise LookupError(f"no message {message_id} to run {name!r} on")
+        channel = self.channels.get(msg.channel_id, {})
+        command, guild_scoped = self._find_command(name, channel.get("type") != 1, ctype=3)
+        data: JSONDict = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(msg.id),
+            "resolved": {"messages": {str(msg.id): self.message_payload(msg)}},
+        }
+        if guild_scoped:
+            data["guild_id"] = str(self.guild_id)
+        return await self._send_interaction(
+            INTERACTION_APPLICATION_COMMAND, data, user=user, channel_id=msg.channel_id, name=name
+        )
+
+    async def submit_modal(
+        self,
+        opened: FakeInteraction,
+        values: Mapping[str, str | list[str]] | None = None,
+        *,
+        user: FakeUser | None = None,
+    ) -> FakeInteraction:
+        """Dispatch INTERACTION_CREATE (type 5): the member fills in and submits the modal the
+        bot answered ``opened`` with. ``values`` maps a text input's custom_id to its text and
+        a select's custom_id to its chosen values; anything not given keeps what the modal
+        prefilled (a text input's ``value``, a select's ``default`` options). Like the client,
+        refuses (ValueError) a submit that breaks the modal's own rules (required, lengths,
+        number of choices, unknown option)."""
+        modal = opened.modal
+        if modal is None:
+            raise ValueError(f"interaction {opened.id} was not answered with a modal")
+        given = dict(values or {})
+        submitted: list[JSONDict] = []
+        for index, top in enumerate(modal["components"]):
+            if top.get("type") == 18:
+                inner = self._modal_field(top["component"], given)
+                submitted.append({"type": 18, "id": top.get("id", index + 1), "component": inner})
+            elif top.get("type") == 1:
+                row = [self._modal_field(c, given) for c in top.get("components", [])]
+                submitted.append({"type": 1, "id": top.get("id", index + 1), "components": row})
+            else:
+                submitted.append({"type": top.get("type"), "id": top.get("id", index + 1)})
+        unknown = set(given) - {
+            str(c.get("custom_id")) for c in self._iter_components(modal["components"])
+        }
+        if unknown:
+            raise ValueError(f"the modal has no field(s) {sorted(unknown)}")
+        message = self.messages.get(opened.message_id) if opened.message_id else None
+        return await self._send_interaction(
+            INTERACTION_MODAL_SUBMIT,
+            {"custom_id": modal["custom_id"], "components": submitted},
+            user=user or opened.user,
+            channel_id=opened.channel_id,
+            message=message,
+            name=str(modal["custom_id"]),
+        )
+
+    @staticmethod
+    def _modal_field(component: JSONDict, given: Mapping[str, str | list[str]]) -> JSONDict:
+        custom_id = str(component.get("custom_id"))
+        ctype = int(component.get("type", 0))
+        out: JSONDict = {"type": ctype, "id": component.get("id", 0), "custom_id": custom_id}
+        if ctype == 4:
+            value = given.get(custom_id, component.get("value") or "")
+            if not isinstance(value, str):
+                raise ValueError(f"text input {custom_id!r} takes a string")
+            required = component.get("required", True)
+            if required and not value:
+                raise ValueError(f"text input {custom_id!r} is required")
+            if value and not (
+                int(component.get("min_length") or 0)
+                <= len(value)
+                <= int(component.get("max_length") or 4000)
+            ):
+                raise ValueError(f"text input {custom_id!r}: length out of bounds")
+            out["value"] = value
+        elif ctype == 3:
+            options = component.get("options") or []
+            chosen = given.get(custom_id)
+            if chosen is None:
+                chosen = [str(o["value"]) for o in options if o.get("default")]
+            if isinstance(chosen, str):
+                chosen = [chosen]
+            known = {str(o["value"]) for o in options}
+            if set(chosen) - known:
+                raise ValueError(f"select {custom_id!r} has no option(s) {set(chosen) - known}")
+            low = int(component.get("min_values", 1))
+            high = int(component.get("max_values", 1))
+            if not chosen and component.get("required", True) and low > 0:
+                raise ValueError(f"select {custom_id!r} is required")
+            if chosen and not low <= len(chosen) <= high:
+                raise ValueError(f"select {custom_id!r} takes {low} to {high} values")
+            out["values"] = list(chosen)
+        else:
+            raise ValueError(f"the fake cannot fill in a modal component of type {ctype}")
+        return out
+
     async def click(
         self,
         message_id: int,
@@ -907,6 +1054,7 @@ class FakeDiscord:
         *,
         user: FakeUser,
         attachments: Iterable[JSONDict | FakeFile] = (),
+        embeds: Iterable[JSONDict] = (),
     ) -> FakeMessage:
         """A user posts a message: stored, then MESSAGE_CREATE is dispatched.
 
@@ -926,7 +1074,7 @@ class FakeDiscord:
         msg = self._store_message(
             channel_id=channel_id,
             author_id=user.id,
-            payload={"content": content},
+            payload={"content": content, "embeds": list(embeds)},
             files=[],
             flags=0,
         )
@@ -959,7 +1107,7 @@ class FakeDiscord:
             "mentions": mentions,
             "mention_roles": [],
             "attachments": [self.attachment_payload(f) for f in msg.attachments],
-            "embeds": copy.deepcopy(msg.embeds),
+            "embeds": self._embeds_payload(msg),
             "pinned": False,
             "flags": msg.flags,
             "components": copy.deepcopy(msg.components),
@@ -978,6 +1126,42 @@ class FakeDiscord:
         inter = self.interactions.get(msg.interaction_id) if msg.interaction_id else None
         if inter is not None:
             payload["interaction_metadata"] = self._interaction_metadata(inter, msg)
+        return payload
+
+    def _embeds_payload(self, msg: FakeMessage) -> list[JSONDict]:
+        """Embeds as stored, with ``attachment://name`` images resolved to the message's
+        attachment of that name (freshly signed, like every attachment URL Discord hands out)."""
+        embeds = copy.deepcopy(msg.embeds)
+        by_name = {f.filename: f for f in msg.attachments}
+        for embed in embeds:
+            for key in ("image", "thumbnail"):
+                media = embed.get(key)
+                url = str(media.get("url", "")) if isinstance(media, dict) else ""
+                if isinstance(media, dict) and url.startswith("attachment://"):
+                    f = by_name.get(url.removeprefix("attachment://"))
+                    if f is None:
+                        del embed[key]  # Discord drops a reference to no attachment
+                    else:
+                        media["url"] = media["proxy_url"] = self.attachment_url(f)
+        return embeds
+
+    def _content_hidden(self, msg: FakeMessage) -> bool:
+        """Whether Discord blanks this message's content for the bot (REST and gateway alike):
+        without the MESSAGE_CONTENT intent, only its own messages, DMs and messages mentioning
+        it keep content, embeds, attachments and components."""
+        # REST answers the bot, whichever shard: the intents it identified with.
+        intents = next(
+            (c.session.intents for c in self._live if c.session is not None and not c.closed), 0
+        )
+        is_dm = self.channels.get(msg.channel_id, {}).get("type") == 1
+        mentioned = str(self.bot_user_id) in _MENTION_RE.findall(msg.content or "")
+        own = msg.author_id == self.bot_user_id
+        return not (intents & INTENT_MESSAGE_CONTENT or is_dm or mentioned or own)
+
+    def _visible_payload(self, msg: FakeMessage) -> JSONDict:
+        payload = self.message_payload(msg)
+        if self._content_hidden(msg):
+            payload.update(content="", embeds=[], attachments=[], components=[])
         return payload
 
     def _interaction_metadata(self, inter: FakeInteraction, msg: FakeMessage) -> JSONDict:
@@ -1205,18 +1389,21 @@ class FakeDiscord:
             )
         return "\n".join(lines)
 
-    def _find_command(self, name: str, in_guild: bool) -> tuple[JSONDict, bool]:
+    def _find_command(
+        self, name: str, in_guild: bool, ctype: int = 1
+    ) -> tuple[JSONDict, bool]:
         if in_guild:
             for cmd in self.guild_commands.get(self.guild_id, []):
-                if cmd.get("name") == name and cmd.get("type", 1) == 1:
+                if cmd.get("name") == name and cmd.get("type", 1) == ctype:
                     return cmd, True
         for cmd in self.global_commands:
-            if cmd.get("name") == name and cmd.get("type", 1) == 1:
+            if cmd.get("name") == name and cmd.get("type", 1) == ctype:
                 return cmd, False
         known = [c.get("name") for c in self.global_commands] + [
             c.get("name") for c in self.guild_commands.get(self.guild_id, [])
         ]
-        raise LookupError(f"no registered chat-input command {name!r} (registered: {known})")
+        kind = {1: "chat-input", 2: "user", 3: "message"}.get(ctype, str(ctype))
+        raise LookupError(f"no registered {kind} command {name!r} (registered: {known})")
 
     def _option_payload(self, definition: JSONDict, value: object, resolved: JSONDict) -> JSONDict:
         otype = int(definition["type"])
@@ -1576,7 +1763,16 @@ class FakeDiscord:
         if f is None or unquote(request.match_info["filename"]) != f.filename:
             await self._notify()
             return web.Response(status=404, text="404: Not Found")
+        try:
+            issued = int(request.query["is"], 16)
+            expires = int(request.query["ex"], 16)
+            valid = hmac.compare_digest(request.query["hm"], self._signature(f, issued, expires))
+        except (KeyError, ValueError):
+            valid = False
         await self._notify()
+        if not valid or self.now() >= expires:
+            self.expired_fetches += 1
+            return web.Response(status=404, text="This content is no longer available.")
         return web.Response(body=f.data, content_type=f.content_type or "application/octet-stream")
 
     async def _handle_unknown(self, request: web.Request) -> web.StreamResponse:
@@ -2074,7 +2270,7 @@ class FakeDiscord:
             # Discord answers the `limit` oldest messages after the id (newest first).
             msgs = [x for x in msgs if x.id > int(ctx.query["after"])][:limit]
         msgs = msgs[-limit:][::-1]
-        return _Reply(200, [self.message_payload(x) for x in msgs])
+        return _Reply(200, [self._visible_payload(x) for x in msgs])
 
     def _check_upload_size(self, files: list[FakeFile], limit: int) -> None:
         if sum(f.size for f in files) > limit:
@@ -2228,7 +2424,7 @@ class FakeDiscord:
         return _Reply(200, self.message_payload(msg))
 
     async def _rt_get_message(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
-        return _Reply(200, self.message_payload(self._message_in(m[1], m[2])))
+        return _Reply(200, self._visible_payload(self._message_in(m[1], m[2])))
 
     async def _rt_edit_message(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
         msg = self._message_in(m[1], m[2])
@@ -2338,6 +2534,9 @@ class FakeDiscord:
             )
         files = ctx.files
         self._check_upload_size(files, inter.attachment_size_limit)
+        if ctype == CALLBACK_MODAL:
+            self._validate_modal(data)
+            inter.modal = copy.deepcopy(data)
         if ctype == CALLBACK_CHANNEL_MESSAGE:
             self._validate_message_body(data, files)
         elif ctype == CALLBACK_UPDATE_MESSAGE:
@@ -2404,6 +2603,59 @@ class FakeDiscord:
         if message is not None and ctype != CALLBACK_DEFERRED_UPDATE_MESSAGE:
             response["resource"]["message"] = self.message_payload(message)
         return _Reply(200, response)
+
+    @staticmethod
+    def _validate_modal(data: JSONDict) -> None:
+        """Discord's rules for a modal: custom_id 1-100, title 1-45, 1-5 top-level components,
+        each a label (text input or select inside), a text display, or (legacy) an action row
+        holding one text input; labels up to 45 characters, selects up to 25 options."""
+        if not 1 <= len(str(data.get("custom_id") or "")) <= 100:
+            raise _FakeHTTPError(
+                _form_error("data.custom_id", "BASE_TYPE_BAD_LENGTH", "Must be 1-100 long.")
+            )
+        if not 1 <= len(str(data.get("title") or "")) <= 45:
+            raise _FakeHTTPError(
+                _form_error("data.title", "BASE_TYPE_BAD_LENGTH", "Must be 1-45 long.")
+            )
+        components = data.get("components") or []
+        if not 1 <= len(components) <= 5:
+            raise _FakeHTTPError(
+                _form_error("data.components", "BASE_TYPE_BAD_LENGTH", "Must be 1-5 long.")
+            )
+        for i, top in enumerate(components):
+            where = f"data.components.{i}"
+            kind = top.get("type")
+            if kind == 18:
+                if not 1 <= len(str(top.get("label") or "")) <= 45:
+                    raise _FakeHTTPError(
+                        _form_error(f"{where}.label", "BASE_TYPE_BAD_LENGTH", "Must be 1-45 long.")
+                    )
+                inner = [top.get("component") or {}]
+            elif kind == 1:
+                inner = list(top.get("components") or [])
+                if len(inner) != 1 or inner[0].get("type") != 4:
+                    raise _FakeHTTPError(
+                        _form_error(where, "COMPONENT_INVALID", "One text input per row.")
+                    )
+            elif kind == 10:
+                continue
+            else:
+                raise _FakeHTTPError(
+                    _form_error(f"{where}.type", "COMPONENT_TYPE_INVALID", "Not allowed in modals.")
+                )
+            for child in inner:
+                if child.get("type") not in (3, 4, 5, 6, 7, 8):
+                    raise _FakeHTTPError(
+                        _form_error(where, "COMPONENT_TYPE_INVALID", "Not allowed in a label.")
+                    )
+                if not 1 <= len(str(child.get("custom_id") or "")) <= 100:
+                    raise _FakeHTTPError(
+                        _form_error(where, "BASE_TYPE_BAD_LENGTH", "custom_id must be 1-100.")
+                    )
+                if child.get("type") == 3 and not 1 <= len(child.get("options") or []) <= 25:
+                    raise _FakeHTTPError(
+                        _form_error(where, "BASE_TYPE_BAD_LENGTH", "1-25 options.")
+                    )
 
     def _webhook_interaction(self, m: re.Match[str]) -> FakeInteraction:
         if int(m[1]) != self.application_id:

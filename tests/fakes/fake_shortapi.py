@@ -65,6 +65,10 @@ class FakeShortAPI:
         self.faults: dict[str, list[Fault]] = {"create": [], "query": [], "video": []}
         self.hold_creates: asyncio.Event | None = None
         self.hold_queries: asyncio.Event | None = None
+        self.fetch_images = False
+        """When True, a create first downloads its ``args.image`` (as the provider must) and is
+        refused if that fails; ``image_fetches`` records (url, HTTP status)."""
+        self.image_fetches: list[tuple[str, int]] = []
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -164,6 +168,10 @@ class FakeShortAPI:
             fault = self._fault("create", request)
             if fault is not None:
                 return fault
+            if self.fetch_images:
+                refused = await self._fetch_image(str(body.get("args", {}).get("image", "")))
+                if refused is not None:
+                    return refused
             plan = self.plans.pop(0) if self.plans else self.default_plan
             job_id = plan.job_id or f"job-{next(self._ids)}"
             self.jobs.setdefault(job_id, FakeJob(job_id, body, plan))
@@ -173,6 +181,20 @@ class FakeShortAPI:
             return web.json_response({"code": 0, "data": {"amount": amount, "job_id": job_id}})
         finally:
             await self._notify()
+
+    async def _fetch_image(self, url: str) -> web.Response | None:
+        import aiohttp
+
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                await response.read()
+                status = response.status
+        except aiohttp.ClientError:
+            status = 0
+        self.image_fetches.append((url, status))
+        if status == 200:
+            return None
+        return web.json_response({"code": 400, "msg": f"image could not be downloaded ({status})"})
 
     async def _query(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -101,12 +101,12 @@ async def test_a_limit_refusal_names_money_and_reset_time_in_the_members_languag
 async def test_a_failed_video_is_explained_and_refunded_in_the_servers_language(world):
     await server_speaks(world, "fr")
     quote = await world.quote(user=MEMBER)
-    world.api.plan_next(Plan(statuses=[3], error="content policy"))
+    world.api.plan_next(Plan(statuses=[3], error="render farm down"))
     await world.click(quote, "Confirm", user=MEMBER)
     note = await world.discord.wait_for_message(lambda m: "désolé" in (m.content or ""))
     assert note.content == (
         f"<@{MEMBER.id}> désolé, votre vidéo n'a pas pu être créée. Le fournisseur n'a pas pu "
-        "créer cette vidéo : content policy\nVous avez été intégralement remboursé "
+        "créer cette vidéo : render farm down\nVous avez été intégralement remboursé "
         "(0,170\u00a0$US)."
     )
     await world.discord.wait_for(lambda: "Échec" in world.embed_text(quote.id))

@@ -343,6 +343,6 @@ async def test_a_content_refusal_is_refunded_and_explained_in_plain_words(world)
     assert "refused to make this video because of its content rules" in told.content
     assert "Sensitive content detected (code 500054)" in told.content
     assert "Try another picture or a different prompt" in told.content
-    assert "refunded in full ($0.170)" in told.content
+    assert "refunded in full ($0.170" in told.content
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]

@@ -107,7 +107,7 @@ async def test_a_failed_video_is_explained_and_refunded_in_the_servers_language(
     assert note.content == (
         f"<@{MEMBER.id}> désolé, votre vidéo n'a pas pu être créée. Le fournisseur n'a pas pu "
         "créer cette vidéo : render farm down\nVous avez été intégralement remboursé "
-        "(0,170\u00a0$US)."
+        "(0,170\u00a0$US · job 1)"
     )
     await world.discord.wait_for(lambda: "Échec" in world.embed_text(quote.id))
     assert "Remboursé\n0,170\u00a0$US · rien n'a été facturé" in world.embed_text(quote.id)

@@ -62,6 +62,17 @@ def test_no_catalogue_text_is_empty_or_padded(name):
     assert bad == []
 
 
+@pytest.mark.parametrize("name", CATALOGUES)
+def test_brackets_pair_up_in_every_text(name):
+    # ``{tag}`` (the job marker ``· job N)``) closes one ASCII parenthesis itself.
+    bad = [
+        key for key, text in catalogue(name).items()
+        if text.count("（") != text.count("）") or text.count("「") != text.count("」")
+        or text.count("(") != text.count(")") + ("{tag}" in text)
+    ]
+    assert bad == []
+
+
 def _keys_used_in_code() -> list[tuple[str, str, bool]]:
     """(where, key or key prefix, is_prefix) for every keyed call in bot/ and cogs/."""
     found = []

@@ -157,3 +157,24 @@ async def test_command_sync_carries_every_language_and_discord_accepts_it(world)
     # Members still invoke by the default names: a Japanese client's /アニメ化 arrives as animate.
     quote = await world.quote(user=YUKI)
     assert quote.components
+
+
+async def test_the_context_menu_modal_and_the_result_buttons_speak_japanese(world):
+    from tests.test_e2e_features import menu, modal_fields, posted_picture, submit, video_message
+
+    world.api.fetch_images = True
+    await server_speaks(world, "ja")
+    picture = await posted_picture(world)
+    opened = await menu(world, picture, user=YUKI)
+    assert opened.modal is not None
+    assert opened.modal["title"] == "この画像をアニメ化"
+    fields = modal_fields(opened)
+    assert set(fields) == {"プロンプト", "解像度", "長さ", "アスペクト比", "オプション"}
+    assert [o["label"] for o in fields["長さ"]["options"]] == ["5秒", "8秒", "10秒"]
+    submitted = await submit(world, opened, user=YUKI, プロンプト="猫がサーフィンを始める")
+    quote = await world.answer(submitted)
+    assert world.embed_text(quote.id).startswith("アニメ化の準備ができました\n")
+    world.api.plan_next(Plan(statuses=[1, 2]))
+    await world.click(quote, "Confirm", user=YUKI)
+    video = await video_message(world, quote)
+    assert button_labels(video) == ["もう一度", "編集"]

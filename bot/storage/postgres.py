@@ -94,7 +94,9 @@ class PostgresDatabase(Database):
                 url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
             )
         except UNREACHABLE as exc:
-            raise DatabaseUnavailable(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
+            raise DatabaseUnavailable(  # for operators only
+                f"cannot reach PostgreSQL at {redact(url)}: {exc}"
+            ) from exc
         try:
             await cls._migrate(pool)
         except BaseException:

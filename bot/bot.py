@@ -146,6 +146,8 @@ class AnimateBot(commands.Bot):
             callback_url=(lambda token: f"{public}/callbacks/{token}") if public else None,
             provider_rps=self.settings.max_provider_rps,
             fresh_image_url=discord_notifier.image_url,
+            lease_seconds=self.settings.lease_seconds,
+            worker_detail=self._worker_detail(),
         )
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
         await self._start_web()
@@ -198,9 +200,19 @@ class AnimateBot(commands.Bot):
             "shard_count": self.shard_count or 1,
             "shards": {str(shard): "connected" if up else "disconnected"
                        for shard, up in shards.items()},
+            "worker": self.jobs.worker_id,
+            "lease": "held" if self.jobs.holds_lease else "lapsed",
             "jobs_in_flight": self.jobs.in_flight,
             "jobs_waiting": self.jobs.waiting,
         }
+
+    def _worker_detail(self) -> str:
+        """How this process shows in the fleet's table of workers (for operators)."""
+        shards = self.settings.shard_ids
+        if self.settings.shard_count is None:
+            return "unsharded"
+        which = ",".join(map(str, shards)) if shards is not None else "all"
+        return f"shards {which} of {self.settings.shard_count}"
 
     def shard_states(self) -> dict[int, bool]:
         """This process's shards and whether each is connected (unsharded: shard 0 of 1)."""
@@ -213,6 +225,7 @@ class AnimateBot(commands.Bot):
         for state, count in (await self.ledger.job_counts()).items():
             self.metrics.jobs.labels(state).set(count)
         self.metrics.in_flight.set(self.jobs.in_flight)
+        self.metrics.lease_held.set(1 if self.jobs.holds_lease else 0)
         self.metrics.waiting.set(self.jobs.waiting)
         self.metrics.spend.set((await self.ledger.total_spend()) / 1000)
 

@@ -65,6 +65,7 @@ class Settings:
     callback_public_url: str | None = None
     max_provider_rps: float = 10.0
     shard_count: int | None = None
+    lease_seconds: float = 30.0
     shard_ids: tuple[int, ...] | None = None
 
     @property
@@ -390,5 +391,6 @@ def load_settings(
             what="requests per second",
         ),
         shard_count=shard_count,
+        lease_seconds=_number(env, "LEASE_SECONDS", 30.0, minimum=3, maximum=3600),
         shard_ids=shard_ids,
     )

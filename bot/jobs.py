@@ -3,16 +3,24 @@
 States (each written *before* the side effect it allows):
 reserved -> submitting -> running -> succeeded -> delivered, or -> failed / expired (refunded).
 ``JobRunner.resume`` is the one place that decides what happens after a restart.
+
+Several processes may share one database: each works only the jobs it holds a lease on
+(``bot.ledger.leases``), and takes over the jobs of a process that died, through ``resume``
+as after a restart. The runner does not know the engine: with SQLite its lease is its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import logging
 import math
+import os
 import random
+import secrets
+import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,7 +29,7 @@ from typing import Final, Protocol
 
 from bot.errors import AnimateError, DuplicateProviderJob, StateConflict
 from bot.i18n import Msg, dumps, loads, msg
-from bot.ledger import Job, Ledger
+from bot.ledger import FINAL_STATES, Job, Ledger
 from bot.moderation import content_refusal
 from bot.pricing import amount_anomaly, format_usd, provider_args
 from bot.shortapi import (
@@ -57,7 +65,17 @@ ROUTINE_POLLS_PER_RPS: Final = 2.0
 
 
 class _NotSent(Exception):
-    """The bot is shutting down: a create that has not been sent yet is not sent."""
+    """Shutting down, or our lease is in doubt: what has not been sent yet is not sent."""
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 class ProviderAPI(Protocol):
@@ -122,7 +140,16 @@ class JobRunner:
         dry_run_api: ProviderAPI | None = None,
         on_amount_anomaly: Callable[[str], None] | None = None,
         fresh_image_url: Callable[[Job], Awaitable[str]] | None = None,
+        lease_seconds: float = 30.0,
+        worker_detail: str = "",
     ) -> None:
+        # This process in the fleet: unique per run, readable by operators.
+        self._host = socket.gethostname()
+        self.worker_id = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._worker_detail = worker_detail
+        self._lease_seconds = lease_seconds
+        self._lease_renewed = -math.inf  # loop time of the last renewal that succeeded
+        self._lease_task: asyncio.Task[None] | None = None
         self._ledger = ledger
         self._api = api
         self._dry_run_api = dry_run_api
@@ -170,35 +197,58 @@ class JobRunner:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume every unfinished job, then start the scheduler loop."""
+        """Join the fleet, resume every unfinished job nobody works, then start the scheduler
+        loop and the lease keeper."""
+        self._ledger.worker_id = self.worker_id
+        await self._end_dead_leases_here()
+        await self._join()
         await self.resume()
         self._loop_task = asyncio.get_running_loop().create_task(
             self._run(), name="job-scheduler"
+        )
+        self._lease_task = asyncio.get_running_loop().create_task(
+            self._keep_lease(), name="job-lease"
         )
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop starting work; let creates already on the wire finish (a create cut off midway
         would have to be refunded on restart), then cancel the rest: it resumes on restart."""
         self._closing = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for task in (self._loop_task, self._lease_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         submitting = [task for task in self._submits if not task.done()]
         if submitting:
             await asyncio.wait(submitting, timeout=grace)
         await self._tasks.cancel_all()
+        if self._lease_task is not None:
+            # Nothing of ours runs any more: the other processes may take every job now.
+            try:
+                handed = await self._ledger.leave_fleet(self.worker_id)
+            except Exception:
+                log.exception("could not hand the jobs back; others take them over when the "
+                              "lease runs out")
+            else:
+                log.info("handed %d unfinished jobs back to the fleet", handed)
 
     async def resume(self) -> None:
-        """What happens to each unfinished job when the bot (re)starts."""
-        for job in await self._ledger.untold_jobs():
-            # The money moved but the bot stopped before the member heard of it.
-            self._tasks.spawn(self._tell(job), name=f"tell-{job.id}")
-        for job in await self._ledger.unfinished_jobs():
+        """What happens to each job this process takes on: every one nobody works when the bot
+        (re)starts, and later those of a process that died. A job is ours until its member has
+        heard how it ended."""
+        claimed = await self._ledger.claim_jobs(self.worker_id)
+        for job in claimed:
+            if job.id in self._active or any(j.id == job.id for j in self._queue):
+                continue  # ours already (our lease ran out and nobody took it meanwhile)
+            if job.state in FINAL_STATES:
+                # The money moved but the bot stopped before the member heard of it.
+                self._tasks.spawn(self._tell(job), name=f"tell-{job.id}")
+                continue
             if job.state != "reserved":
                 self._active[job.id] = job.user_id
             if job.state == "reserved":
                 # Nothing was sent to the provider yet: starting it now cannot double-charge.
-                self._queue.append(job)
+                self._enqueue(job)
             elif job.state == "submitting":
                 # A create may or may not have reached the provider, and it cannot be looked up
                 # without a job id. Resending could start (and bill) a second video, so refund.
@@ -209,8 +259,70 @@ class JobRunner:
                 self._schedule(job.id, 0.0)
             elif job.state == "succeeded":
                 self._tasks.spawn(self._deliver(job), name=f"deliver-{job.id}")
-        log.info("resumed: %d active, %d waiting", len(self._active), len(self._queue))
+        if claimed or self._loop_task is None:
+            log.info("resumed %d jobs: %d active, %d waiting", len(claimed), len(self._active),
+                     len(self._queue))
         self._pump()
+
+    async def _join(self) -> None:
+        await self._ledger.join_fleet(
+            self.worker_id, self._lease_seconds, host=self._host, pid=os.getpid(),
+            detail=self._worker_detail,
+        )
+        self._lease_renewed = asyncio.get_running_loop().time()
+
+    async def _end_dead_leases_here(self) -> None:
+        """A process restarted on the same machine takes its predecessor's jobs at once rather
+        than after its lease: a lease taken here by a process that no longer runs is over.
+        (A predecessor with our own pid is gone too: a restarted container is pid 1 again.)"""
+        for worker, pid in await self._ledger.live_workers_on(self._host):
+            if pid == os.getpid() or not _running(pid):
+                log.info("the lease of %s ended with its process", worker)
+                await self._ledger.end_lease(worker)
+
+    def _enqueue(self, job: Job) -> None:
+        """Into the waiting line, in order of confirmation (job id), wherever it came from."""
+        bisect.insort(self._queue, job, key=lambda queued: queued.id)
+
+    @property
+    def holds_lease(self) -> bool:
+        """Our lease was renewed recently enough that nobody can have taken our jobs: checked
+        before every step that reaches outside (a create, a post)."""
+        if self._lease_task is None:
+            return True  # not in a fleet (a runner that was never started)
+        age = asyncio.get_running_loop().time() - self._lease_renewed
+        return age < self._lease_seconds * 2 / 3
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease while the process lives, and take over the jobs of processes whose
+        lease ran out (they died) or that handed theirs back (they stopped)."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                await self._renew()
+                await self.resume()
+            except Exception:
+                log.exception("could not renew the job lease; trying again")
+
+    async def _renew(self) -> None:
+        if await self._ledger.renew_lease(self.worker_id, self._lease_seconds):
+            self._lease_renewed = asyncio.get_running_loop().time()
+            return
+        # Our lease ran out (database unreachable, process stalled): other processes may have
+        # taken some of our jobs. Keep only those still ours.
+        log.warning("job lease had run out; taking back only the jobs nobody took over")
+        await self._join()
+        held = await self._ledger.held_jobs(self.worker_id)
+        for job_id in {*self._active, *(job.id for job in self._queue)} - held:
+            log.info("job %d: taken over by another process", job_id)
+            self._forget(job_id)
+
+    def _forget(self, job_id: int) -> None:
+        """Stop working a job another process took over (its moves would fail anyway)."""
+        self._queue = [job for job in self._queue if job.id != job_id]
+        self._positions.pop(job_id, None)
+        self._due_at.pop(job_id, None)
+        self._finished(job_id)
 
     @property
     def in_flight(self) -> int:
@@ -223,9 +335,20 @@ class JobRunner:
     # -- queue and submit ---------------------------------------------------------------
 
     def submit(self, job: Job) -> None:
-        """Queue a reserved job; it starts as soon as the caps allow, in order of arrival."""
-        self._queue.append(job)
-        self._pump()
+        """Queue a reserved job once this process holds it; it starts as soon as the caps
+        allow, in order of arrival."""
+        self._tasks.spawn(self._take(job), name=f"take-{job.id}")
+
+    async def _take(self, job: Job) -> None:
+        held = await self._ledger.claim_job(self.worker_id, job.id)
+        if held is None:
+            log.info("job %d: another process works it", job.id)
+            return
+        if held.id in self._active or any(queued.id == held.id for queued in self._queue):
+            return
+        if held.state == "reserved":
+            self._enqueue(held)
+            self._pump()
 
     async def cancel_waiting(self, job_id: int, reason: Msg) -> Job | None:
         """Refund a job that has not been sent to the provider; None if too late."""
@@ -325,7 +448,7 @@ class JobRunner:
             # a restart then refunds only creates that may really have reached the provider,
             # and one that was still waiting simply starts again.
             nonlocal job
-            if self._closing:
+            if self._closing or not self.holds_lease:
                 raise _NotSent
             job = await self._ledger.mark_submitting(job.id, self._clock())
 
@@ -334,8 +457,10 @@ class JobRunner:
                 args, callback_url=callback, before_send=about_to_send
             )
         except _NotSent:
-            self._active.pop(job.id, None)  # still reserved: it starts after the restart
-            return
+            self._active.pop(job.id, None)
+            if not self._closing:
+                self._enqueue(job)  # our lease is in doubt: back in line, ours or taken over
+            return  # shutting down: still reserved, it starts after the restart or elsewhere
         except StateConflict:
             self._finished(job.id)  # cancelled or refunded while it waited
             return
@@ -553,6 +678,10 @@ class JobRunner:
             # A failed write here is retried like a failed post: the next attempt finds the
             # message by its marker and settles on it.
             job = await self._ledger.settle(job.id, message_id, self._clock())
+        except _NotSent:
+            delay = self._lease_seconds / 3
+            self._tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+            return
         except StateConflict as exc:
             log.info("job %d: moved on elsewhere (%s)", job.id, exc)
             self._delivery_attempts.pop(job.id, None)
@@ -593,6 +722,8 @@ class JobRunner:
             if found is not None:
                 log.info("job %d: already posted as message %d", job.id, found)
                 return found
+        if not self.holds_lease:
+            raise _NotSent  # the job may have been taken over: look again once renewed
         if as_link:
             job = await self._ledger.mark_posting(job.id, self._clock())
             return await self._notifier.deliver(job, None)

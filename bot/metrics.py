@@ -40,10 +40,14 @@ class Metrics:
             "animate_callbacks_total", "Provider callbacks received", ["outcome"],
             registry=self.registry,
         )
-
         self.shard_connected = Gauge(
             "animate_shard_connected", "This process's gateway shards (1 connected, 0 not)",
             ["shard"], registry=self.registry,
+        )
+        self.lease_held = Gauge(
+            "animate_lease_held",
+            "1 while this process's job lease is current (its jobs are its own), else 0",
+            registry=self.registry,
         )
 
     def observe_amount_anomaly(self, kind: str) -> None:

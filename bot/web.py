@@ -84,7 +84,11 @@ class WebServer:
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
         report = await self._health()
-        healthy = report.get("database") == "ok" and report.get("gateway") == "connected"
+        healthy = (
+            report.get("database") == "ok"
+            and report.get("gateway") == "connected"
+            and report.get("lease", "held") == "held"
+        )
         return web.json_response(report, status=200 if healthy else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.StreamResponse:

@@ -95,6 +95,8 @@ async def test_two_processes_split_the_shards_and_only_shard_0s_syncs_commands(t
         status, health = await get(one, "/healthz")
         assert status == 503
         assert (health["gateway"], health["shards"]) == ("disconnected", {"1": "disconnected"})
+        # And it comes back (closing mid-reconnect would leave discord.py's heartbeat thread).
+        await fake.wait_for(lambda: one.shard_states()[1], timeout=20)
 
 
 async def test_without_shard_settings_the_bot_is_one_unsharded_connection_as_before(tmp_path):

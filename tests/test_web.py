@@ -86,7 +86,8 @@ async def test_healthz_reports_database_gateway_and_jobs(world):
         assert response.status == 200
         body = await response.json()
     assert body == {"database": "ok", "gateway": "connected", "jobs_in_flight": 0,
-                    "jobs_waiting": 0, "shard_count": 1, "shards": {"0": "connected"}}
+                    "jobs_waiting": 0, "shard_count": 1, "shards": {"0": "connected"},
+                    "worker": world.bot.jobs.worker_id, "lease": "held"}
 
 
 async def test_metrics_show_jobs_spend_and_provider_latency(world):

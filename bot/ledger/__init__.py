@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.ledger.check import find_problems
 from bot.ledger.jobs import Jobs
+from bot.ledger.leases import Leases
 from bot.ledger.money import Money
 from bot.ledger.quotes import Quotes
 from bot.ledger.reading import Reading, ReportRow
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class Ledger(Quotes, Jobs, Money, Reading):
+class Ledger(Quotes, Jobs, Leases, Money, Reading):
     """Quotes, jobs and money on the shared database; caps come from ``policies``."""
 
     def __init__(self, db: Database, defaults: Defaults | None = None) -> None:

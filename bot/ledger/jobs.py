@@ -19,6 +19,10 @@ async def load_job(db: Connection, job_id: int) -> Job:
 
 class Jobs:
     db: Database
+    # The worker (process) whose job runner moves jobs here: its moves apply only to jobs it
+    # owns (or nobody does), so a process that lost its lease (another took its jobs over)
+    # cannot move them on.
+    worker_id: str | None = None
 
     async def get_job(self, job_id: int) -> Job:
         async with self.db.read() as db:
@@ -65,14 +69,18 @@ class Jobs:
         expected = tuple(expected)
         extra_sql, extra_params = also
         assignments = ", ".join([f"{name} = ?" for name in fields] + [extra_sql] * bool(extra_sql))
+        owned = ("", ()) if self.worker_id is None else (
+            " AND (owner = ? OR owner IS NULL)", (self.worker_id,)
+        )
         async with self.db.transaction() as db:
             changed = await db.execute(
                 f"UPDATE jobs SET {assignments} "  # noqa: S608 - names come from our code only
-                f"WHERE id = ? AND state IN ({','.join('?' * len(expected))})",
-                (*fields.values(), *extra_params, job_id, *expected),
+                f"WHERE id = ? AND state IN ({','.join('?' * len(expected))}){owned[0]}",
+                (*fields.values(), *extra_params, job_id, *expected, *owned[1]),
             )
             if changed != 1:
-                raise StateConflict(f"job {job_id} is not in state {'/'.join(expected)}")
+                mine = "" if self.worker_id is None else " (or another process holds it)"
+                raise StateConflict(f"job {job_id} is not in state {'/'.join(expected)}{mine}")
             return await load_job(db, job_id)
 
     async def mark_submitting(self, job_id: int, now: float) -> Job:

@@ -56,6 +56,12 @@ class Database(ABC):
     """A connection (SQLite) or a pool of them (PostgreSQL), with the schema migrated."""
 
     engine: str  # "sqlite" or "postgres"
+    # The database's own clock, seconds since the epoch, as SQL: leases of processes on several
+    # machines are compared on one clock.
+    now_sql: str
+    # Ends a SELECT that claims rows for this transaction: rows another transaction is claiming
+    # are skipped rather than waited for (one process at a time with SQLite: nothing to add).
+    skip_locked: str
     where: str  # for messages: the file, or the URL without its password
 
     @abstractmethod

@@ -82,6 +82,8 @@ class PostgresDatabase(Database):
     """A pool of connections; many transactions run at once, each on its own connection."""
 
     engine = "postgres"
+    now_sql = "extract(epoch FROM clock_timestamp())::double precision"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool

@@ -58,6 +58,8 @@ class SQLiteDatabase(Database):
     ``BEGIN IMMEDIATE`` takes SQLite's write lock, which keeps other processes out too."""
 
     engine = "sqlite"
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
+    skip_locked = ""
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.conn = SQLiteConnection(conn)

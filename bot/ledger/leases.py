@@ -1,0 +1,123 @@
+"""Which process works which job: a worker lease per process, an owner per job.
+
+A process joins the fleet as a worker with a lease (``LEASE_SECONDS``) it renews while it lives.
+A job is worked only by its ``owner``, and only while that owner's lease runs: the jobs of a
+process that died (kill -9, machine gone) become claimable when its lease runs out, those of a
+process that stopped cleanly at once (``leave_fleet``). Claims take the jobs with
+``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two processes never claim the same job;
+SQLite has one process, whose lease is trivially its own. Times are the database's clock.
+"""
+
+from __future__ import annotations
+
+from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
+from bot.storage import Connection, Database
+
+# A job is owed work until its member has heard how it ended: unfinished, or final and untold.
+_OWED = "(state IN ({}) OR told_at IS NULL)".format(
+    ",".join(f"'{state}'" for state in UNFINISHED_STATES)
+)
+
+
+class Leases:
+    db: Database
+
+    def _live(self) -> str:
+        return f"SELECT id FROM workers WHERE lease_until > {self.db.now_sql}"  # noqa: S608
+
+    async def join_fleet(
+        self, worker: str, seconds: float, *, host: str, pid: int, detail: str
+    ) -> None:
+        now = self.db.now_sql
+        async with self.db.transaction() as db:
+            await db.execute(
+                f"INSERT INTO workers (id, lease_until, started_at, host, pid, detail) "  # noqa: S608
+                f"VALUES (?, {now} + ?, {now}, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+                (worker, seconds, host, pid, detail),
+            )
+
+    async def live_workers_on(self, host: str) -> list[tuple[str, int]]:
+        """(worker, pid) of the live leases taken on ``host``."""
+        rows = await self.db.fetchall(
+            f"SELECT id, pid FROM workers WHERE host = ? "  # noqa: S608
+            f"AND lease_until > {self.db.now_sql}",
+            (host,),
+        )
+        return [(str(row["id"]), int(row["pid"])) for row in rows]
+
+    async def end_lease(self, worker: str) -> None:
+        """A worker known to be dead (its process is gone): its jobs are claimable now."""
+        async with self.db.transaction() as db:
+            await db.execute("UPDATE workers SET lease_until = 0 WHERE id = ?", (worker,))
+
+    async def renew_lease(self, worker: str, seconds: float) -> bool:
+        """Extend the lease; False when it had run out (others may have claimed our jobs)."""
+        now = self.db.now_sql
+        async with self.db.transaction() as db:
+            changed = await db.execute(
+                f"UPDATE workers SET lease_until = {now} + ? "  # noqa: S608
+                f"WHERE id = ? AND lease_until > {now}",
+                (seconds, worker),
+            )
+        return changed == 1
+
+    async def claim_jobs(self, worker: str, *, limit: int = 1000) -> list[Job]:
+        """Take the jobs owed work (unfinished, or final and untold) that nobody works (no
+        owner, or an owner whose lease ran out), oldest first; returns them as now ``worker``'s."""
+        async with self.db.transaction() as db:
+            rows = await db.fetchall(
+                f"SELECT id FROM jobs WHERE {_OWED} "  # noqa: S608
+                f"AND (owner IS NULL OR owner NOT IN ({self._live()})) "
+                f"ORDER BY id LIMIT ?{self.db.skip_locked}",
+                (limit,),
+            )
+            return await _take(db, worker, [int(row["id"]) for row in rows])
+
+    async def claim_job(self, worker: str, job_id: int) -> Job | None:
+        """Take one job if nobody works it (a job just confirmed here); None if another
+        process already does."""
+        async with self.db.transaction() as db:
+            rows = await db.fetchall(
+                f"SELECT id FROM jobs WHERE id = ? AND {_OWED} "  # noqa: S608
+                f"AND (owner IS NULL OR owner = ? OR owner NOT IN ({self._live()}))"
+                f"{self.db.skip_locked}",
+                (job_id, worker),
+            )
+            taken = await _take(db, worker, [int(row["id"]) for row in rows])
+        return taken[0] if taken else None
+
+    async def held_jobs(self, worker: str) -> set[int]:
+        rows = await self.db.fetchall(
+            f"SELECT id FROM jobs WHERE owner = ? AND {_OWED}",  # noqa: S608
+            (worker,),
+        )
+        return {int(row["id"]) for row in rows}
+
+    async def leave_fleet(self, worker: str) -> int:
+        """Hand every job back at once (a clean stop): other processes claim them now rather
+        than after the lease. Returns how many were handed back."""
+        async with self.db.transaction() as db:
+            handed = await db.execute(
+                f"UPDATE jobs SET owner = NULL WHERE owner = ? AND {_OWED}",  # noqa: S608
+                (worker,),
+            )
+            await db.execute("DELETE FROM workers WHERE id = ?", (worker,))
+        return handed
+
+    async def live_workers(self) -> int:
+        row = await self.db.fetchone(
+            f"SELECT COUNT(*) AS n FROM workers WHERE lease_until > {self.db.now_sql}"  # noqa: S608
+        )
+        return 0 if row is None else int(row["n"])
+
+
+async def _take(db: Connection, worker: str, job_ids: list[int]) -> list[Job]:
+    if not job_ids:
+        return []
+    marks = ",".join("?" * len(job_ids))
+    await db.execute(
+        f"UPDATE jobs SET owner = ? WHERE id IN ({marks})", (worker, *job_ids)  # noqa: S608
+    )
+    rows = await db.fetchall(f"{JOB_SELECT} WHERE j.id IN ({marks}) ORDER BY j.id", job_ids)
+    return [job_from_row(row) for row in rows]

@@ -7,6 +7,7 @@ methods in the same order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
@@ -114,7 +115,14 @@ class SQLiteDatabase(Database):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self.lock:
-            await self.conn.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.conn.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                # The BEGIN was already handed to aiosqlite's thread and runs anyway: close it,
+                # or the next transaction on this connection would find it still open.
+                with contextlib.suppress(sqlite3.Error):
+                    await self.conn.conn.execute("ROLLBACK")
+                raise
             try:
                 yield self.conn
             except BaseException:

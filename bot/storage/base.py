@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -45,6 +45,15 @@ class Connection(ABC):
     @abstractmethod
     async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Run one INSERT into a table with an ``id`` key; return the new row's id."""
+
+    @abstractmethod
+    async def insert_many(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+                          ) -> None:
+        """Insert ``rows`` as they are, ids included (``python -m bot.storage copy``)."""
+
+    @abstractmethod
+    async def continue_ids(self, table: str) -> None:
+        """After ``insert_many`` with explicit ids: new rows get ids above the largest one."""
 
     @abstractmethod
     async def lock_guild(self, guild_id: int) -> None:
@@ -88,6 +97,13 @@ class Database(ABC):
 
 
 
+# Every table of the schema, parents before children (what ``copy`` moves, in this order).
+TABLES: Final = (
+    "meta", "quotes", "jobs", "ledger", "guild_settings", "limit_overrides", "allowed_channels",
+    "audit",
+)
+# Tables whose ``id`` the database hands out.
+ID_TABLES: Final = ("jobs", "ledger", "audit")
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 

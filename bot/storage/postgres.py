@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, Final
@@ -35,6 +35,8 @@ UNREACHABLE: Final = (
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
 )
+# A pooled connection failing at its first use: it died while idle; a fresh one may work.
+STALE: Final = (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.InternalClientError)
 _PLACEHOLDER: Final = re.compile(r"'[^']*'|\?")
 
 
@@ -71,6 +73,20 @@ class PostgresConnection(Connection):
 
     async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
         return int(await self.conn.fetchval(f"{numbered(sql)} RETURNING id", *params))
+
+    async def insert_many(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+                          ) -> None:
+        names = ", ".join(columns)
+        marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+        await self.conn.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})", rows  # noqa: S608 - our names
+        )
+
+    async def continue_ids(self, table: str) -> None:
+        await self.conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - our names
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        )
 
     async def lock_guild(self, guild_id: int) -> None:
         """The guild's advisory lock, held until commit or rollback. Taken before the spend is
@@ -154,44 +170,45 @@ class PostgresDatabase(Database):
         return 0 if row is None else int(row[0])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        async with self._connection() as conn:
+        async with self._begin(single=True) as conn:
             return await PostgresConnection(conn).fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        async with self._connection() as conn:
+        async with self._begin(single=True) as conn:
             return await PostgresConnection(conn).fetchall(sql, params)
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            async with self.pool.acquire() as conn:
-                yield conn
-        except UNREACHABLE as exc:
-            await self._lost(exc)
-            raise DatabaseUnavailable() from exc
+    async def _begin(self, *, single: bool = False, **options: Any
+                     ) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction (or, ``single``, one statement of its own) on a pooled connection.
 
-    @asynccontextmanager
-    async def _begin(self, **options: Any) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction on a pooled connection. A connection the server dropped while it sat
-        in the pool (a restart) fails at BEGIN, before anything was written: try a fresh one."""
+        A connection that the server dropped while it sat in the pool (a restart, or an
+        administrator ending it) fails at its first use, before anything was written: it is
+        thrown away and a fresh one tried. While the server cannot be reached at all, the
+        caller gets ``DatabaseUnavailable``."""
         for attempt in range(2):
             try:
                 async with self.pool.acquire() as conn:
-                    transaction = conn.transaction(**options)
+                    transaction = None if single else conn.transaction(**options)
                     try:
-                        await transaction.start()
-                    except UNREACHABLE as exc:
+                        if transaction is None:
+                            await conn.execute("SELECT 1")
+                        else:
+                            await transaction.start()
+                    except STALE as exc:
+                        # Expired connections are closed as they come back to the pool.
+                        await self._lost(exc)
                         if attempt:
                             raise
-                        await self._lost(exc)
                         continue
                     try:
                         yield conn
                     except BaseException:
-                        if not conn.is_closed():
+                        if transaction is not None and not conn.is_closed():
                             await transaction.rollback()
                         raise
-                    await transaction.commit()
+                    if transaction is not None:
+                        await transaction.commit()
                     return
             except UNREACHABLE as exc:
                 await self._lost(exc)

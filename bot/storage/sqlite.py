@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,17 @@ class SQLiteConnection(Connection):
         cursor = await self.conn.execute(sql, tuple(params))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    async def insert_many(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+                          ) -> None:
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        await self.conn.executemany(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})", rows  # noqa: S608 - our names
+        )
+
+    async def continue_ids(self, table: str) -> None:
+        """Nothing to do: an INTEGER PRIMARY KEY continues from the largest id by itself."""
 
     async def lock_guild(self, guild_id: int) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the database's one write lock."""

@@ -15,6 +15,7 @@ from bot.i18n import msg
 from bot.ledger.jobs import load_job
 from bot.ledger.quotes import usable_quote, use_quote
 from bot.ledger.spend import Spend
+from bot.ledger.spend import spent as read_spent
 from bot.limits import check
 from bot.models import FINAL_STATES, Job
 from bot.policy import audit
@@ -47,13 +48,13 @@ class Money(Spend):
         """
         async with self.db.transaction() as db:
             quote = await usable_quote(db, quote_id, user_id, now)
-            # One confirm at a time per server, whichever process runs it: the spend read
-            # below then includes every reserve before this one (member, role and server caps).
-            await db.lock_guild(quote.guild_id)
             await use_quote(db, quote, user_id, now, "confirmed")
-            policy, caps, span, spent = await self._standing(
-                db, quote.guild_id, user_id, role_ids, now
-            )
+            policy, caps, span = await self._rules(db, quote.guild_id, user_id, role_ids, now)
+            # One reserve at a time per server, whichever process makes it: the spend read
+            # after the lock includes every reserve committed before (member, role and server
+            # caps alike). The lock is held until this transaction ends.
+            await db.lock_guild(quote.guild_id)
+            spent = await read_spent(db, quote.guild_id, user_id, span)
             check(quote.price_mills, spent, caps, span, paused=policy.paused)
             job_id = await db.insert(
                 "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "

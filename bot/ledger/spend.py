@@ -52,14 +52,21 @@ class Spend:
     db: Database
     defaults: Defaults
 
+    async def _rules(
+        self, db: Connection, guild_id: int, user_id: int, role_ids: Sequence[int],
+        now: float,
+    ) -> tuple[GuildPolicy, Caps, Periods]:
+        """The server's policy, the member's caps and the periods they count over."""
+        policy = await load_policy(db, guild_id)
+        caps = await load_caps(db, policy, self.defaults, user_id, role_ids)
+        return policy, caps, periods(now, policy.timezone)
+
     async def _standing(
         self, db: Connection, guild_id: int, user_id: int, role_ids: Sequence[int],
         now: float,
     ) -> tuple[GuildPolicy, Caps, Periods, Spent]:
-        """Everything a cap check needs, read inside the caller's lock or transaction."""
-        policy = await load_policy(db, guild_id)
-        caps = await load_caps(db, policy, self.defaults, user_id, role_ids)
-        span = periods(now, policy.timezone)
+        """Everything a cap check needs, read inside the caller's transaction."""
+        policy, caps, span = await self._rules(db, guild_id, user_id, role_ids, now)
         return policy, caps, span, await spent(db, guild_id, user_id, span)
 
     async def limit_status(

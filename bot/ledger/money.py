@@ -48,7 +48,6 @@ class Money(Spend):
         """
         async with self.db.transaction() as db:
             quote = await usable_quote(db, quote_id, user_id, now)
-            await use_quote(db, quote, user_id, now, "confirmed")
             policy, caps, span = await self._rules(db, quote.guild_id, user_id, role_ids, now)
             # One reserve at a time per server, whichever process makes it: the spend read
             # after the lock includes every reserve committed before (member, role and server
@@ -56,6 +55,7 @@ class Money(Spend):
             await db.lock_guild(quote.guild_id)
             spent = await read_spent(db, quote.guild_id, user_id, span)
             check(quote.price_mills, spent, caps, span, paused=policy.paused)
+            await use_quote(db, quote, user_id, now, "confirmed")
             job_id = await db.insert(
                 "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "
                 "callback_token, created_at, deadline_at, updated_at) "

@@ -197,7 +197,7 @@ async def _history(ledger: Ledger) -> None:
         await ledger.mark_running(job.id, f"prov-{job.id}", None, NOW)
         await ledger.mark_succeeded(job.id, "https://v/x.mp4", NOW)
         await ledger.settle(job.id, 77, NOW)
-    await ledger.refund(jobs[1].id, "failed", "provider said no", NOW)
+    await ledger.refund(jobs[1].id, "failed", "provider said no", NOW, only_from=("reserved",))
     await ledger.admin_refund(jobs[0].id, GUILD, ADMIN, "blurry", NOW)
 
 

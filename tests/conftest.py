@@ -77,6 +77,13 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh empty PostgreSQL database, for the tests about PostgreSQL only."""
+    async with fresh_postgres() as url:
+        yield url
+
+
 RawSQL = Callable[..., Awaitable[None]]
 
 

@@ -6,7 +6,6 @@ import asyncio
 from bench.ledger import NOW, PRICE, overspend, quote, run_processes
 from bot.ledger import Ledger
 from bot.limits import Defaults
-from tests.conftest import fresh_postgres
 
 GUILD = 1
 ADMIN = 9
@@ -19,8 +18,8 @@ def roles(member: int) -> tuple[int, ...]:
     return (ROLE,) if member >= 1050 else ()
 
 
-async def test_1000_confirms_from_3_processes_never_overspend_any_cap():
-    async with fresh_postgres() as url, await Ledger.open(url, DEFAULTS) as ledger:
+async def test_1000_confirms_from_3_processes_never_overspend_any_cap(postgres_url):
+    async with await Ledger.open(postgres_url, DEFAULTS) as ledger:
         p = ledger.policies
         await p.set_limit(GUILD, ADMIN, NOW, period="daily", value=300, role_id=ROLE)  # 2 videos
         await p.set_limit(GUILD, ADMIN, NOW, period="daily", value=130, member_id=1000)  # 1
@@ -31,7 +30,7 @@ async def test_1000_confirms_from_3_processes_never_overspend_any_cap():
             await ledger.create_quote(quote(n, member))
             items.append((f"bench{n:06d}", member, roles(member)))
 
-        run = await asyncio.to_thread(run_processes, "ours", url, items, 3, DEFAULTS)
+        run = await asyncio.to_thread(run_processes, "ours", postgres_url, items, 3, DEFAULTS)
 
         rows = await ledger.ledger_rows()
         spent: dict[int, int] = {}

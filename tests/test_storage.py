@@ -12,7 +12,6 @@ from bot.ledger import Ledger
 from bot.storage import open_database, sqlite_path
 from bot.storage.base import TABLES, migrations, redact
 from bot.storage.postgres import numbered
-from tests.conftest import fresh_postgres
 from tests.helpers import GUILD, NOW, USER, make_quote
 
 ADMIN = 9
@@ -44,30 +43,28 @@ async def test_the_schema_is_migrated_once_and_versioned(database_url):
         assert await ledger.db.schema_version() == version == len(migrations(ledger.db.engine))
 
 
-async def test_several_processes_opening_a_new_postgres_database_migrate_it_once():
-    async with fresh_postgres() as url:
-        databases = await asyncio.gather(*(open_database(url) for _ in range(4)))
-        try:
-            rows = await databases[0].fetchall("SELECT version FROM schema_version ORDER BY 1")
-            assert [r["version"] for r in rows] == list(range(1, len(migrations("postgres")) + 1))
-        finally:
-            for db in databases:
-                await db.close()
+async def test_several_processes_opening_a_new_postgres_database_migrate_it_once(postgres_url):
+    databases = await asyncio.gather(*(open_database(postgres_url) for _ in range(4)))
+    try:
+        rows = await databases[0].fetchall("SELECT version FROM schema_version ORDER BY 1")
+        assert [r["version"] for r in rows] == list(range(1, len(migrations("postgres")) + 1))
+    finally:
+        for db in databases:
+            await db.close()
 
 
-async def test_postgres_refuses_to_truncate_the_ledger_or_the_audit():
+async def test_postgres_refuses_to_truncate_the_ledger_or_the_audit(postgres_url):
     import asyncpg
 
-    async with fresh_postgres() as url:
-        async with await Ledger.open(url):
-            pass
-        conn = await asyncpg.connect(url)
-        try:
-            for table in ("ledger", "audit"):
-                with pytest.raises(asyncpg.RaiseError, match=f"{table} is append-only"):
-                    await conn.execute(f"TRUNCATE {table} CASCADE")
-        finally:
-            await conn.close()
+    async with await Ledger.open(postgres_url):
+        pass
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for table in ("ledger", "audit"):
+            with pytest.raises(asyncpg.RaiseError, match=f"{table} is append-only"):
+                await conn.execute(f"TRUNCATE {table} CASCADE")
+    finally:
+        await conn.close()
 
 
 async def test_discord_ids_and_mills_keep_64_bits(database_url):
@@ -122,29 +119,28 @@ class Proxy:
         self.links -= {writer, up_writer}
 
 
-async def test_the_pool_survives_a_database_restart_and_says_unavailable_meanwhile():
+async def test_the_pool_survives_a_database_restart_and_says_unavailable_meanwhile(postgres_url):
     from urllib.parse import urlsplit
 
-    async with fresh_postgres() as url:
-        parts = urlsplit(url)
-        proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-        await proxy.start()
-        proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
-        async with await Ledger.open(proxied) as ledger:
-            quote = make_quote()
-            await ledger.create_quote(quote)
-            await proxy.stop()  # the server goes away, connections and all
-            with pytest.raises(DatabaseUnavailable) as caught:
-                await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=60)
-            assert "Try again shortly" in str(caught.value)
-            with pytest.raises(DatabaseUnavailable):
-                await ledger.get_quote(quote.id)
-            assert not await _pings(ledger)
-            await proxy.start()  # back, on the same port
-            job = await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=60)
-            assert job.state == "reserved"
-            assert await ledger.check() == []
-        await proxy.stop()
+    parts = urlsplit(postgres_url)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    async with await Ledger.open(proxied) as ledger:
+        quote = make_quote()
+        await ledger.create_quote(quote)
+        await proxy.stop()  # the server goes away, connections and all
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=60)
+        assert "Try again shortly" in str(caught.value)
+        with pytest.raises(DatabaseUnavailable):
+            await ledger.get_quote(quote.id)
+        assert not await _pings(ledger)
+        await proxy.start()  # back, on the same port
+        job = await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=60)
+        assert job.state == "reserved"
+        assert await ledger.check() == []
+    await proxy.stop()
 
 
 async def _pings(ledger: Ledger) -> bool:
@@ -154,8 +150,8 @@ async def _pings(ledger: Ledger) -> bool:
         return False
 
 
-async def test_connections_dropped_by_the_server_are_replaced_without_an_error():
-    async with fresh_postgres() as url, await Ledger.open(url) as ledger:
+async def test_connections_dropped_by_the_server_are_replaced_without_an_error(postgres_url):
+    async with await Ledger.open(postgres_url) as ledger:
         await ledger.create_quote(quote := make_quote())
         import asyncpg
 
@@ -163,7 +159,7 @@ async def test_connections_dropped_by_the_server_are_replaced_without_an_error()
 
         admin = await asyncpg.connect(PG_ADMIN_URL)
         try:
-            name = url.rsplit("/", 1)[1]
+            name = postgres_url.rsplit("/", 1)[1]
             ended = await admin.fetchval(
                 "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = $1", name,
@@ -212,29 +208,30 @@ async def _run_copy(source, destination):
                                    check=False)
 
 
-async def test_copy_moves_everything_from_sqlite_to_postgres_and_checks_both(tmp_path):
+async def test_copy_moves_everything_from_sqlite_to_postgres_and_checks_both(
+    tmp_path, postgres_url
+):
     source = tmp_path / "animate.db"
     async with await Ledger.open(source) as ledger:
         await _history(ledger)
         before = {table: await ledger.db.fetchall(f"SELECT * FROM {table}") for table in TABLES}
-    async with fresh_postgres() as url:
-        done = await _run_copy(source, url)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "totals agree" in done.stdout
-        assert "ledger check of the destination: 4 jobs, OK" in done.stdout
-        async with await Ledger.open(url) as ledger:
-            for table in TABLES:
-                after = await ledger.db.fetchall(f"SELECT * FROM {table}")
-                assert _rows(after) == _rows(before[table]), table
-            assert (await ledger.policies.get(GUILD)).timezone == "Europe/Paris"
-            quote = make_quote(user_id=USER + 5)
-            await ledger.create_quote(quote)
-            job = await ledger.confirm_quote(quote.id, USER + 5, NOW, job_timeout=60)
-            assert job.id == 5  # ids go on after the copied ones
-            assert await ledger.check() == []
-        again = await _run_copy(source, url)
-        assert again.returncode == 2
-        assert "is not empty" in again.stderr
+    done = await _run_copy(source, postgres_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "totals agree" in done.stdout
+    assert "ledger check of the destination: 4 jobs, OK" in done.stdout
+    async with await Ledger.open(postgres_url) as ledger:
+        for table in TABLES:
+            after = await ledger.db.fetchall(f"SELECT * FROM {table}")
+            assert _rows(after) == _rows(before[table]), table
+        assert (await ledger.policies.get(GUILD)).timezone == "Europe/Paris"
+        quote = make_quote(user_id=USER + 5)
+        await ledger.create_quote(quote)
+        job = await ledger.confirm_quote(quote.id, USER + 5, NOW, job_timeout=60)
+        assert job.id == 5  # ids go on after the copied ones
+        assert await ledger.check() == []
+    again = await _run_copy(source, postgres_url)
+    assert again.returncode == 2
+    assert "is not empty" in again.stderr
 
 
 async def test_copy_refuses_a_missing_source_and_the_same_database(tmp_path):

@@ -43,6 +43,11 @@ async def test_the_schema_is_migrated_once_and_versioned(database_url):
         assert await ledger.db.schema_version() == version == len(migrations(ledger.db.engine))
 
 
+async def test_copy_knows_every_table_of_the_schema(database_url):
+    async with await Ledger.open(database_url) as ledger:
+        assert await ledger.db.table_names() == set(TABLES)
+
+
 async def test_several_processes_opening_a_new_postgres_database_migrate_it_once(postgres_url):
     databases = await asyncio.gather(*(open_database(postgres_url) for _ in range(4)))
     try:
@@ -182,6 +187,7 @@ async def _history(ledger: Ledger) -> None:
     await p.set_limit(GUILD, ADMIN, NOW, period="monthly", value=9000, member_id=USER)
     await p.set_channel(GUILD, ADMIN, NOW, 3000, True)
     await p.set_timezone(GUILD, ADMIN, NOW, "Europe/Paris")
+    await p.set_blocked_words(GUILD, ADMIN, NOW, ["gore", "spoiler alert"], add=True)
     jobs = []
     for n in range(4):
         quote = replace(make_quote(user_id=USER + n % 2), dry_run=n == 3)
@@ -224,6 +230,7 @@ async def test_copy_moves_everything_from_sqlite_to_postgres_and_checks_both(
             after = await ledger.db.fetchall(f"SELECT * FROM {table}")
             assert _rows(after) == _rows(before[table]), table
         assert (await ledger.policies.get(GUILD)).timezone == "Europe/Paris"
+        assert await ledger.policies.blocked_words(GUILD) == ["gore", "spoiler alert"]
         quote = make_quote(user_id=USER + 5)
         await ledger.create_quote(quote)
         job = await ledger.confirm_quote(quote.id, USER + 5, NOW, job_timeout=60)

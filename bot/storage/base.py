@@ -87,6 +87,10 @@ class Database(ABC):
     @abstractmethod
     async def schema_version(self) -> int: ...
 
+    @abstractmethod
+    async def table_names(self) -> set[str]:
+        """The schema's tables (the engine's own bookkeeping left out)."""
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self.read() as conn:
             return await conn.fetchone(sql, params)
@@ -100,7 +104,7 @@ class Database(ABC):
 # Every table of the schema, parents before children (what ``copy`` moves, in this order).
 TABLES: Final = (
     "meta", "quotes", "jobs", "ledger", "guild_settings", "limit_overrides", "allowed_channels",
-    "audit",
+    "audit", "blocked_words",
 )
 # Tables whose ``id`` the database hands out.
 ID_TABLES: Final = ("jobs", "ledger", "audit")

@@ -60,6 +60,9 @@ async def copy_rows(source: Database, destination: Database) -> dict[str, int]:
     """Every table's rows from ``source`` into the empty ``destination``; rows per table."""
     if await source.schema_version() != await destination.schema_version():
         raise CopyRefused("the two databases are at different schema versions")
+    unknown = (await source.table_names()) - set(TABLES)
+    if unknown:  # a table added without teaching this copy: refuse rather than leave it behind
+        raise CopyRefused(f"this copy does not know the tables {sorted(unknown)}")
     copied: dict[str, int] = {}
     async with destination.transaction() as target:
         for table in TABLES:

@@ -169,6 +169,13 @@ class PostgresDatabase(Database):
         row = await self.fetchone("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         return 0 if row is None else int(row[0])
 
+    async def table_names(self) -> set[str]:
+        rows = await self.fetchall(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename != 'schema_version'"
+        )
+        return {row["tablename"] for row in rows}
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self._begin(single=True) as conn:
             return await PostgresConnection(conn).fetchone(sql, params)

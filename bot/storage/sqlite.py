@@ -150,3 +150,9 @@ class SQLiteDatabase(Database):
     async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
         return 0 if row is None else int(row[0])
+
+    async def table_names(self) -> set[str]:
+        rows = await self.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        return {row["name"] for row in rows}

@@ -302,7 +302,7 @@ class Admin(
         embed.add_field(name=say("settings.timezone"), value=policy.timezone)
         embed.add_field(
             name=say("settings.channels"),
-            value=channel_mentions(policy.channels) or say("admin.every_channel"),
+            value=channel_mentions(policy.channels) or say("settings.every_channel"),
         )
 
         def shown(value: int | None, default: int | None) -> str:

@@ -129,6 +129,7 @@ async def test_admin_answers_and_the_settings_view_read_in_the_managers_language
     text = world.embed_text(view.id)
     assert text.startswith("Einstellungen von /animate\n")
     assert "Monatslimit pro Mitglied\n5,000\u00a0$" in text
+    assert "Kanäle\nalle Kanäle" in text
     # The audit trail was written while a Japanese client was talking; it reads in German.
     assert f"<@{MANAGER.id}>: Monatslimit des Servers: 5,000\u00a0$" in text
 

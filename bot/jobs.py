@@ -466,8 +466,9 @@ class JobRunner:
             return
         except ShortAPIError as exc:
             log.warning("job %d: create failed: %s", job.id, exc)
+            refusal = content_refusal(str(exc.message.values.get("reason") or ""))
             await self._fail(
-                job, content_refusal(str(exc)) or exc.message, only_from=("reserved", "submitting")
+                job, refusal or exc.message, only_from=("reserved", "submitting")
             )
             return
         except Exception:

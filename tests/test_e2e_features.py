@@ -4,13 +4,14 @@ expired, the server's blocked words and the provider's content refusals."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.e2e import MANAGER, MEMBER, PNG, STRANGER, World, running_world
-from tests.fakes.fake_discord import FakeFile, FakeInteraction, FakeMessage
+from tests.fakes.fake_discord import FakeFile, FakeInteraction, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import Plan
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(300)
@@ -346,3 +347,41 @@ async def test_a_content_refusal_is_refunded_and_explained_in_plain_words(world)
     assert "refunded in full ($0.170" in told.content
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
+
+
+async def test_a_content_refusal_at_create_is_explained_too(world):
+    world.api.fail_next("create", 200, {"code": 400, "msg": "prompt violates the content policy"})
+    quote = await world.quote(prompt="something")
+    await world.click(quote, "Confirm")
+    told = await world.discord.wait_for_message(
+        lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
+    )
+    assert "because of its content rules" in told.content
+    assert "prompt violates the content policy" in told.content
+    rows = await world.bot.ledger.ledger_rows()
+    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
+
+
+async def test_the_form_follows_the_member_and_the_buttons_the_server(world):
+    camille = FakeUser(id=7002, name="camille", locale="fr")
+    updated = asyncio.ensure_future(world.bot.wait_for("guild_update", timeout=5))
+    await world.discord.set_preferred_locale("ja")
+    await updated
+    message = await posted_picture(
+        world, files=(("cat.png", PNG, "image/png"), ("dog.jpg", JPEG, "image/jpeg"))
+    )
+    opened = await menu(world, message, user=camille)
+    assert opened.modal is not None
+    assert opened.modal["title"] == "Animer cette image"
+    fields = modal_fields(opened)
+    assert list(fields) == ["Prompt", "Résolution", "Durée", "Format", "Options"]
+    durations = [o["label"] for o in fields["Durée"]["options"]]
+    assert durations == ["5 secondes", "8 secondes", "10 secondes"]
+    quote = await world.answer(await submit(world, opened, user=camille, Prompt="vagues"))
+    assert "画像\nメッセージには画像が 2 枚あります。最初の 1 枚を使います。" in world.embed_text(
+        quote.id
+    )  # the quote is public: the server's language
+    await world.click(quote, "Confirm", user=camille)
+    video = await video_message(world, quote)
+    labels = [c.get("label") for row in video.components for c in row.get("components", [])]
+    assert labels == ["もう一度", "編集"]

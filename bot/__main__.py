@@ -181,7 +181,7 @@ async def check(settings: Settings, environment: Environment) -> list[str]:
     advice = settings.polling_advice()
     if advice:
         lines += ["", f"warning: {advice}"]
-    lines += ["", f"Nothing was sent anywhere. `{PROG}` alone connects to Discord and serves."]
+    lines += ["", f"Nothing was sent to Discord or ShortAPI. `{PROG}` alone connects and serves."]
     return lines
 
 

@@ -134,8 +134,19 @@ class Settings:
                          f"{self.max_active_jobs_per_user} per member; more wait in line"),
             ("timing", f"quotes valid {self.quote_ttl_seconds:g} s; a render is given up "
                        f"after {self.job_timeout_seconds:g} s"),
+            ("shards", self._shards_line()),
             ("log level", self.log_level),
         ]
+
+    def _shards_line(self) -> str:
+        if self.shard_count is None:
+            return "not sharded: one gateway connection"
+        ids = self.shard_ids if self.shard_ids is not None else range(self.shard_count)
+        commands = "registers" if self.syncs_commands else "leaves to shard 0's process"
+        return (
+            f"this process connects shard(s) {', '.join(map(str, ids))} of {self.shard_count}; "
+            f"it {commands} the application commands"
+        )
 
 
 def _limit(mills: int) -> str:

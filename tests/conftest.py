@@ -9,6 +9,7 @@ Where no PostgreSQL server answers, the PostgreSQL variants skip with one reason
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -103,7 +104,8 @@ def raw_sql(database_url) -> RawSQL:
             finally:
                 await conn.close()
         else:
-            with sqlite3.connect(database_url) as db:
+            # closing(): the connection's own `with` commits but does not close it.
+            with contextlib.closing(sqlite3.connect(database_url)) as db, db:
                 db.execute(sql, params)
 
     return run

@@ -171,7 +171,7 @@ def test_console_script_check_tells_what_it_would_do_and_connects_nowhere(tmp_pa
     assert "dry run      on" in out
     assert "each member $1.500 a day" in out
     assert "1000 jobs rendering at once" in out
-    assert "Nothing was sent anywhere" in out
+    assert "Nothing was sent to Discord or ShortAPI" in out
     assert TOKEN not in out + result.stderr
     assert "very-secret-key" not in out + result.stderr
     # The second look finds the history the first one created.

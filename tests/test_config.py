@@ -178,8 +178,18 @@ def test_summary_tells_what_the_bot_would_do_without_secrets():
     assert "dry run: on" in text
     assert "$2.000 a day and $20.000 a month" in text
     assert "server budget $50.000 a month" in text
+    assert "shards: not sharded" in text
     assert "discord-secret-token" not in text
     assert "shortapi-secret-key" not in text
+
+
+def test_summary_names_the_shards_of_this_process():
+    fleet = load_settings({**BASE, "SHARD_COUNT": "4", "SHARD_IDS": "1,3"})
+    line = dict(fleet.summary())["shards"]
+    assert line.startswith("this process connects shard(s) 1, 3 of 4")
+    assert "leaves to shard 0's process" in line
+    alone = dict(load_settings({**BASE, "SHARD_COUNT": "2"}).summary())["shards"]
+    assert alone.startswith("this process connects shard(s) 0, 1 of 2; it registers")
 
 
 def test_unsharded_by_default_and_syncs_commands():

@@ -1,6 +1,7 @@
 """A run with faults everywhere: every job ends delivered exactly once or refunded in full."""
 
 import asyncio
+import contextlib
 import random
 import sqlite3
 
@@ -13,7 +14,7 @@ JOBS = 16
 
 
 def final_states(db_path) -> dict[int, str]:
-    with sqlite3.connect(db_path) as db:
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
         return dict(db.execute("SELECT id, state FROM jobs"))
 
 

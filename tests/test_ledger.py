@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import sqlite3
 
 import pytest
@@ -24,7 +25,7 @@ async def test_schema_is_versioned_and_in_wal_mode(tmp_path):
         pass
     async with await Ledger.open(path):  # reopening migrates nothing twice
         pass
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations("sqlite"))
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

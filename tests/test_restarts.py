@@ -1,6 +1,7 @@
 """kill -9 at several points of a job, restart on the same database: nothing lost, nothing twice."""
 
 import asyncio
+import contextlib
 import signal
 import sqlite3
 from contextlib import AsyncExitStack
@@ -63,7 +64,7 @@ class Deployment:
         return [m for m in self.fake.messages.values() if m.videos and not m.deleted]
 
     def ledger(self) -> dict[int, list[tuple[str, int]]]:
-        with sqlite3.connect(self.db) as db:
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
             rows = db.execute("SELECT job_id, kind, amount_mills FROM ledger ORDER BY id")
             out: dict[int, list[tuple[str, int]]] = {}
             for job_id, kind, amount in rows:
@@ -93,7 +94,7 @@ class Deployment:
         assert embed["title"].startswith("Failed") or "Failed" in str(embed)
 
     def job_states(self) -> list[str]:
-        with sqlite3.connect(self.db) as db:
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
             return [row[0] for row in db.execute("SELECT state FROM jobs ORDER BY id")]
 
 

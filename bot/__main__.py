@@ -141,7 +141,7 @@ async def run(settings: Settings, environment: Environment | None = None) -> Non
     async with open_bot(settings) as bot:
         source = environment.env_file if environment else None
         log.info("settings from %s", source or "the environment (no .env file found)")
-        log.info("database: %s", settings.database_path)
+        log.info("database: %s", bot.ledger.db.where)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

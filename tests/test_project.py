@@ -98,3 +98,15 @@ def test_discord_escape_markdown_warning_is_ignored_but_the_same_warning_from_us
     if sys.version_info >= (3, 13):
         with pytest.raises(DeprecationWarning, match="'count' is passed as positional"):
             re.sub("a", "b", "aa", 1)  # noqa: B034 - the deprecated call is the point
+
+
+def test_tests_close_the_sqlite3_connections_they_open():
+    """sqlite3's own `with` commits but does not close; Python 3.13 warns on an unclosed
+    connection (an error here), whenever the garbage collector happens to run."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "tests").rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"with sqlite3\.connect\(", line)
+    ]
+    assert offenders == [], "use contextlib.closing(sqlite3.connect(...))"

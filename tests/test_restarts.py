@@ -73,7 +73,7 @@ class Deployment:
 
     def told(self) -> list[bool]:
         """Per job: has the member been told how it ended (and the card shows it)?"""
-        with sqlite3.connect(self.db) as db:
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
             rows = db.execute("SELECT told_at FROM jobs ORDER BY id")
             return [told_at is not None for (told_at,) in rows]
 

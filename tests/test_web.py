@@ -1,6 +1,9 @@
 """The HTTP server: provider callbacks (authenticated, bounded, never trusted), health, metrics."""
 
+import contextlib
+import random
 import socket
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -10,9 +13,24 @@ from tests.fakes.fake_shortapi import Plan
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port for a server whose URL must be known before it starts (the callback URL).
+
+    Not from bind(0): that port is in the kernel's ephemeral range, where any outgoing
+    connection on the machine may take it before the bot binds it (then, with callbacks, the
+    bot rightly refuses to start). Ports below that range are only taken by servers."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @pytest.fixture

@@ -338,7 +338,7 @@ async def test_a_dry_run_quote_confirmed_after_dry_run_was_turned_off_stays_free
     await d.confirm(trial, trial_id)
     await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
     assert d.api.creates == []  # the free sample, never a billed video
-    with sqlite3.connect(d.db) as db:
+    with contextlib.closing(sqlite3.connect(d.db)) as db:
         assert db.execute("SELECT kind, dry_run FROM ledger ORDER BY id").fetchall() == [
             ("reserve", 1), ("settle", 1)]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from bot.errors import AnimateError
 from bot.ledger.check import find_problems
 from bot.storage import Database, open_database
-from bot.storage.base import ID_TABLES, TABLES
+from bot.storage.base import ID_TABLES, RUNTIME_TABLES, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ async def copy_rows(source: Database, destination: Database) -> dict[str, int]:
     """Every table's rows from ``source`` into the empty ``destination``; rows per table."""
     if await source.schema_version() != await destination.schema_version():
         raise CopyRefused("the two databases are at different schema versions")
-    unknown = (await source.table_names()) - set(TABLES)
+    unknown = (await source.table_names()) - set(TABLES) - set(RUNTIME_TABLES)
     if unknown:  # a table added without teaching this copy: refuse rather than leave it behind
         raise CopyRefused(f"this copy does not know the tables {sorted(unknown)}")
     copied: dict[str, int] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.errors import AnimateError
 from bot.storage import is_postgres, sqlite_path
 from bot.storage.base import redact
-from bot.storage.copy import copy_database
+from bot.storage.copy import CopyRefused, copy_database
 
 
 def _shown(target: str) -> str:
@@ -26,7 +26,7 @@ async def _copy(source: str, destination: str) -> int:
         return 2
     try:
         copied, before, after = await copy_database(source, destination)
-    except AnimateError as exc:
+    except (CopyRefused, AnimateError) as exc:
         print(f"copy refused: {exc}", file=sys.stderr)
         return 2
     print(f"copied {_shown(source)} -> {_shown(destination)}")

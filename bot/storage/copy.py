@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import AnimateError
 from bot.ledger.check import find_problems
 from bot.storage import Database, open_database
 from bot.storage.base import ID_TABLES, RUNTIME_TABLES, TABLES
@@ -20,8 +19,9 @@ from bot.storage.base import ID_TABLES, RUNTIME_TABLES, TABLES
 log = logging.getLogger(__name__)
 
 
-class CopyRefused(AnimateError):
-    """The destination is not empty, or is the source."""
+class CopyRefused(Exception):
+    """The destination is not empty, is the source, or the two do not match (for operators:
+    a plain sentence, not a member's message)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -430,8 +430,10 @@ class JobRunner:
                 await self._fail(job, exc.message, only_from=("reserved",))
                 return
             except Exception:
-                if self._closing:  # Discord went away with the bot: start it after the restart
+                if self._closing or not self.holds_lease:  # as for a create not sent
                     self._active.pop(job.id, None)
+                    if not self._closing:
+                        self._enqueue(job)
                     return
                 log.exception("job %d: could not read its picture again", job.id)
                 await self._fail(job, msg("job.failed.internal"), only_from=("reserved",))

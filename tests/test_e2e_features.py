@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e import MANAGER, MEMBER, PNG, STRANGER, World, running_world
+from bot.__main__ import open_bot
+from tests.e2e import DISCORD_TOKEN, MANAGER, MEMBER, PNG, STRANGER, World, running_world
 from tests.fakes.fake_discord import FakeFile, FakeInteraction, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import Plan
 
@@ -385,3 +386,27 @@ async def test_the_form_follows_the_member_and_the_buttons_the_server(world):
     video = await video_message(world, quote)
     labels = [c.get("label") for row in video.components for c in row.get("components", [])]
     assert labels == ["もう一度", "編集"]
+
+
+async def test_again_and_edit_keep_working_after_a_restart(tmp_path):
+    async with running_world(tmp_path) as world:
+        world.api.fetch_images = True
+        _, video = await finished_video(world, prompt="a cat surfing", resolution="540p")
+        await world.bot.close()
+        # A new process: nothing of the first one's memory, only the database and Discord.
+        async with open_bot(world.settings) as bot:
+            task = asyncio.create_task(bot.start(DISCORD_TOKEN))
+            try:
+                await world.discord.wait_for(lambda: world.discord.identify_count == 2)
+                await world.discord.wait_for(lambda: bot.get_channel(world.discord.channel_id))
+                again = await world.answer(
+                    await world.discord.click(video.id, button(video, "again"), user=STRANGER)
+                )
+                assert "a cat surfing" in world.embed_text(again.id)
+                assert "540p" in world.embed_text(again.id)
+                opened = await world.discord.click(video.id, button(video, "edit"), user=MEMBER)
+                await world.discord.wait_for_callback(opened)
+                assert modal_fields(opened)["Prompt"]["value"] == "a cat surfing"
+            finally:
+                await bot.close()
+                await asyncio.wait_for(task, 10)

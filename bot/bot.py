@@ -152,6 +152,9 @@ class AnimateBot(commands.Bot):
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
         await self._start_web()
         await self.jobs.start()
+        # The one pass over the whole ledger; scrapes meanwhile wait for it, later ones read
+        # only what is new.
+        await self.refresh_metrics()
         if self.settings.syncs_commands:
             await self._sync_commands_if_changed()
         else:
@@ -166,6 +169,7 @@ class AnimateBot(commands.Bot):
             poke=self.jobs.poke,
             health=self.health,
             refresh_metrics=self.refresh_metrics,
+            metrics_token=self.settings.metrics_token,
         )
         try:
             await server.start()
@@ -220,14 +224,13 @@ class AnimateBot(commands.Bot):
         return {0: ws is not None and ws.open}
 
     async def refresh_metrics(self) -> None:
+        """Cheap after the first call (at start): see ``bot.metrics``."""
         for shard, up in self.shard_states().items():
             self.metrics.shard_connected.labels(str(shard)).set(1 if up else 0)
-        for state, count in (await self.ledger.job_counts()).items():
-            self.metrics.jobs.labels(state).set(count)
+        await self.metrics.refresh(self.ledger)
         self.metrics.in_flight.set(self.jobs.in_flight)
         self.metrics.lease_held.set(1 if self.jobs.holds_lease else 0)
         self.metrics.waiting.set(self.jobs.waiting)
-        self.metrics.spend.set((await self.ledger.total_spend()) / 1000)
 
     async def _sync_commands_if_changed(self) -> None:
         """Sync only when the command tree changed: restarts must not hit Discord's limits."""

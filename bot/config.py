@@ -67,6 +67,7 @@ class Settings:
     shard_count: int | None = None
     lease_seconds: float = 30.0
     shard_ids: tuple[int, ...] | None = None
+    metrics_token: Secret | None = None
 
     @property
     def syncs_commands(self) -> bool:
@@ -287,6 +288,11 @@ def _required(env: Mapping[str, str], name: str, hint: str = "") -> Secret:
     return Secret(raw)
 
 
+def _optional_secret(env: Mapping[str, str], name: str) -> Secret | None:
+    raw = env.get(name, "").strip()
+    return Secret(raw) if raw else None
+
+
 def _database_url(env: Mapping[str, str]) -> Secret | None:
     """A PostgreSQL URL (kept secret: it may hold a password). ``sqlite:///path`` is not kept
     here: ``load_settings`` makes it the DATABASE_PATH."""
@@ -404,4 +410,5 @@ def load_settings(
         shard_count=shard_count,
         lease_seconds=_number(env, "LEASE_SECONDS", 30.0, minimum=3, maximum=3600),
         shard_ids=shard_ids,
+        metrics_token=_optional_secret(env, "METRICS_TOKEN"),
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
 
+from bot.config import Secret
 from bot.ledger import Ledger
 from bot.metrics import Metrics
 
@@ -29,6 +31,7 @@ class WebServer:
         poke: Callable[[int], None],
         health: Callable[[], Awaitable[dict[str, Any]]],
         refresh_metrics: Callable[[], Awaitable[None]],
+        metrics_token: Secret | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -37,6 +40,9 @@ class WebServer:
         self._poke = poke
         self._health = health
         self._refresh_metrics = refresh_metrics
+        self._metrics_auth = (
+            f"Bearer {metrics_token.get()}".encode() if metrics_token is not None else None
+        )
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -92,6 +98,13 @@ class WebServer:
         return web.json_response(report, status=200 if healthy else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
+        if self._metrics_auth is not None and not hmac.compare_digest(
+            request.headers.get("Authorization", "").encode(), self._metrics_auth
+        ):
+            return web.Response(
+                status=401, text="401: /metrics needs METRICS_TOKEN as a bearer token\n",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         await self._refresh_metrics()
         return web.Response(
             body=self._metrics.render(),

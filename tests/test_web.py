@@ -1,8 +1,10 @@
 """The HTTP server: provider callbacks (authenticated, bounded, never trusted), health, metrics."""
 
+import asyncio
 import contextlib
 import random
 import socket
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -147,3 +149,117 @@ async def test_a_result_url_redirecting_to_the_bots_metrics_posts_nothing_and_re
     assert all("animate_" not in (m.content or "") for m in world.discord.messages.values())
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
+
+
+async def scrape(port: int, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{port}/metrics", headers=headers or {}
+    ) as response:
+        return response.status, await response.text()
+
+
+def add_delivered_jobs(path, like_job_id: int, count: int) -> None:
+    """``count`` delivered jobs like ``like_job_id`` (each with its reserve and settle rows),
+    written straight into the stopped bot's SQLite file: a ledger as big as a busy year."""
+
+    def copy(db: sqlite3.Connection, table: str, changed: dict[str, str], where: str) -> None:
+        cols = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        names = [c for c in cols if c != "id" or "id" in changed]
+        picked = ", ".join(changed.get(c, c) for c in names)
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) "
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {picked} FROM {table}, n "
+            f"WHERE {where}",
+            {"count": count, "job": like_job_id, "base": 1_000_000},
+        )
+
+    with sqlite3.connect(path) as db:
+        copy(db, "quotes", {"id": "'bulk' || i"},
+             "quotes.id = (SELECT quote_id FROM jobs WHERE id = :job)")
+        copy(db, "jobs", {
+            "id": ":base + i", "quote_id": "'bulk' || i", "provider_job_id": "'bulk' || i",
+            "callback_token": "'bulk' || i", "thread_id": "NULL", "result_message_id": "NULL",
+        }, "jobs.id = :job")
+        copy(db, "ledger", {"job_id": ":base + i"},
+             "ledger.job_id = :job AND ledger.kind IN ('reserve', 'settle')")
+
+
+async def test_a_scrape_costs_the_same_with_a_big_ledger(tmp_path):
+    """Metrics come from memory (loaded once at start): a scrape reads no whole table."""
+    port = free_port()
+    env = {"HTTP_PORT": str(port), "CALLBACK_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    async with running_world(tmp_path, **env) as world:
+        world.api.plan_next(Plan(statuses=[2]))
+        quote = await world.quote(resolution="540p")
+        await world.click(quote, "Confirm")
+        await world.api.wait_for(lambda: world.api.creates)
+        await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+        await world.api.send_callback("job-1")
+        await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+        await asyncio.wait_for(world.bot.wait_until_ready(), 10)  # closing earlier races it
+    add_delivered_jobs(tmp_path / "animate.db", 1, 20_000)
+    async with running_world(tmp_path, **env) as world:
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        await world.bot.ledger.db.conn.conn.set_progress_handler(count, 100)
+        status, text = await scrape(port)
+        await world.bot.ledger.db.conn.conn.set_progress_handler(None, 100)
+        await asyncio.wait_for(world.bot.wait_until_ready(), 10)  # closing earlier races it
+        assert status == 200
+        assert 'animate_jobs{state="delivered"} 20001.0' in text
+        assert "animate_spend_usd 2560.128" in text
+        # Summing 40,002 ledger rows takes hundreds of thousands of SQLite VM steps.
+        assert steps * 100 < 10_000, f"{steps * 100} SQLite VM steps for one scrape"
+
+
+async def test_metrics_follow_money_moves_after_the_start(world):
+    status, text = await scrape(world.port)
+    assert "animate_spend_usd 0.0" in text
+    world.api.plan_next(Plan(statuses=[1]))
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    status, text = await scrape(world.port)
+    assert 'animate_jobs{state="running"} 1.0' in text
+    assert "animate_spend_usd 0.17" in text  # reserved
+    world.api.plan_next(Plan(statuses=[3], error="no"))
+    second = await world.quote()
+    await world.click(second, "Confirm")
+    await world.api.wait_for(lambda: len(world.api.creates) == 2)
+    await world.api.send_callback("job-2")
+    await world.discord.wait_for(lambda: "Failed" in world.embed_text(second.id))
+    status, text = await scrape(world.port)
+    assert 'animate_jobs{state="failed"} 1.0' in text
+    assert 'animate_jobs{state="running"} 1.0' in text
+    assert "animate_spend_usd 0.17" in text
+    assert 'animate_provider_charged_usd{outcome="failed"} 0.17' in text
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong-token"}, 401),
+        ({"Authorization": "metrics-secret-token"}, 401),
+        ({"Authorization": "Basic bWV0cmljcy1zZWNyZXQtdG9rZW4="}, 401),
+        ({"Authorization": "Bearer metrics-secret-token"}, 200),
+    ],
+)
+async def test_metrics_token_guards_metrics_but_not_healthz(tmp_path, headers, expected):
+    port = free_port()
+    async with running_world(
+        tmp_path, HTTP_PORT=str(port), METRICS_TOKEN="metrics-secret-token"
+    ) as world:
+        status, text = await scrape(port, headers)
+        assert status == expected
+        assert ("animate_jobs_in_flight" in text) is (expected == 200)
+        async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/healthz"
+        ) as response:
+            assert response.status == 200
+        assert "metrics-secret-token" not in repr(world.settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,18 @@ class ReportRow:
     dry_run_mills: int
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One ledger row with what its job looks like now (for the metrics' running totals)."""
+
+    id: int
+    kind: str
+    amount_mills: int
+    dry_run: bool
+    job_state: str | None
+    provider_amount_mills: int | None
+
+
 class Reading:
     db: Database
 
@@ -31,11 +44,42 @@ class Reading:
         rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
         return {row["state"]: int(row["n"]) for row in rows}
 
-    async def total_spend(self) -> int:
-        row = await self.db.fetchone(
-            "SELECT COALESCE(SUM(amount_mills), 0) AS total FROM ledger WHERE dry_run = 0"
+    async def unfinished_counts(self) -> dict[str, int]:
+        """Jobs not yet final, by state: read through the partial index of unfinished jobs, so
+        the cost follows the jobs in progress, not the whole history."""
+        rows = await self.db.fetchall(
+            "SELECT state, COUNT(*) AS n FROM jobs "
+            "WHERE state NOT IN ('delivered', 'failed', 'expired') GROUP BY state"
         )
-        return int(row["total"]) if row else 0
+        return {row["state"]: int(row["n"]) for row in rows}
+
+    async def entries_after(
+        self, after_id: int, limit: int, also: Collection[int] = ()
+    ) -> list[LedgerEntry]:
+        """Ledger rows with an id above ``after_id`` (at most ``limit``), and the rows
+        ``also`` names, in id order: primary-key lookups only."""
+        select = (
+            "SELECT l.id, l.kind, l.amount_mills, l.dry_run, j.state AS job_state, "
+            "j.provider_amount_mills FROM ledger l LEFT JOIN jobs j ON j.id = l.job_id "
+        )
+        rows = await self.db.fetchall(
+            f"{select} WHERE l.id > ? ORDER BY l.id LIMIT ?", (after_id, limit)
+        )
+        if also:
+            rows += await self.db.fetchall(
+                f"{select} WHERE l.id IN ({','.join('?' * len(also))})", tuple(also)
+            )
+        return sorted(
+            (
+                LedgerEntry(
+                    id=r["id"], kind=r["kind"], amount_mills=r["amount_mills"],
+                    dry_run=bool(r["dry_run"]), job_state=r["job_state"],
+                    provider_amount_mills=r["provider_amount_mills"],
+                )
+                for r in rows
+            ),
+            key=lambda entry: entry.id,
+        )
 
     async def ledger_rows(self, job_id: int | None = None) -> list[dict[str, Any]]:
         if job_id is None:

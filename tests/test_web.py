@@ -173,7 +173,7 @@ def add_delivered_jobs(path, like_job_id: int, count: int) -> None:
             {"count": count, "job": like_job_id, "base": 1_000_000},
         )
 
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         copy(db, "quotes", {"id": "'bulk' || i"},
              "quotes.id = (SELECT quote_id FROM jobs WHERE id = :job)")
         copy(db, "jobs", {

@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import discord
 import pytest
 
 from bot.__main__ import open_bot
@@ -410,3 +411,13 @@ async def test_again_and_edit_keep_working_after_a_restart(tmp_path):
             finally:
                 await bot.close()
                 await asyncio.wait_for(task, 10)
+
+
+async def test_the_context_menu_comes_and_goes_with_its_cog(world):
+    tree = world.bot.tree
+    message_type = discord.AppCommandType.message
+    assert tree.get_command("Animate", type=message_type) is not None
+    await world.bot.unload_extension("cogs.animate")
+    assert tree.get_command("Animate", type=message_type) is None
+    await world.bot.load_extension("cogs.animate")  # added again: no "already registered"
+    assert tree.get_command("Animate", type=message_type) is not None

@@ -68,6 +68,10 @@ class _NotSent(Exception):
     """Shutting down, or our lease is in doubt: what has not been sent yet is not sent."""
 
 
+# The workers of this process (a test or a benchmark may run several runners in one process).
+_OUR_WORKERS: set[str] = set()
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -146,6 +150,7 @@ class JobRunner:
         # This process in the fleet: unique per run, readable by operators.
         self._host = socket.gethostname()
         self.worker_id = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
+        _OUR_WORKERS.add(self.worker_id)
         self._worker_detail = worker_detail
         self._lease_seconds = lease_seconds
         self._lease_renewed = -math.inf  # loop time of the last renewal that succeeded
@@ -202,6 +207,7 @@ class JobRunner:
         self._ledger.worker_id = self.worker_id
         await self._end_dead_leases_here()
         await self._join()
+        await self._ledger.listen_for_pokes(self._poke_here)
         await self.resume()
         self._loop_task = asyncio.get_running_loop().create_task(
             self._run(), name="job-scheduler"
@@ -276,6 +282,8 @@ class JobRunner:
         than after its lease: a lease taken here by a process that no longer runs is over.
         (A predecessor with our own pid is gone too: a restarted container is pid 1 again.)"""
         for worker, pid in await self._ledger.live_workers_on(self._host):
+            if worker in _OUR_WORKERS:
+                continue
             if pid == os.getpid() or not _running(pid):
                 log.info("the lease of %s ended with its process", worker)
                 await self._ledger.end_lease(worker)
@@ -557,7 +565,15 @@ class JobRunner:
         return self._poll_interval * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not crypto
 
     def poke(self, job_id: int) -> None:
-        """Check a job now (a provider callback said it changed); unknown jobs are ignored."""
+        """Check a job now (a provider callback said it changed), here if this process holds
+        it, else wherever it is held (the other processes hear it from the database)."""
+        if job_id in self._active:
+            self._poke_here(job_id)
+        elif not self._closing:
+            self._tasks.spawn(self._ledger.poke_holder(job_id), name=f"poke-holder-{job_id}")
+
+    def _poke_here(self, job_id: int) -> None:
+        """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored."""
         if job_id not in self._active:
             return
         self._urgent.add(job_id)

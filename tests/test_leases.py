@@ -73,12 +73,13 @@ async def test_concurrent_claims_never_take_the_same_job_twice(database_url):
 
 @contextlib.asynccontextmanager
 async def runner_on(
-    database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession
+    database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession,
+    poll_interval: float = 0.05,
 ) -> AsyncIterator[tuple[JobRunner, Ledger, RecordingNotifier]]:
     ledger = await Ledger.open(database_url)
     notifier = RecordingNotifier()
     client = ShortAPIClient(session, api.base_url, Secret(api.key), backoff_base=0.01)
-    runner = JobRunner(ledger, client, notifier, poll_interval=0.05, clock=lambda: NOW,
+    runner = JobRunner(ledger, client, notifier, poll_interval=poll_interval, clock=lambda: NOW,
                        lease_seconds=LEASE)
     await runner.start()
     try:
@@ -129,3 +130,22 @@ async def ledger_rows(database_url: str, job_id: int) -> list[dict[str, object]]
     async with await Ledger.open(database_url) as ledger:
         assert await ledger.check() == []
         return list(await ledger.ledger_rows(job_id))
+
+
+async def test_a_callback_reaching_another_process_gets_the_job_queried_at_once(tmp_path):
+    from tests.conftest import fresh_postgres
+
+    async with (
+        fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
+    ):
+        api.plan_next(Plan(statuses=[2]))  # done at the first look
+        slow = {"poll_interval": 60.0}  # only a poke can make the next query come soon
+        async with runner_on(url, api, session, **slow) as (a, ledger_a, told_a):
+            job = await confirmed_job(ledger_a)
+            a.submit(job)
+            await api.wait_for(lambda: api.creates)
+            await told_a.wait("progress", job.id)  # "queued": running, next poll in a minute
+            async with runner_on(url, api, session, **slow) as (b, _, _):
+                b.poke(job.id)  # as if the callback had reached b's HTTP server
+                await api.wait_for(lambda: api.queries, timeout=5)
+                assert await told_a.wait("delivered", job.id) == "delivered"

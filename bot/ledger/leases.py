@@ -10,9 +10,14 @@ SQLite has one process, whose lease is trivially its own. Times are the database
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
 
+# A provider callback may reach any process: the one that holds the job hears it here.
+POKE_CHANNEL: Final = "animate_job_poke"
 # A job is owed work until its member has heard how it ended: unfinished, or final and untold.
 _OWED = "(state IN ({}) OR told_at IS NULL)".format(
     ",".join(f"'{state}'" for state in UNFINISHED_STATES)
@@ -104,6 +109,18 @@ class Leases:
             )
             await db.execute("DELETE FROM workers WHERE id = ?", (worker,))
         return handed
+
+    async def listen_for_pokes(self, poke: Callable[[int], None]) -> None:
+        """``poke(job_id)`` whenever any process asks the job's holder to look at it now."""
+
+        def heard(payload: str) -> None:
+            if payload.isdigit():
+                poke(int(payload))
+
+        await self.db.listen(POKE_CHANNEL, heard)
+
+    async def poke_holder(self, job_id: int) -> None:
+        await self.db.notify(POKE_CHANNEL, str(job_id))
 
     async def live_workers(self) -> int:
         row = await self.db.fetchone(

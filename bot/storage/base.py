@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -90,6 +90,15 @@ class Database(ABC):
     @abstractmethod
     async def table_names(self) -> set[str]:
         """The schema's tables (the engine's own bookkeeping left out)."""
+
+    @abstractmethod
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process listening on ``channel`` (this one included)."""
+
+    @abstractmethod
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` for every ``notify`` on ``channel``, from any process,
+        until the database is closed (listening again after a lost connection)."""
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self.read() as conn:

@@ -8,9 +8,10 @@ schema version is a table, and ``lock_guild`` takes the guild's advisory lock
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, Final
@@ -104,6 +105,11 @@ class PostgresDatabase(Database):
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.where = redact(url)
+        self._url = url
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
+        self._listening: asyncpg.Connection | None = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
@@ -152,7 +158,54 @@ class PostgresDatabase(Database):
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         return len(scripts)
 
+    async def notify(self, channel: str, payload: str) -> None:
+        async with self._begin(single=True) as conn:
+            await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """LISTEN on a connection of its own (a pooled one would be handed to others); when
+        the server drops it (a restart), listen again once it is back."""
+        self._listeners.setdefault(channel, []).append(callback)
+        if self._listening is None:
+            await self._connect_listener()
+        else:
+            await self._listening.add_listener(channel, self._heard)
+
+    def _heard(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        for callback in list(self._listeners.get(channel, ())):
+            callback(str(payload))
+
+    async def _connect_listener(self) -> None:
+        conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
+        for channel in self._listeners:
+            await conn.add_listener(channel, self._heard)
+        conn.add_termination_listener(self._listener_lost)
+        self._listening = conn
+
+    def _listener_lost(self, conn: object) -> None:
+        self._listening = None
+        if not self._closed and (self._relisten is None or self._relisten.done()):
+            self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = 0.5
+        while not self._closed and self._listening is None:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect_listener()
+            except UNREACHABLE as exc:
+                log.info("LISTEN connection not back yet (%s)", type(exc).__name__)
+                delay = min(delay * 2, 10.0)
+            else:
+                log.info("listening for notifications again")
+
     async def close(self) -> None:
+        self._closed = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+        if self._listening is not None:
+            listening, self._listening = self._listening, None
+            await listening.close()
         await self.pool.close()
 
     @asynccontextmanager

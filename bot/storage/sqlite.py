@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ class SQLiteDatabase(Database):
         self.conn = SQLiteConnection(conn)
         self.lock = asyncio.Lock()
         self.where = path
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
 
     @classmethod
     async def open(cls, path: Path | str) -> SQLiteDatabase:
@@ -118,6 +119,14 @@ class SQLiteDatabase(Database):
                 "COMMIT;"
             )
         return len(scripts)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        # One process per SQLite file: the listeners are all here.
+        for callback in list(self._listeners.get(channel, ())):
+            callback(payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        self._listeners.setdefault(channel, []).append(callback)
 
     async def close(self) -> None:
         async with self.lock:

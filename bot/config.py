@@ -307,6 +307,21 @@ def _database_url(env: Mapping[str, str]) -> Secret | None:
     return Secret(raw)
 
 
+def _database_path(env: Mapping[str, str], base_dir: Path) -> Path:
+    """The SQLite file: a ``sqlite:///`` DATABASE_URL, else DATABASE_PATH, made absolute."""
+    url = env.get("DATABASE_URL", "").strip()
+    if url.startswith("sqlite:///"):
+        env = {"DATABASE_PATH": url.removeprefix("sqlite:///")}
+    return _path(env, "DATABASE_PATH", "data/animate.db", base_dir)
+
+
+def database_location(environment: Environment) -> str | Path:
+    """The database the bot would open with these settings (a PostgreSQL URL or an absolute
+    SQLite path), for tools that need no other setting (``python -m bot.ledger check``)."""
+    url = _database_url(environment.values)
+    return url.get() if url else _database_path(environment.values, environment.base_dir)
+
+
 @dataclass(frozen=True)
 class Environment:
     """The variables settings are read from, and the .env file that contributed (if any)."""
@@ -350,8 +365,6 @@ def load_settings(
     env = os.environ if env is None else env
     base_dir = Path.cwd() if base_dir is None else base_dir
     dry_run = _flag(env, "SHORTAPI_DRY_RUN")
-    sqlite_url = env.get("DATABASE_URL", "").strip()
-    sqlite_url = sqlite_url if sqlite_url.startswith("sqlite:///") else ""
     discord_token = _required(env, "DISCORD_TOKEN")
     shortapi_key = (
         Secret(env.get("SHORTAPI_KEY", "").strip()) if dry_run else _required(
@@ -368,10 +381,7 @@ def load_settings(
     return Settings(
         discord_token=discord_token,
         shortapi_key=shortapi_key,
-        database_path=_path(
-            {"DATABASE_PATH": sqlite_url.removeprefix("sqlite:///")} if sqlite_url else env,
-            "DATABASE_PATH", "data/animate.db", base_dir,
-        ),
+        database_path=_database_path(env, base_dir),
         shortapi_base_url=_url(
             env, "SHORTAPI_BASE_URL", "https://api.shortapi.ai", schemes=HTTP
         ) or "",

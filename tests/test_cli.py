@@ -323,3 +323,20 @@ async def test_dry_run_starts_without_shortapi_key_and_says_where_its_database_i
     assert "PyNaCl" not in log
     assert "davey" not in log
     assert "Traceback" not in log
+
+
+def test_ledger_check_finds_the_bots_database_by_the_same_rule(tmp_path):
+    (tmp_path / ".env").write_text(
+        f"DISCORD_TOKEN={TOKEN}\nSHORTAPI_DRY_RUN=true\nDATABASE_PATH=state/animate.db\n"
+    )
+    below = tmp_path / "somewhere" / "else"
+    below.mkdir(parents=True)
+    created = animate_bot("check", cwd=below)
+    assert created.returncode == 0, created.stderr
+    database = tmp_path / "state" / "animate.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.ledger", "check"], env=clean_env(), cwd=below,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ledger check of {database}: 0 jobs, OK"

@@ -1,7 +1,8 @@
 """``python -m bot.ledger check``: recompute every total from the jobs; exit 1 on any difference.
 
 Works on either engine: ``--database-url postgresql://...`` (or ``sqlite:///path``),
-``--database PATH``, else DATABASE_URL, else DATABASE_PATH, else data/animate.db.
+``--database PATH``, else the bot's own database (DATABASE_URL, else DATABASE_PATH, else
+data/animate.db, from the environment and .env, a relative path taken from the .env's folder).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ async def _check_command(target: str | Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
-    import os
 
-    from dotenv import find_dotenv, load_dotenv
+    from bot.config import database_location, read_environment
+    from bot.errors import ConfigError
 
     parser = argparse.ArgumentParser(prog="python -m bot.ledger")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,11 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--database-url", help="postgresql://user:password@host:port/db or "
                                               "sqlite:///path")
     args = parser.parse_args(argv)
-    load_dotenv(find_dotenv(usecwd=True))
-    target = (
-        args.database_url or args.database or os.environ.get("DATABASE_URL", "").strip()
-        or os.environ.get("DATABASE_PATH") or "data/animate.db"
-    )
+    target: str | Path | None = args.database_url or args.database
+    if target is None:
+        # The database the bot uses: the same .env, the same rule for relative paths.
+        try:
+            target = database_location(read_environment())
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     return asyncio.run(_check_command(target))
 
 

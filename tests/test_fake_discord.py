@@ -232,6 +232,22 @@ async def test_thread_from_message(fake: FakeDiscord, bot: PingBot) -> None:
     assert (excinfo.value.status, excinfo.value.code) == (400, 50035)
 
 
+async def test_history_pages_through_every_message_as_discord_documents(
+    fake: FakeDiscord, bot: PingBot
+) -> None:
+    channel = await text_channel(fake, bot)
+    sent = [await channel.send(f"m{n}") for n in range(130)]
+    # after=: oldest first, in pages of at most 100 (discord.py asks for 100 at a time).
+    after = [m.id async for m in channel.history(limit=None, after=sent[9])]
+    assert after == [m.id for m in sent[10:]]
+    before = [m.id async for m in channel.history(limit=None, before=sent[120])]
+    assert before == [m.id for m in reversed(sent[:120])]
+    newest = [m.id async for m in channel.history(limit=3)]
+    assert newest == [m.id for m in reversed(sent[-3:])]
+    history_requests = [r for r in fake.requests if r[0] == "GET" and "/messages" in r[1]]
+    assert len(history_requests) >= 4  # 120 after and 120 before take two pages each
+
+
 async def test_oversized_upload_is_rejected_with_413(fake: FakeDiscord, bot: PingBot) -> None:
     fake.filesize_limit = 1024
     channel = await text_channel(fake, bot)

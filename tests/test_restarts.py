@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from tests.e2e import MEMBER, PNG
+from tests.e2e import MEMBER, PNG, STRANGER
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
 from tests.process import bot_process
@@ -184,6 +184,29 @@ async def test_kill_after_the_video_was_posted_but_before_it_was_recorded(deploy
     assert len(d.videos()) == 1
     assert d.job_states() == ["succeeded"]
     await d.start()
+    await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
+    assert len(d.videos()) == 1
+    assert d.ledger() == {1: [("reserve", 170), ("settle", 0)]}
+
+
+async def test_a_video_buried_under_120_newer_messages_is_still_found_after_a_restart(
+    deployment,
+):
+    d = deployment
+    await d.start()
+    message, quote_id = await d.quote()
+    release = d.fake.hold("POST", rf"/channels/{message.id}/messages$")
+    await d.confirm(message, quote_id)
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    await d.kill()
+    release.set()
+    scan = d.fake.hold("GET", rf"/channels/{message.id}/messages$", before=True)
+    await d.start()
+    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    # A busy thread: when the bot looks, its video is far from the newest messages.
+    for n in range(120):
+        await d.fake.send_user_message(message.id, f"so cool {n}", user=STRANGER)
+    scan.set()
     await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
     assert len(d.videos()) == 1
     assert d.ledger() == {1: [("reserve", 170), ("settle", 0)]}

@@ -9,6 +9,7 @@ thread are public.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -33,7 +34,9 @@ UNKNOWN_CHANNEL: Final = 10003
 UNKNOWN_MESSAGE: Final = 10008
 TOO_LARGE: Final = 40005
 THREAD_EXISTS: Final = 160004
-HISTORY_SCAN: Final = 50
+# How far before an attempt's recorded time the scan for its message starts: this machine's
+# clock against Discord's (message ids carry Discord's time).
+SCAN_MARGIN: Final = 15 * 60.0
 
 Messageable = (
     discord.TextChannel | discord.Thread | discord.VoiceChannel | discord.StageChannel
@@ -50,6 +53,18 @@ def marker(job: Job) -> str:
     """Ends every result message: lets a restarted bot see that a video was already posted.
     The same in every language, so a server that changes language cannot cause a repost."""
     return f"· job {job.id})"
+
+
+def _scan_from(job: Job) -> int:
+    """A message id older than anything an attempt for ``job`` may have posted: the time the
+    first such attempt was recorded, less the margin, but never before the quote message."""
+    recorded = [at for at in (job.posting_at, job.telling_at) if at is not None]
+    # Capped at now: a clock set ahead (as tests do) must not skip real messages.
+    since = min(min(recorded or [job.created_at]), time.time())
+    floor = discord.utils.time_snowflake(
+        dt.datetime.fromtimestamp(max(0.0, since - SCAN_MARGIN), dt.UTC)
+    )
+    return max(floor, job.quote.message_id or 0)
 
 
 def _gone(exc: discord.HTTPException) -> bool:
@@ -169,18 +184,26 @@ class DiscordNotifier:
         )
 
     async def find_delivery(self, job: Job) -> int | None:
-        """The id of this job's result message if an earlier attempt already posted it."""
+        """The id of this job's result (or failure) message if an earlier attempt posted it.
+
+        Every message in each place it can be, from just before the first attempt that may
+        have posted it, however busy the place (history pages through all of it). A place
+        that is gone or closed is skipped; any other error is raised, so the caller tries
+        again later instead of posting a second time."""
         me = self.bot.user
+        after = discord.Object(id=_scan_from(job))
         candidates = [job.thread_id, job.quote.message_id, job.quote.channel_id]
-        for channel_id in dict.fromkeys(c for c in candidates if c is not None):
+        places: list[int | None] = list(dict.fromkeys(c for c in candidates if c is not None))
+        places.append(None)  # the member's DMs, the last resort of delivery
+        for channel_id in places:
             try:
-                channel = await self._channel(channel_id)
-                async for message in channel.history(limit=HISTORY_SCAN):
+                channel = await (self._dm(job) if channel_id is None else self._channel(channel_id))
+                async for message in channel.history(limit=None, after=after):
                     if me is not None and message.author.id == me.id and marker(job) in (
                         message.content or ""
                     ):
                         return message.id
-            except (discord.HTTPException, TypeError):
+            except (discord.NotFound, discord.Forbidden, TypeError):
                 continue
         return None
 

@@ -34,6 +34,7 @@ from bot.limits import Defaults
 from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
+from bot.storage.base import redact
 
 log = logging.getLogger("bot")
 
@@ -43,7 +44,8 @@ EXIT_SETTINGS: Final = 2
 
 
 class Unreachable(Exception):
-    """Discord could not be reached at start-up; ``str()`` is the owner's one line."""
+    """Discord (or the PostgreSQL server) could not be reached at start-up: worth retrying.
+    ``str()`` is the owner's one line."""
 
 
 def point_discord_at(settings: Settings) -> None:
@@ -67,11 +69,13 @@ def http_session() -> aiohttp.ClientSession:
 
 
 async def open_ledger(settings: Settings) -> Ledger:
-    """The ledger, or a ``ConfigError`` naming the database and why it cannot be used."""
+    """The ledger; else ``ConfigError`` naming the database and why it cannot be used, or
+    ``Unreachable`` when its server is down."""
     try:
         return await Ledger.open(settings.database, defaults_from(settings))
     except DatabaseUnavailable as exc:
-        raise ConfigError(f"DATABASE_URL: {exc}") from None
+        # The server is down or not up yet: worth retrying (exit 1), unlike a bad setting.
+        raise Unreachable(f"DATABASE_URL: {exc}") from None
     except (OSError, sqlite3.Error) as exc:
         reason = str(exc)
         if isinstance(exc, OSError) and exc.strerror:
@@ -79,6 +83,18 @@ async def open_ledger(settings: Settings) -> Ledger:
         raise ConfigError(
             f"DATABASE_PATH: cannot use {settings.database_path} as the database ({reason}); "
             "it must name a file in a folder the bot can create and write"
+        ) from None
+    except Exception as exc:
+        if settings.database_url is None:
+            raise
+        import asyncpg  # installed: PostgreSQL was just asked
+
+        if not isinstance(exc, asyncpg.PostgresError):
+            raise
+        # Reached, but refused: a wrong user, password or database name.
+        raise ConfigError(
+            f"DATABASE_URL: PostgreSQL at {redact(settings.database_url.get())} refused the "
+            f"bot: {exc}"
         ) from None
 
 

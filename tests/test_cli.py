@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -340,3 +341,33 @@ def test_ledger_check_finds_the_bots_database_by_the_same_rule(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ledger check of {database}: 0 jobs, OK"
+
+
+async def test_check_on_postgresql_hides_the_password_and_refusals_are_one_line(
+    tmp_path, postgres_url
+):
+    """A wrong database name is a setting to fix (exit 2); a server that is down or not up yet
+    is worth retrying (exit 1, so systemd's Restart= tries again)."""
+    parts = urlsplit(postgres_url)
+    with_password = parts._replace(netloc=f"{parts.username or 'postgres'}:s3cret@"
+                                          f"{parts.hostname}:{parts.port or 5432}")
+    cases = {
+        "ok": (urlunsplit(with_password), 0),
+        "refused": (urlunsplit(with_password._replace(path=parts.path + "_missing")), 2),
+        "down": (f"postgresql://postgres:s3cret@127.0.0.1:{closed_port()}/animate", 1),
+    }
+    for case, (url, code) in cases.items():
+        result = await asyncio.to_thread(
+            animate_bot, "check", cwd=tmp_path, DISCORD_TOKEN=TOKEN, SHORTAPI_KEY="k",
+            DATABASE_URL=url,
+        )
+        assert result.returncode == code, (case, result.stderr)
+        assert "s3cret" not in result.stdout + result.stderr
+        if case == "ok":
+            assert "database     PostgreSQL postgresql://" in result.stdout
+            assert "opened, 0 jobs recorded" in result.stdout
+            continue
+        line = error_line(result.stderr)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert line.startswith("animate-bot: DATABASE_URL: ")
+        assert {"refused": "refused the bot", "down": "cannot reach PostgreSQL"}[case] in line

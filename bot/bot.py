@@ -147,6 +147,7 @@ class AnimateBot(commands.Bot):
             provider_rps=self.settings.max_provider_rps,
             fresh_image_url=discord_notifier.image_url,
             lease_seconds=self.settings.lease_seconds,
+            on_fleet_size=self._share_provider_rate,
             worker_detail=self._worker_detail(),
         )
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
@@ -209,6 +210,11 @@ class AnimateBot(commands.Bot):
             "jobs_in_flight": self.jobs.in_flight,
             "jobs_waiting": self.jobs.waiting,
         }
+
+    def _share_provider_rate(self, processes: int) -> None:
+        """MAX_PROVIDER_RPS holds for the whole fleet: each live process sends its share."""
+        if self.api.limiter is not None:
+            self.api.limiter.set_rate(self.settings.max_provider_rps / processes)
 
     def _worker_detail(self) -> str:
         """How this process shows in the fleet's table of workers (for operators)."""

@@ -146,7 +146,13 @@ class JobRunner:
         fresh_image_url: Callable[[Job], Awaitable[str]] | None = None,
         lease_seconds: float = 30.0,
         worker_detail: str = "",
+        on_fleet_size: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_fleet_size = on_fleet_size
+        # The fleet refused our next job a slot: wait for news that its line moved (counted, so
+        # news that arrives while a refusal is on its way is not missed).
+        self._held_back = False
+        self._line_news = 0
         # This process in the fleet: unique per run, readable by operators.
         self._host = socket.gethostname()
         self.worker_id = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -208,6 +214,8 @@ class JobRunner:
         await self._end_dead_leases_here()
         await self._join()
         await self._ledger.listen_for_pokes(self._poke_here)
+        await self._ledger.listen_for_slots(self._on_line_moved)
+        await self._share_with_fleet()
         await self.resume()
         self._loop_task = asyncio.get_running_loop().create_task(
             self._run(), name="job-scheduler"
@@ -308,9 +316,15 @@ class JobRunner:
             await asyncio.sleep(self._lease_seconds / 3)
             try:
                 await self._renew()
+                await self._share_with_fleet()
                 await self.resume()
             except Exception:
                 log.exception("could not renew the job lease; trying again")
+
+    async def _share_with_fleet(self) -> None:
+        """Fleet-wide caps that are shared out (the provider's rate) follow the fleet's size."""
+        if self._on_fleet_size is not None:
+            self._on_fleet_size(max(1, await self._ledger.live_workers()))
 
     async def _renew(self) -> None:
         if await self._ledger.renew_lease(self.worker_id, self._lease_seconds):
@@ -390,7 +404,7 @@ class JobRunner:
         for user_id in self._active.values():
             per_user[user_id] = per_user.get(user_id, 0) + 1
         for job in list(self._queue):
-            if len(self._active) >= self._max_active:
+            if len(self._active) >= self._max_active or self._held_back:
                 break
             if per_user.get(job.user_id, 0) >= self._max_per_user:
                 continue  # this member waits; the next member in line is not held up by them
@@ -427,8 +441,21 @@ class JobRunner:
         self._urgent.discard(job_id)
         self._last_progress.pop(job_id, None)
         self._pump()
+        self._line_moved(job_id)  # a slot is free
+
+    def _on_line_moved(self) -> None:
+        self._line_news += 1
+        self._held_back = False
+        self._pump()
+
+    def _line_moved(self, job_id: int) -> None:
+        """Every process (this one included) looks whether its waiting line can move now."""
+        if self._lease_task is not None and not self._closing:
+            self._tasks.spawn(self._ledger.slot_freed(), name=f"line-moved-{job_id}")
 
     async def _submit(self, job: Job) -> None:
+        if not await self._slot_for(job):
+            return
         image_url = job.quote.image_url
         if self._fresh_image_url is not None:
             try:
@@ -496,6 +523,30 @@ class JobRunner:
         self._check_amount(job, created)
         await self._progress(job, "queued", force=True)
         self._schedule(job.id, self._poll_delay())
+
+    async def _slot_for(self, job: Job) -> bool:
+        """One of the fleet's slots for the job (the caps hold across every process): else it
+        goes back in line, and moves when a slot is freed anywhere."""
+        news = self._line_news
+        try:
+            granted = await self._ledger.take_slot(
+                job.id, max_active=self._max_active, max_per_user=self._max_per_user
+            )
+        except Exception:
+            log.exception("job %d: could not take a slot; back in line", job.id)
+            granted = False
+        if granted:
+            # The line moved: a later job refused only because this one was first may go now.
+            self._line_moved(job.id)
+            return True
+        self._active.pop(job.id, None)
+        if granted is None:
+            self._finished(job.id)  # cancelled or taken over while it waited
+        elif not self._closing:
+            self._enqueue(job)
+            self._held_back = news == self._line_news
+            self._pump()  # tells it its place; starts nothing until the line moves
+        return False
 
     async def _record_start(self, job: Job, created: CreatedJob) -> Job | None:
         """Write down that the provider took the job (so it is followed from now on, whatever

@@ -37,6 +37,12 @@ class RateLimiter:
         self._pump: asyncio.Task[None] | None = None
         self._held: asyncio.Future[None] | None = None
 
+    def set_rate(self, rate: float) -> None:
+        """A new rate from the next request on (a fleet shares MAX_PROVIDER_RPS out)."""
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._interval = MARGIN / rate
+
     @property
     def waiting(self) -> int:
         return len(self._waiting)

@@ -137,6 +137,11 @@ class ShortAPIClient:
         self._limiter = limiter
         self._observe = observe
 
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The pacing of every request (its rate is shared out when several processes run)."""
+        return self._limiter
+
     def __repr__(self) -> str:
         return f"ShortAPIClient(base_url={self._base!r})"
 

@@ -74,13 +74,13 @@ async def test_concurrent_claims_never_take_the_same_job_twice(database_url):
 @contextlib.asynccontextmanager
 async def runner_on(
     database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession,
-    poll_interval: float = 0.05,
+    poll_interval: float = 0.05, **caps: int,
 ) -> AsyncIterator[tuple[JobRunner, Ledger, RecordingNotifier]]:
     ledger = await Ledger.open(database_url)
     notifier = RecordingNotifier()
     client = ShortAPIClient(session, api.base_url, Secret(api.key), backoff_base=0.01)
     runner = JobRunner(ledger, client, notifier, poll_interval=poll_interval, clock=lambda: NOW,
-                       lease_seconds=LEASE)
+                       lease_seconds=LEASE, **caps)
     await runner.start()
     try:
         yield runner, ledger, notifier
@@ -149,3 +149,52 @@ async def test_a_callback_reaching_another_process_gets_the_job_queried_at_once(
                 b.poke(job.id)  # as if the callback had reached b's HTTP server
                 await api.wait_for(lambda: api.queries, timeout=5)
                 assert await told_a.wait("delivered", job.id) == "delivered"
+
+
+@pytest.mark.parametrize(("max_active", "per_user", "users"), [(2, 10, 1), (10, 1, 1), (2, 10, 5)])
+async def test_the_caps_hold_for_the_fleet_and_the_line_is_first_come_first_served(
+    max_active, per_user, users,
+):
+    from tests.conftest import fresh_postgres
+
+    async with (
+        fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
+    ):
+        caps = {"max_active": max_active, "max_active_per_user": per_user}
+        api.hold_queries = asyncio.Event()
+        async with (
+            runner_on(url, api, session, **caps) as (a, ledger, told_a),
+            runner_on(url, api, session, **caps) as (b, _, told_b),
+        ):
+            jobs = []
+            for i in range(6):
+                api.plan_next(Plan(statuses=[1, 2]))
+                job = await confirmed_job(ledger, user_id=100 + i % users, limit=10**6)
+                (a if i % 2 == 0 else b).submit(job)  # confirms reach both processes
+                jobs.append(job)
+            allowed = min(max_active, per_user * users)
+            await api.wait_for(lambda: len(api.creates) == allowed)
+            # Everyone else was told to wait: nobody else can start while the slots are held.
+            for job in jobs[allowed:]:
+                await told_either(told_a, told_b, "progress", job.id)
+            assert len(api.creates) == allowed
+            api.hold_queries.set()
+            for job in jobs:
+                assert await told_either(told_a, told_b, "delivered", job.id) == "delivered"
+            order = []
+            for job in jobs:
+                fresh = await ledger.get_job(job.id)
+                order.append((int(str(fresh.provider_job_id).rsplit("-", 1)[1]), job.id))
+            # Provider job ids are handed out in creation order: creates went in confirm order.
+            assert [job_id for _, job_id in sorted(order)] == [job.id for job in jobs]
+
+
+async def told_either(a: RecordingNotifier, b: RecordingNotifier, kind: str, job_id: int
+                      ) -> object:
+    """What either process told about the job (whichever holds it)."""
+    waits = [asyncio.ensure_future(n.wait(kind, job_id, timeout=20)) for n in (a, b)]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return done.pop().result()

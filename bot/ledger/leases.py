@@ -18,6 +18,17 @@ from bot.storage import Connection, Database
 
 # A provider callback may reach any process: the one that holds the job hears it here.
 POKE_CHANNEL: Final = "animate_job_poke"
+# A job ended somewhere in the fleet: every process looks whether its waiting line can move.
+SLOT_CHANNEL: Final = "animate_slot_freed"
+# The advisory lock that serialises slot grants across the fleet (no guild has id 0).
+FLEET_LOCK: Final = 0
+
+
+def _in_slot(table: str) -> str:
+    """SQL: the job holds one of the fleet's slots (started, or granted one to start)."""
+    return (f"({table}.state IN ('submitting', 'running', 'succeeded') "
+            f"OR ({table}.state = 'reserved' AND {table}.slot_at IS NOT NULL))")
+
 # A job is owed work until its member has heard how it ended: unfinished, or final and untold.
 _OWED = "(state IN ({}) OR told_at IS NULL)".format(
     ",".join(f"'{state}'" for state in UNFINISHED_STATES)
@@ -121,6 +132,53 @@ class Leases:
 
     async def poke_holder(self, job_id: int) -> None:
         await self.db.notify(POKE_CHANNEL, str(job_id))
+
+    async def take_slot(
+        self, job_id: int, *, max_active: int, max_per_user: int
+    ) -> bool | None:
+        """Grant the waiting job one of the fleet's slots: at most ``max_active`` jobs started
+        across every process, ``max_per_user`` per member, first come first served (no older
+        job of a member with room still waits). False: not now; None: it waits no more."""
+        async with self.db.transaction() as db:
+            await db.lock_guild(FLEET_LOCK)
+            row = await db.fetchone(
+                "SELECT state, user_id, slot_at FROM jobs WHERE id = ?", (job_id,)
+            )
+            if row is None or row["state"] != "reserved":
+                return None
+            if row["slot_at"] is not None:
+                return True  # granted before (a restart, a takeover)
+            active = await db.fetchone(
+                f"SELECT COUNT(*) AS n, "  # noqa: S608
+                f"COALESCE(SUM(CASE WHEN user_id = ? THEN 1 ELSE 0 END), 0) AS mine "
+                f"FROM jobs j WHERE {_in_slot('j')}",
+                (row["user_id"],),
+            )
+            assert active is not None
+            if int(active["n"]) >= max_active or int(active["mine"]) >= max_per_user:
+                return False
+            older = await db.fetchone(
+                f"SELECT j.id FROM jobs j WHERE j.state = 'reserved' "  # noqa: S608
+                f"AND j.slot_at IS NULL AND j.id < ? "
+                f"AND (j.owner IS NULL OR j.owner IN ({self._live()})) "
+                f"AND (SELECT COUNT(*) FROM jobs k WHERE k.user_id = j.user_id AND "
+                f"{_in_slot('k')}) < ? "
+                "LIMIT 1",
+                (job_id, max_per_user),
+            )
+            if older is not None:
+                return False  # an earlier confirm goes first (its process was told)
+            await db.execute(
+                f"UPDATE jobs SET slot_at = {self.db.now_sql} WHERE id = ?",  # noqa: S608
+                (job_id,),
+            )
+        return True
+
+    async def listen_for_slots(self, pump: Callable[[], None]) -> None:
+        await self.db.listen(SLOT_CHANNEL, lambda payload: pump())
+
+    async def slot_freed(self) -> None:
+        await self.db.notify(SLOT_CHANNEL, "")
 
     async def live_workers(self) -> int:
         row = await self.db.fetchone(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
 import logging
+import re
 import zoneinfo
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import discord
 from discord import app_commands
@@ -49,6 +53,52 @@ def parse_limit(text: str) -> int | None:
 def dollars(mills: int) -> str:
     sign = "-" if mills < 0 else ""
     return f"{sign}{abs(mills) // 1000}.{abs(mills) % 1000:03d}"
+
+
+# A cell starting with one of these is read as a formula by spreadsheets (CSV injection).
+FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER: Final = re.compile(r"-?\d+(\.\d+)?")
+NAME_LOOKUPS: Final = 8  # member look-ups in flight at once (discord.py waits out rate limits)
+
+
+def spreadsheet_safe(cells: Iterable[object]) -> list[str]:
+    """Every cell as text a spreadsheet shows as text: a leading formula character gets a
+    ``'`` in front (plain numbers, negative ones too, stay numbers)."""
+    safe = []
+    for cell in cells:
+        value = str(cell)
+        if value.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(value):
+            value = "'" + value
+        safe.append(value)
+    return safe
+
+
+async def member_names(
+    bot: AnimateBot, interaction: Interaction, user_ids: Iterable[int]
+) -> dict[int, str]:
+    """Each member's name as the server shows it (from the cache, else asked of Discord); for
+    someone who left, their user name; the id when Discord knows neither."""
+    guild = interaction.guild
+    gate = asyncio.Semaphore(NAME_LOOKUPS)
+
+    async def name(user_id: int) -> str:
+        async with gate:
+            member = guild.get_member(user_id) if guild is not None else None
+            if member is None and guild is not None:
+                with contextlib.suppress(discord.NotFound):
+                    member = await guild.fetch_member(user_id)
+            if member is not None:
+                return member.display_name
+            user = bot.get_user(user_id)
+            if user is None:
+                try:
+                    user = await bot.fetch_user(user_id)
+                except discord.NotFound:
+                    return str(user_id)
+            return user.display_name
+
+    ids = list(dict.fromkeys(user_ids))
+    return dict(zip(ids, await asyncio.gather(*(name(i) for i in ids)), strict=True))
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -258,14 +308,13 @@ class Admin(
             "member_id", "member", "jobs", "delivered", "failed_refunded",
             "admin_refunds_usd", "net_spend_usd", "operator_cost_usd", "dry_run_usd",
         ])
-        guild = interaction.guild
+        names = await member_names(self.bot, interaction, [row.user_id for row in rows])
         for row in rows:
-            member = guild.get_member(row.user_id) if guild else None
-            writer.writerow([
-                row.user_id, member.display_name if member else "", row.jobs, row.delivered,
+            writer.writerow(spreadsheet_safe([
+                row.user_id, names[row.user_id], row.jobs, row.delivered,
                 row.refunded_failures, dollars(row.admin_refunds_mills), dollars(row.net_mills),
                 dollars(row.operator_cost_mills), dollars(row.dry_run_mills),
-            ])
+            ]))
         total = sum(r.net_mills for r in rows)
         data = io.BytesIO(buffer.getvalue().encode())
         await interaction.followup.send(

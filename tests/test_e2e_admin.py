@@ -143,10 +143,32 @@ async def test_report_is_a_csv_of_spend_by_member(world):
     assert attachment.filename == "animate-report-this-month.csv"
     rows = list(csv.DictReader(io.StringIO(attachment.data.decode())))
     assert rows == [{
-        "member_id": str(MEMBER.id), "member": "", "jobs": "2", "delivered": "1",
+        "member_id": str(MEMBER.id), "member": "alice", "jobs": "2", "delivered": "1",
         "failed_refunded": "1", "admin_refunds_usd": "0.000", "net_spend_usd": "0.128",
         "operator_cost_usd": "0.128", "dry_run_usd": "0.000",
     }]
+
+
+async def test_report_names_every_member_and_no_cell_is_a_spreadsheet_formula(world):
+    sneaky = FakeUser(id=7171, name="sneaky", global_name='=HYPERLINK("http://x.test","y")')
+    gone = FakeUser(id=7272, name="@gone")
+    tab = FakeUser(id=7373, name="tabby", global_name="\t+1")
+    for user in (sneaky, gone, tab):
+        quote = await world.quote(user=user)
+        await world.click(quote, "Confirm", user=user)
+        await world.discord.wait_for(lambda q=quote: "Done" in world.embed_text(q.id))
+    world.discord.departed.add(gone.id)  # left the server: only their user name is known
+    message = await admin(world, "report", period="this-month")
+    rows = list(csv.DictReader(io.StringIO(message.attachments[0].data.decode())))
+    names = {row["member_id"]: row["member"] for row in rows}
+    assert names == {
+        "7171": '\'=HYPERLINK("http://x.test","y")',
+        "7272": "'@gone",
+        "7373": "'\t+1",
+    }
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
 
 
 async def test_settings_show_everything_in_force_and_timezone_is_validated(world):
@@ -209,3 +231,12 @@ async def test_dry_run_posts_the_sample_for_free(tmp_path):
         fields = await usage_fields(world)
         assert fields["Spent today"] == "$0.000"
         assert fields["Dry runs (free)"] == "$0.510"
+
+
+def test_spreadsheet_safe_defuses_formulas_and_keeps_numbers():
+    from cogs.admin import spreadsheet_safe
+
+    cells = ["-0.170", "-1", "12.5", 7, "=1+2", "-2+3", "+1", "@SUM(A1)", "\r=x", "\tx", "ok"]
+    assert spreadsheet_safe(cells) == [
+        "-0.170", "-1", "12.5", "7", "'=1+2", "'-2+3", "'+1", "'@SUM(A1)", "'\r=x", "'\tx", "ok",
+    ]

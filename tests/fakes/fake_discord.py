@@ -424,6 +424,8 @@ class FakeDiscord:
         self.channels: dict[int, JSONDict] = {}
         self.interactions: dict[int, FakeInteraction] = {}
         self.users: dict[int, FakeUser] = {}
+        self.departed: set[int] = set()
+        """Users who left the guild: still users (GET /users), no longer members."""
         self.requests: list[tuple[str, str]] = []
         self.request_log: list[FakeRequest] = []
         self.internal_errors: list[str] = []
@@ -1260,7 +1262,9 @@ class FakeDiscord:
             if c.get("guild_id") is not None and c.get("type") not in _THREAD_TYPES
         ]
         threads = [copy.deepcopy(c) for c in self.threads()]
-        members = [self._member_payload(u) for u in self.users.values()]
+        members = [
+            self._member_payload(u) for u in self.users.values() if u.id not in self.departed
+        ]
         return {
             "id": str(self.guild_id),
             "name": self.guild_name,
@@ -2223,7 +2227,7 @@ class FakeDiscord:
     async def _rt_get_member(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
         self._check_guild(m[1])
         user = self.users.get(int(m[2]))
-        if user is None:
+        if user is None or user.id in self.departed:
             return _error(404, 10007, "Unknown Member")
         return _Reply(200, self._member_payload(user))
 

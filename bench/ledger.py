@@ -1,6 +1,8 @@
 """bench.ledger: confirms per second and overspend, ours against a naive implementation.
 
-1,000 concurrent confirms (10 each from 100 members whose daily limit allows 3).
+1,000 concurrent confirms (10 each from 100 members whose daily limit allows 3; on PostgreSQL
+each member's 10 come one after the other, spread over the processes, so that several
+processes confirm for the same member at the same moment).
 
 ``--backend sqlite`` (default): ours (one connection, each confirm one BEGIN IMMEDIATE
 transaction that checks every cap and reserves) against a naive one (a new connection per
@@ -168,11 +170,17 @@ def run_processes(kind: str, url: str, items: Sequence[Item], processes: int,
 # -- the runs -------------------------------------------------------------------------------
 
 
+def member_of(n: int, confirms: int, members: int, grouped: bool) -> int:
+    """Whose the n-th confirm is: members in turn, or (``grouped``) each member's confirms
+    one after the other, so that several processes confirm for the same member at once."""
+    return 1000 + (n // (confirms // members) if grouped else n % members)
+
+
 async def ours(target: str | Path, confirms: int, members: int, processes: int = 1,
-               kind: str = "ours") -> tuple[float, int, int, list[str]]:
+               kind: str = "ours", grouped: bool = False) -> tuple[float, int, int, list[str]]:
     ledger = await Ledger.open(target, DEFAULTS)
     try:
-        quotes = [quote(n, 1000 + n % members) for n in range(confirms)]
+        quotes = [quote(n, member_of(n, confirms, members, grouped)) for n in range(confirms)]
         for q in quotes:
             await ledger.create_quote(q)
         if processes == 1:
@@ -236,8 +244,9 @@ async def main(quick: bool, backend: str, processes: int, admin_url: str) -> dic
     confirms, members = (300, 30) if quick else (1000, 100)
     expected = members * (LIMIT // PRICE)
     with tempfile.TemporaryDirectory() as tmp:
+        grouped = backend == "postgres"
         sqlite_s, sqlite_ok, sqlite_over, sqlite_problems = await ours(
-            Path(tmp) / "ours.db", confirms, members
+            Path(tmp) / "ours.db", confirms, members, grouped=grouped
         )
         print(f"ours on SQLite: {confirms} confirms in {sqlite_s:.2f} s, {sqlite_ok} reserved, "
               f"overspend {sqlite_over} mills")
@@ -259,11 +268,13 @@ async def main(quick: bool, backend: str, processes: int, admin_url: str) -> dic
                 "ledger_check": "OK" if not sqlite_problems else len(sqlite_problems),
             }
     async with fresh_postgres(admin_url) as url:
-        pg_s, pg_ok, pg_over, pg_problems = await ours(url, confirms, members, processes)
+        pg_s, pg_ok, pg_over, pg_problems = await ours(url, confirms, members, processes,
+                                                       grouped=True)
     print(f"ours on PostgreSQL, {processes} processes: {confirms} confirms in {pg_s:.2f} s, "
           f"{pg_ok} reserved, overspend {pg_over} mills")
     async with fresh_postgres(admin_url) as url:
-        naive_s, naive_ok, naive_over, _ = await ours(url, confirms, members, processes, "naive")
+        naive_s, naive_ok, naive_over, _ = await ours(url, confirms, members, processes, "naive",
+                                                      grouped=True)
     print(f"naive on PostgreSQL (no lock: read the spend, then write), {processes} processes: "
           f"{confirms} confirms in {naive_s:.2f} s, {naive_ok} reserved, "
           f"overspend {naive_over} mills")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from bot.config import Secret
+from bot.errors import DatabaseUnavailable
 from bot.jobs import JobRunner
 from bot.ledger import Ledger
 from bot.shortapi import ShortAPIClient
@@ -198,3 +200,43 @@ async def told_either(a: RecordingNotifier, b: RecordingNotifier, kind: str, job
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     return done.pop().result()
+
+
+async def test_postgresql_unreachable_mid_job_then_back_loses_and_repeats_nothing():
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.conftest import fresh_postgres
+    from tests.fakes.tcp_proxy import TcpProxy
+
+    async with (
+        fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
+    ):
+        parts = urlsplit(url)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy.start()
+        via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+        try:
+            api.plan_next(Plan(statuses=[1, 1, 2]))
+            api.hold_queries = asyncio.Event()
+            async with runner_on(via_proxy, api, session) as (runner, ledger, told):
+                job = await confirmed_job(ledger)
+                runner.submit(job)
+                await api.wait_for(lambda: api.queries)  # rendering; its query is held
+                await proxy.cut()
+                with pytest.raises(DatabaseUnavailable):
+                    await ledger.ping()  # /healthz: "database": "error", HTTP 503
+                async with asyncio.timeout(LEASE + 5):
+                    for _ in itertools.count():  # a lease runs out with time, not an event
+                        if not runner.holds_lease:  # and "lease": "lapsed"
+                            break
+                        await asyncio.sleep(0.1)
+                api.hold_queries.set()  # the provider finishes while the database is away
+                await proxy.restore()
+                assert await told.wait("delivered", job.id, timeout=LEASE + 15) == "delivered"
+                assert runner.holds_lease
+                assert await ledger.ping()
+            assert len(api.creates) == 1
+            assert [e[0] for e in told.events].count("deliver") == 1
+            assert [r["kind"] for r in await ledger_rows(url, job.id)] == ["reserve", "settle"]
+        finally:
+            await proxy.close()

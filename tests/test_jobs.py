@@ -1,6 +1,7 @@
 """The job runner against the fake ShortAPI, with a notifier that records what it was told."""
 
 import asyncio
+import contextlib
 from collections import Counter
 from pathlib import Path
 
@@ -76,20 +77,29 @@ def paced_runner(ledger, session, fake, notifier, *, rps: float, poll_interval: 
                      max_active=100, max_active_per_user=100, provider_rps=rps)
 
 
-@pytest.fixture
-async def env(tmp_path):
-    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
-        ledger = await Ledger.open(tmp_path / "db.sqlite")
+@contextlib.asynccontextmanager
+async def running(tmp_path, **runner_args):
+    """A started runner on a fresh database and the fake ShortAPI; closed (runner first)."""
+    async with (
+        FakeShortAPI() as fake,
+        aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "db.sqlite") as ledger,
+    ):
         api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
         notifier = RecordingNotifier()
         clock = Clock()
-        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=clock)
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=clock, **runner_args)
         await runner.start()
         try:
             yield fake, ledger, notifier, runner, clock
         finally:
             await runner.close()
-            await ledger.close()
+
+
+@pytest.fixture
+async def env(tmp_path):
+    async with running(tmp_path) as world:
+        yield world
 
 
 async def test_success_delivers_the_video_and_settles(env):
@@ -445,23 +455,12 @@ async def test_the_member_pays_the_quote_whatever_amount_the_provider_sends(
     tmp_path, amount, anomaly, caplog
 ):
     anomalies: list[str] = []
-    async with (
-        FakeShortAPI() as fake,
-        aiohttp.ClientSession() as session,
-        await Ledger.open(tmp_path / "db.sqlite") as ledger,
-    ):
-        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
-        notifier = RecordingNotifier()
-        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW,
-                           on_amount_anomaly=anomalies.append)
-        await runner.start()
-        try:
-            fake.plan_next(Plan(amount=amount))
-            job = await confirmed_job(ledger)
-            runner.submit(job)
-            assert await notifier.wait("delivered", job.id) == "delivered"
-        finally:
-            await runner.close()
+    async with running(tmp_path, on_amount_anomaly=anomalies.append) as world:
+        fake, ledger, notifier, runner, _ = world
+        fake.plan_next(Plan(amount=amount))
+        job = await confirmed_job(ledger)
+        runner.submit(job)
+        assert await notifier.wait("delivered", job.id) == "delivered"
         rows = await ledger.ledger_rows(job.id)
         assert [(r["kind"], r["amount_mills"]) for r in rows] == [
             ("reserve", 170), ("settle", 0)]
@@ -516,25 +515,13 @@ async def test_a_job_runs_in_the_mode_of_its_quote(tmp_path):
     from bot.dryrun import DryRunAPI
 
     dry = DryRunAPI()
-    async with (
-        FakeShortAPI() as fake,
-        aiohttp.ClientSession() as session,
-        await Ledger.open(tmp_path / "db.sqlite") as ledger,
-    ):
-        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
-        notifier = RecordingNotifier()
-        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=lambda: NOW,
-                           dry_run_api=dry)
-        await runner.start()
-        try:
-            live = await confirmed_job(ledger)
-            trial = await confirmed_job(ledger, dry_run=True)
-            runner.submit(live)
-            runner.submit(trial)
-            await notifier.wait("delivered", live.id)
-            await notifier.wait("delivered", trial.id)
-        finally:
-            await runner.close()
+    async with running(tmp_path, dry_run_api=dry) as (fake, ledger, notifier, runner, _):
+        live = await confirmed_job(ledger)
+        trial = await confirmed_job(ledger, dry_run=True)
+        runner.submit(live)
+        runner.submit(trial)
+        await notifier.wait("delivered", live.id)
+        await notifier.wait("delivered", trial.id)
         assert len(fake.creates) == 1  # only the live quote reached the provider
         assert len(dry.creates) == 1
         assert notifier.videos[live.id] == fake_mp4()

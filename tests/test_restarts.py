@@ -93,6 +93,15 @@ class Deployment:
         embed = self.fake.messages[quote.id].embeds[0]
         assert embed["title"].startswith("Failed") or "Failed" in str(embed)
 
+    async def confirm_with_the_message_held(self) -> tuple[FakeMessage, asyncio.Event]:
+        """Quote and confirm; the bot's next channel message (the member's outcome) is held at
+        the fake Discord, never carried out unless the returned event is set."""
+        message, quote_id = await self.quote()
+        held = self.fake.hold("POST", FAILURE_POST, before=True)
+        await self.confirm(message, quote_id)
+        await self.fake.wait_for(lambda: self.fake.held, timeout=20)
+        return message, held
+
     def job_states(self) -> list[str]:
         with contextlib.closing(sqlite3.connect(self.db)) as db:
             return [row[0] for row in db.execute("SELECT state FROM jobs ORDER BY id")]
@@ -264,10 +273,7 @@ async def test_kill_between_a_provider_failure_refund_and_the_message(deployment
     d = deployment
     d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
     await d.start()
-    message, quote_id = await d.quote()
-    held = d.fake.hold("POST", FAILURE_POST, before=True)
-    await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    message, held = await d.confirm_with_the_message_held()
     assert (d.job_states(), d.told()) == (["failed"], [False])
     await d.kill()
     await d.told_once_after_restart(message, "content policy")
@@ -280,10 +286,7 @@ async def test_kill_between_a_deadline_refund_and_the_message(deployment):
     d.env = {"JOB_TIMEOUT_SECONDS": "1"}
     d.api.plan_next(Plan(statuses=[1]))  # renders forever
     await d.start()
-    message, quote_id = await d.quote()
-    held = d.fake.hold("POST", FAILURE_POST, before=True)
-    await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    message, held = await d.confirm_with_the_message_held()
     assert (d.job_states(), d.told()) == (["expired"], [False])
     await d.kill()
     await d.told_once_after_restart(message, "too long")
@@ -340,10 +343,7 @@ async def test_sigterm_while_telling_a_failure_tells_it_after_the_restart(deploy
     d = deployment
     d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
     await d.start()
-    message, quote_id = await d.quote()
-    held = d.fake.hold("POST", FAILURE_POST, before=True)
-    await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    message, held = await d.confirm_with_the_message_held()
     assert await d.stop() == 0  # a graceful stop cancels the message in progress
     assert d.told() == [False]
     await d.told_once_after_restart(message, "content policy")

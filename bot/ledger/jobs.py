@@ -36,15 +36,6 @@ class Jobs:
         )
         return [job_from_row(row) for row in rows]
 
-    async def untold_jobs(self) -> list[Job]:
-        """Finished jobs whose member has not heard the outcome yet (the bot stopped first)."""
-        rows = await self.db.fetchall(
-            f"{JOB_SELECT} WHERE j.told_at IS NULL AND j.state IN "
-            f"({','.join('?' * len(FINAL_STATES))}) ORDER BY j.id",
-            FINAL_STATES,
-        )
-        return [job_from_row(row) for row in rows]
-
     async def recent_jobs(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         rows = await self.db.fetchall(
             f"{JOB_SELECT} WHERE j.guild_id = ? AND j.user_id = ? ORDER BY j.id DESC LIMIT ?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -110,3 +111,27 @@ def test_tests_close_the_sqlite3_connections_they_open():
         if re.search(r"with sqlite3\.connect\(", line)
     ]
     assert offenders == [], "use contextlib.closing(sqlite3.connect(...))"
+
+
+def test_ci_finds_pyenv_pythons_and_skips_a_missing_one(tmp_path):
+    """.ci/run's find_python: the newest pyenv version of a minor, or nothing (then skipped)."""
+    script = (ROOT / ".ci" / "run").read_text()
+    function = re.search(r"^find_python\(\) \{\n.*?^\}\n", script, re.MULTILINE | re.DOTALL)
+    assert function, "find_python in .ci/run"
+    for version in ("3.12.1", "3.12.10"):
+        binary = tmp_path / "versions" / version / "bin" / "python3.12"
+        binary.parent.mkdir(parents=True)
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o755)
+    found = {}
+    for minor in ("3.12", "3.13"):
+        result = subprocess.run(
+            ["bash", "-c", f"{function.group(0)}\nfind_python {minor}"],
+            env={"PATH": "/usr/bin:/bin", "PYENV_ROOT": str(tmp_path), "HOME": str(tmp_path)},
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        found[minor] = (result.returncode, result.stdout.strip())
+    assert found["3.12"] == (0, str(tmp_path / "versions" / "3.12.10" / "bin" / "python3.12"))
+    if not any(Path(d, "python3.13").exists() for d in ("/usr/bin", "/bin")):
+        assert found["3.13"][0] != 0  # not installed: .ci/run says so and goes on
+    assert 'echo ".ci/run: Python $minor is not installed here; skipping it"' in script

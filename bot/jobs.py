@@ -317,6 +317,7 @@ class JobRunner:
             try:
                 await self._renew()
                 await self._share_with_fleet()
+                self._held_back = False  # a missed notice delays a waiting job one round at most
                 await self.resume()
             except Exception:
                 log.exception("could not renew the job lease; trying again")

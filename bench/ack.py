@@ -13,7 +13,11 @@ to see whether the real bot's work after its defer (image check, SQLite, the quo
 acknowledgement of the invocations queued behind it. Both fakes share this process, so the fake
 Discord's own handling of the real bot's extra requests counts against the real bot there.
 
-    python -m bench.ack [--quick] [-n N] [--burst K]
+With ``--busy`` the real bot first takes 1,000 jobs (``--busy-jobs``) that keep rendering at
+the fake ShortAPI for the whole run: its job runner creates and polls them at MAX_PROVIDER_RPS
+(10) while the acknowledgements are measured, against the same idle bare-bot floor.
+
+    python -m bench.ack [--quick] [-n N] [--burst K] [--busy [--busy-jobs N]]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bench.common import GCPauses, emit, machine, percentile, progress, quiet_lo
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
 from tests.e2e import DISCORD_TOKEN, MEMBER, PNG, World, running_world
 from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, FakeUser
+from tests.fakes.fake_shortapi import Plan
 
 GOAL_RATIO_P99 = 1.5
 WARMUP = 10
@@ -125,14 +130,34 @@ def _latency_ms(interaction: FakeInteraction) -> float:
     return (interaction.callback_at - interaction.sent_at) * 1000
 
 
-async def run(n: int, seed: int, burst: int) -> dict[str, Any]:
+async def _keep_busy(world: World, jobs: int) -> None:
+    """``jobs`` confirmed jobs handed to the real bot's runner, rendering until the run ends."""
+    from bench.inflight import _quote
+
+    ledger = world.bot.ledger
+    now = world.bot.clock()
+    for i in range(jobs):
+        world.api.plan_next(Plan(statuses=[1]))  # "rendering", for ever
+        quote = _quote(i, now, 3600)
+        await ledger.create_quote(quote)
+        world.bot.jobs.submit(await ledger.confirm_quote(quote.id, quote.user_id, now,
+                                                         job_timeout=7200))
+    await world.discord.wait_for(lambda: world.bot.jobs.in_flight >= jobs, timeout=120)
+
+
+async def run(n: int, seed: int, burst: int, busy: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     real_ms: list[float] = []
     floor_ms: list[float] = []
     burst_real_ms: list[float] = []
     burst_floor_ms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-ack-") as tmp:
-        async with running_world(Path(tmp)) as world:
+        env = {"MAX_ACTIVE_JOBS": str(busy), "MAX_ACTIVE_JOBS_PER_USER": "1",
+               "POLL_INTERVAL_SECONDS": "5", "DEFAULT_DAILY_LIMIT_USD": "100"} if busy else {}
+        async with running_world(Path(tmp), **env) as world:
+            if busy:
+                progress(f"busy: {busy} jobs in flight in the real bot")
+                await _keep_busy(world, busy)
             real_base = discord.http.Route.BASE
             old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
             floor_fake = FakeDiscord(owner=FakeUser(id=1, name="owner"))
@@ -194,6 +219,7 @@ async def run(n: int, seed: int, burst: int) -> dict[str, Any]:
                     )
                 elapsed = time.monotonic() - started
                 gc_pauses.stop()
+                in_flight = world.bot.jobs.in_flight
             finally:
                 discord.http.Route.BASE = floor_fake.api_base
                 await floor_bot.close()
@@ -210,6 +236,9 @@ async def run(n: int, seed: int, burst: int) -> dict[str, Any]:
     ratio = p99 / floor_p99
     return {
         "n": n,
+        "busy_jobs": busy,
+        "jobs_in_flight_at_end": in_flight,
+        "provider_creates": len(world.api.creates),
         "p50_ms": rounded(percentile(real_ms, 50)),
         "p99_ms": rounded(p99),
         "floor_p99_ms": rounded(floor_p99),
@@ -245,10 +274,13 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=10,
                         help="also measure rounds of this many simultaneous invocations (1: no)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--busy", action="store_true",
+                        help="measure while the real bot has --busy-jobs jobs in flight")
+    parser.add_argument("--busy-jobs", type=int, default=1000)
     args = parser.parse_args()
     n = args.n or (150 if args.quick else 1000)
     quiet_logging()
-    emit(asyncio.run(run(n, args.seed, args.burst)))
+    emit(asyncio.run(run(n, args.seed, args.burst, args.busy_jobs if args.busy else 0)))
 
 
 if __name__ == "__main__":

@@ -341,6 +341,13 @@ def test_ledger_check_finds_the_bots_database_by_the_same_rule(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ledger check of {database}: 0 jobs, OK"
+    (tmp_path / ".env").rename(tmp_path / "animate.env")
+    named = subprocess.run(
+        [sys.executable, "-m", "bot.ledger", "check", "--env-file", str(tmp_path / "animate.env")],
+        env=clean_env(), cwd=below, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.strip() == f"ledger check of {database}: 0 jobs, OK"
 
 
 async def test_check_on_postgresql_hides_the_password_and_refusals_are_one_line(

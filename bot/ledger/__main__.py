@@ -59,12 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           "or data/animate.db)")
     where.add_argument("--database-url", help="postgresql://user:password@host:port/db or "
                                               "sqlite:///path")
+    checker.add_argument("--env-file", type=Path, metavar="PATH",
+                         help="the bot's settings file, as for animate-bot --env-file")
     args = parser.parse_args(argv)
     target: str | Path | None = args.database_url or args.database
     if target is None:
         # The database the bot uses: the same .env, the same rule for relative paths.
         try:
-            target = database_location(read_environment())
+            target = database_location(read_environment(args.env_file))
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2

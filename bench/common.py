@@ -231,21 +231,23 @@ def machine() -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def child_server(*args: str) -> AsyncIterator[dict[str, Any]]:
-    """Run ``python -m bench.fakes_server ARGS`` and yield the JSON line it prints when ready.
+async def child_server(
+    *args: str, module: str = "bench.fakes_server"
+) -> AsyncIterator[dict[str, Any]]:
+    """Run ``python -m MODULE ARGS`` and yield the JSON line it prints when ready.
 
     The child holds whatever the fakes hold (uploaded videos, request logs), so the memory and
     CPU the benchmark measures in this process are the bot's own.
     """
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.fakes_server", *args,
+        sys.executable, "-m", module, *args,
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         if not line:
-            raise RuntimeError("the fake server child exited before it was ready")
+            raise RuntimeError(f"the {module} child exited before it was ready")
         info: dict[str, Any] = json.loads(line)
         info["process"] = proc  # so a benchmark can notice the fakes dying under it
         yield info

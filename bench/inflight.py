@@ -28,6 +28,7 @@ running jobs once takes R / MAX_PROVIDER_RPS seconds even with the provider's wh
 interval cannot be shorter than that (5 s at 50 running jobs, 100 s at 1,000).
 
     python -m bench.inflight [--quick] [--jobs N] [--mode all|callbacks|polling|capped]
+    python -m bench.inflight --processes 3 --jobs 3000 --mode callbacks --kill-one  (bench.fleet)
 """
 
 from __future__ import annotations
@@ -499,6 +500,10 @@ def main() -> None:
                              "(default 0.2; quick 0.1)")
     parser.add_argument("--video-kb", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="several bot processes on one PostgreSQL (bench.fleet; callbacks)")
+    parser.add_argument("--kill-one", action="store_true",
+                        help="with --processes: SIGKILL one process mid-run")
     args = parser.parse_args()
     if args.jobs is None:
         args.jobs = 100 if args.quick else 1000
@@ -511,6 +516,11 @@ def main() -> None:
         # jitter: requests would arrive at the fake bunched by the scaling, not by the product.
         args.capped_time_scale = 0.1 if args.quick else 0.2
     quiet_logging()
+    if args.processes > 1:
+        from bench.fleet import run_fleet
+
+        run_fleet(args)
+        return
     if args.mode != "all":
         emit(asyncio.run(run_mode(args, args.mode)))
         return

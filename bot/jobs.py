@@ -153,6 +153,9 @@ class JobRunner:
         # news that arrives while a refusal is on its way is not missed).
         self._held_back = False
         self._line_news = 0
+        # Slot requests wait their turn here, not in the database: a burst of them would fill
+        # the connection pool with transactions waiting for the fleet's lock.
+        self._slot_gate = asyncio.Semaphore(2)
         # This process in the fleet: unique per run, readable by operators.
         self._host = socket.gethostname()
         self.worker_id = f"{self._host}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -310,15 +313,28 @@ class JobRunner:
         return age < self._lease_seconds * 2 / 3
 
     async def _keep_lease(self) -> None:
-        """Renew the lease while the process lives, and take over the jobs of processes whose
-        lease ran out (they died) or that handed theirs back (they stopped)."""
+        """Renew the lease while the process lives (in its own task: a long takeover round
+        must not let it run out), and take over the jobs of processes whose lease ran out
+        (they died) or that handed theirs back (they stopped)."""
+        renewing = asyncio.get_running_loop().create_task(self._renew_forever())
+        try:
+            while True:
+                await asyncio.sleep(self._lease_seconds / 3)
+                try:
+                    await self._share_with_fleet()
+                    self._held_back = False  # a missed notice delays a waiting job one round
+                    await self.resume()
+                except Exception:
+                    log.exception("could not take over jobs; trying again")
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self._lease_seconds / 3)
             try:
                 await self._renew()
-                await self._share_with_fleet()
-                self._held_back = False  # a missed notice delays a waiting job one round at most
-                await self.resume()
             except Exception:
                 log.exception("could not renew the job lease; trying again")
 
@@ -528,14 +544,12 @@ class JobRunner:
     async def _slot_for(self, job: Job) -> bool:
         """One of the fleet's slots for the job (the caps hold across every process): else it
         goes back in line, and moves when a slot is freed anywhere."""
-        news = self._line_news
-        try:
-            granted = await self._ledger.take_slot(
-                job.id, max_active=self._max_active, max_per_user=self._max_per_user
-            )
-        except Exception:
-            log.exception("job %d: could not take a slot; back in line", job.id)
-            granted = False
+        async with self._slot_gate:
+            news = self._line_news
+            if self._held_back:
+                granted: bool | None = False  # refused meanwhile: wait for the line to move
+            else:
+                granted = await self._take_slot(job)
         if granted:
             # The line moved: a later job refused only because this one was first may go now.
             self._line_moved(job.id)
@@ -548,6 +562,15 @@ class JobRunner:
             self._held_back = news == self._line_news
             self._pump()  # tells it its place; starts nothing until the line moves
         return False
+
+    async def _take_slot(self, job: Job) -> bool | None:
+        try:
+            return await self._ledger.take_slot(
+                job.id, max_active=self._max_active, max_per_user=self._max_per_user
+            )
+        except Exception:
+            log.exception("job %d: could not take a slot; back in line", job.id)
+            return False
 
     async def _record_start(self, job: Job, created: CreatedJob) -> Job | None:
         """Write down that the provider took the job (so it is followed from now on, whatever

@@ -1,0 +1,316 @@
+"""Many jobs worked by several bot processes on one PostgreSQL, one of them killed mid-run.
+
+``python -m bench.inflight --processes 3 --jobs 3000 --mode callbacks --kill-one`` runs this.
+The parent starts the fake ShortAPI (a child process, rendering every job for a time drawn from
+``[render_min, render_max]`` and POSTing its callback when done), a fresh PostgreSQL database
+(created on ``ANIMATE_TEST_DATABASE_URL``'s server, dropped afterwards), a callback "load
+balancer" that hands each callback to a random live process, and N worker processes. Each worker
+is the product's job runner as ``AnimateBot`` wires it (``JobRunner``, ``Ledger`` on PostgreSQL,
+``ShortAPIClient`` paced by its share of MAX_PROVIDER_RPS, the real ``WebServer`` for callbacks)
+with a notifier that stamps each post in a file. The parent confirms every job (``Ledger``) and
+the workers claim them (job leases). With ``--kill-one`` the worker holding the most jobs gets
+SIGKILL once half the jobs are at the provider; ``takeover_s`` is the time from the kill until
+none of the jobs it held is held by it any more.
+
+Keys: ``lost`` (jobs not delivered), ``duplicates`` (posts or creates beyond one per job),
+``provider_rps_max`` (create+query requests in any one-second window at the provider, every
+process together), ``done_to_posted_p99_s``, ``rss_mb_per_process`` (peak, survivors),
+``takeover_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.common import child_server, emit, machine, max_in_window, percentile, progress, rounded
+
+LEASE_SECONDS = 6.0
+ADMIN_URL = os.environ.get(
+    "ANIMATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class StampingNotifier:
+    """The chat side: every post is a line ``job_id provider_job_id posted_at`` in a file."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("a", buffering=1)
+
+    async def progress(self, job: Any, phase: str, elapsed: float, position: Any = None) -> None:
+        return None
+
+    async def find_delivery(self, job: Any) -> int | None:
+        return None  # the stamps file is the history: duplicates are counted from it
+
+    async def deliver(self, job: Any, video: Path | None) -> int | None:
+        # The monotonic clock is the machine's: the fake provider's "done" stamps compare.
+        self._file.write(f"{job.id} {job.provider_job_id} {time.monotonic()}\n")
+        return 1
+
+    async def delivered(self, job: Any) -> None:
+        return None
+
+    async def failed(self, job: Any, reason: Any, post: bool = True) -> None:
+        self._file.write(f"failed {job.id}\n")
+
+
+async def worker(args: argparse.Namespace) -> None:
+    """One bot process of the fleet (run by the parent as ``bench.fleet worker``)."""
+    from bench.common import RSSSampler
+    from bot.__main__ import http_session
+    from bot.bot import CALLBACK_POLL_FACTOR
+    from bot.config import Secret
+    from bot.jobs import JobRunner
+    from bot.ledger import Ledger
+    from bot.limits import Defaults
+    from bot.metrics import Metrics
+    from bot.ratelimit import RateLimiter
+    from bot.shortapi import ShortAPIClient
+    from bot.web import WebServer
+
+    scale = args.time_scale
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    no_caps = Defaults(daily=None, monthly=None, guild_budget=None)
+    async with await Ledger.open(args.database_url, no_caps) as ledger, http_session() as session:
+        limiter = RateLimiter(args.max_provider_rps / scale)
+        api = ShortAPIClient(session, args.base_url, Secret(args.key), limiter=limiter)
+        port: list[int] = []
+        runner = JobRunner(
+            ledger, api, StampingNotifier(Path(args.stamps)),
+            poll_interval=args.poll_interval * CALLBACK_POLL_FACTOR * scale,
+            max_active=args.jobs, max_active_per_user=2, temp_dir=Path(args.tmp),
+            callback_url=lambda token: f"{args.callback_base}/callbacks/{token}",
+            provider_rps=args.max_provider_rps / scale,
+            lease_seconds=LEASE_SECONDS,
+            on_fleet_size=lambda n: limiter.set_rate(args.max_provider_rps / scale / n),
+        )
+
+        async def nothing() -> dict[str, Any]:
+            return {}
+
+        async def refresh() -> None:
+            return None
+
+        server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(),
+                           poke=runner.poke, health=nothing, refresh_metrics=refresh)
+        await server.start()
+        assert server.port is not None
+        port.append(server.port)
+        await runner.start()
+        print(json.dumps({"port": server.port, "worker": runner.worker_id}), flush=True)
+        with RSSSampler(every=0.1) as sampler:
+            await stop.wait()
+        await runner.close()
+        await server.close()
+        notifier_file = Path(args.stamps)
+        await asyncio.to_thread(_append, notifier_file, f"rss {sampler.peak_mb}\n")
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a") as out:
+        out.write(line)
+
+
+def _stamp_lines(folder: Path) -> list[str]:
+    return [line for path in folder.glob("stamps-*") for line in path.read_text().splitlines()]
+
+
+async def _balancer(ports: dict[int, int], alive: set[int]) -> tuple[web.AppRunner, str]:
+    """Callbacks reach a random live process, as behind a load balancer."""
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        for _ in range(3):
+            target = random.choice(sorted(alive))
+            url = f"http://127.0.0.1:{ports[target]}{request.path}"
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.post(url, data=body) as response:
+                    return web.Response(status=response.status, body=await response.read())
+        return web.Response(status=502)
+
+    app = web.Application()
+    app.router.add_post("/callbacks/{token}", forward)
+    app.on_cleanup.append(lambda _: session.close())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncpg
+
+    from bench.inflight import _quote
+    from bot.ledger import Ledger
+    from bot.limits import Defaults
+
+    scale = args.time_scale
+    name = f"animate_bench_{os.getpid()}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    procs: dict[int, asyncio.subprocess.Process] = {}
+    ports: dict[int, int] = {}
+    workers: dict[int, str] = {}
+    alive: set[int] = set()
+    tmp = tempfile.mkdtemp(prefix="bench-fleet-")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            fake = await stack.enter_async_context(child_server(
+                "provider", "--time-scale", str(scale), "--render-min", str(args.render_min),
+                "--render-max", str(args.render_max), "--seed", str(args.seed),
+                "--video-bytes", str(args.video_kb * 1024), "--callbacks",
+            ))
+            balancer, callback_base = await _balancer(ports, alive)
+            stack.push_async_callback(balancer.cleanup)
+            ledger = await Ledger.open(url, Defaults(daily=None, monthly=None, guild_budget=None))
+            stack.push_async_callback(ledger.close)
+            for i in range(args.processes):
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.fleet", "worker",
+                    "--database-url", url, "--base-url", fake["base_url"], "--key", fake["key"],
+                    "--callback-base", callback_base, "--stamps", f"{tmp}/stamps-{i}",
+                    "--tmp", tmp, "--jobs", str(args.jobs), "--time-scale", str(scale),
+                    "--poll-interval", str(args.poll_interval),
+                    "--max-provider-rps", str(args.max_provider_rps),
+                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                )
+                assert proc.stdout is not None
+                ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+                procs[i], ports[i], workers[i] = proc, ready["port"], ready["worker"]
+                alive.add(i)
+            progress(f"{args.processes} processes up; confirming {args.jobs} jobs")
+            started = time.monotonic()
+            now = time.time()
+            for i in range(args.jobs):
+                quote = _quote(i, now, 3600)
+                await ledger.create_quote(quote)
+                await ledger.confirm_quote(quote.id, quote.user_id, now, job_timeout=1200 * scale)
+            killed_at: float | None = None
+            orphans: set[int] = set()
+            takeover: float | None = None
+            victim: int | None = None
+            deadline = started + (1200 + 120 + args.render_max) * scale + 120
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.25)
+                counts = await ledger.job_counts()
+                running = counts.get("running", 0) + counts.get("succeeded", 0)
+                if args.kill_one and victim is None and running >= args.jobs // 2:
+                    held = Counter(str(r["owner"]) for r in await ledger.db.fetchall(
+                        "SELECT owner FROM jobs WHERE state IN ('running', 'succeeded')"))
+                    victim = max(workers, key=lambda w: held.get(workers[w], 0))
+                    orphans = {int(r["id"]) for r in await ledger.db.fetchall(
+                        "SELECT id FROM jobs WHERE owner = ? AND told_at IS NULL",
+                        (workers[victim],))}
+                    procs[victim].send_signal(signal.SIGKILL)
+                    await procs[victim].wait()
+                    alive.discard(victim)
+                    killed_at = time.monotonic()
+                    progress(f"killed process {victim} holding {held.get(workers[victim], 0)} "
+                             f"jobs")
+                if killed_at is not None and takeover is None:
+                    row = await ledger.db.fetchone(
+                        "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND told_at IS NULL",
+                        (workers[victim],),  # type: ignore[index]
+                    )
+                    if row is not None and int(row["n"]) == 0:
+                        takeover = time.monotonic() - killed_at
+                        progress(f"its jobs taken over after {takeover:.1f} s")
+                done = counts.get("delivered", 0) + counts.get("failed", 0) + counts.get(
+                    "expired", 0)
+                if done == args.jobs and (not args.kill_one or takeover is not None):
+                    break
+            elapsed = time.monotonic() - started
+            counts = await ledger.job_counts()
+            for i in alive:
+                procs[i].send_signal(signal.SIGTERM)
+            for i in alive:
+                await asyncio.wait_for(procs[i].wait(), 60)
+            async with aiohttp.ClientSession() as session, session.get(
+                f"{fake['control_url']}/stats"
+            ) as response:
+                stats = await response.json()
+    finally:
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+    posts: Counter[int] = Counter()
+    posted_at: dict[int, tuple[str, float]] = {}
+    rss: list[float] = []
+    for line in await asyncio.to_thread(_stamp_lines, Path(tmp)):
+        parts = line.split()
+        if parts[0] == "rss":
+            rss.append(float(parts[1]))
+        elif parts[0] != "failed":
+            posts[int(parts[0])] += 1
+            posted_at[int(parts[0])] = (parts[1], float(parts[2]))
+    done_at: dict[str, float] = stats["done_at"]
+    done_to_posted = [(t - done_at[p]) / scale for p, t in posted_at.values() if p in done_at]
+    # Jobs whose process was killed wait for the takeover (LEASE_SECONDS, real time).
+    survivors = [(t - done_at[p]) / scale for job, (p, t) in posted_at.items()
+                 if p in done_at and job not in orphans]
+    api_times = [t for t, endpoint, _ in stats["requests"] if endpoint in ("create", "query")]
+    duplicates = sum(n - 1 for n in posts.values() if n > 1) + int(stats["duplicate_creates"])
+    return {
+        "processes": args.processes,
+        "jobs": args.jobs,
+        "lost": args.jobs - counts.get("delivered", 0),
+        "duplicates": duplicates,
+        "provider_rps_max": max_in_window(api_times, 1.0 * scale),
+        "max_provider_rps": args.max_provider_rps,
+        "done_to_posted_p99_s": rounded(percentile(done_to_posted, 99), 2),
+        "done_to_posted_p50_s": rounded(percentile(done_to_posted, 50), 2),
+        "done_to_posted_p99_s_not_on_killed": rounded(percentile(survivors, 99), 2),
+        "jobs_on_killed": len(orphans),
+        "rss_mb_per_process": rounded(max(rss, default=0.0), 1),
+        "takeover_s": rounded(takeover, 1) if takeover is not None else None,
+        "lease_seconds": LEASE_SECONDS,
+        "killed": victim is not None,
+        "job_states": counts,
+        "time_scale": scale,
+        "real_seconds": rounded(elapsed, 1),
+        "machine": machine(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="kind", required=True)
+    w = sub.add_parser("worker")
+    for name in ("--database-url", "--base-url", "--key", "--callback-base", "--stamps", "--tmp"):
+        w.add_argument(name, required=True)
+    w.add_argument("--jobs", type=int, required=True)
+    w.add_argument("--time-scale", type=float, required=True)
+    w.add_argument("--poll-interval", type=float, required=True)
+    w.add_argument("--max-provider-rps", type=float, required=True)
+    args = parser.parse_args()
+    asyncio.run(worker(args))
+
+
+def run_fleet(args: argparse.Namespace) -> None:
+    emit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()

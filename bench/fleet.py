@@ -9,8 +9,8 @@ is the product's job runner as ``AnimateBot`` wires it (``JobRunner``, ``Ledger`
 ``ShortAPIClient`` paced by its share of MAX_PROVIDER_RPS, the real ``WebServer`` for callbacks)
 with a notifier that stamps each post in a file. The parent confirms every job (``Ledger``) and
 the workers claim them (job leases). With ``--kill-one`` the worker holding the most jobs gets
-SIGKILL once half the jobs are at the provider; ``takeover_s`` is the time from the kill until
-none of the jobs it held is held by it any more.
+SIGKILL once half the jobs have been started at the provider; ``takeover_s`` is the time from
+the kill until none of the jobs it held is held by it any more.
 
 Keys: ``lost`` (jobs not delivered), ``duplicates`` (posts or creates beyond one per job),
 ``provider_rps_max`` (create+query requests in any one-second window at the provider, every
@@ -214,8 +214,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
                 counts = await ledger.job_counts()
-                running = counts.get("running", 0) + counts.get("succeeded", 0)
-                if args.kill_one and victim is None and running >= args.jobs // 2:
+                started_jobs = args.jobs - counts.get("reserved", 0) - counts.get("submitting", 0)
+                if args.kill_one and victim is None and started_jobs >= args.jobs // 2:
                     held = Counter(str(r["owner"]) for r in await ledger.db.fetchall(
                         "SELECT owner FROM jobs WHERE state IN ('running', 'succeeded')"))
                     victim = max(workers, key=lambda w: held.get(workers[w], 0))

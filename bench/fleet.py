@@ -92,6 +92,10 @@ async def worker(args: argparse.Namespace) -> None:
         limiter = RateLimiter(args.max_provider_rps / scale)
         api = ShortAPIClient(session, args.base_url, Secret(args.key), limiter=limiter)
         port: list[int] = []
+        def share(processes: int, quiet: float) -> None:  # as AnimateBot shares its rate
+            limiter.set_rate(args.max_provider_rps / scale / processes)
+            limiter.hold_off(quiet)
+
         runner = JobRunner(
             ledger, api, StampingNotifier(Path(args.stamps)),
             poll_interval=args.poll_interval * CALLBACK_POLL_FACTOR * scale,
@@ -99,7 +103,7 @@ async def worker(args: argparse.Namespace) -> None:
             callback_url=lambda token: f"{args.callback_base}/callbacks/{token}",
             provider_rps=args.max_provider_rps / scale,
             lease_seconds=LEASE_SECONDS,
-            on_fleet_size=lambda n: limiter.set_rate(args.max_provider_rps / scale / n),
+            on_fleet_size=share,
         )
 
         async def nothing() -> dict[str, Any]:

@@ -211,10 +211,12 @@ class AnimateBot(commands.Bot):
             "jobs_waiting": self.jobs.waiting,
         }
 
-    def _share_provider_rate(self, processes: int) -> None:
-        """MAX_PROVIDER_RPS holds for the whole fleet: each live process sends its share."""
+    def _share_provider_rate(self, processes: int, quiet: float) -> None:
+        """MAX_PROVIDER_RPS holds for the whole fleet: each live process sends its share (and
+        a newcomer nothing for ``quiet`` seconds, until the others have made room)."""
         if self.api.limiter is not None:
             self.api.limiter.set_rate(self.settings.max_provider_rps / processes)
+            self.api.limiter.hold_off(quiet)
 
     def _worker_detail(self) -> str:
         """How this process shows in the fleet's table of workers (for operators)."""

@@ -146,9 +146,10 @@ class JobRunner:
         fresh_image_url: Callable[[Job], Awaitable[str]] | None = None,
         lease_seconds: float = 30.0,
         worker_detail: str = "",
-        on_fleet_size: Callable[[int], None] | None = None,
+        on_fleet_size: Callable[[int, float], None] | None = None,
     ) -> None:
         self._on_fleet_size = on_fleet_size
+        self._counted_fleet = False
         # The fleet refused our next job a slot: wait for news that its line moved (counted, so
         # news that arrives while a refusal is on its way is not missed).
         self._held_back = False
@@ -339,9 +340,18 @@ class JobRunner:
                 log.exception("could not renew the job lease; trying again")
 
     async def _share_with_fleet(self) -> None:
-        """Fleet-wide caps that are shared out (the provider's rate) follow the fleet's size."""
-        if self._on_fleet_size is not None:
-            self._on_fleet_size(max(1, await self._ledger.live_workers()))
+        """Fleet-wide caps that are shared out (the provider's rate) follow the fleet's size:
+        ``on_fleet_size(processes, quiet)``, where ``quiet`` is how long to send nothing.
+
+        A process joining a running fleet is quiet for one round of the others (a third of a
+        lease, and a margin): until each has counted it, their shares add up to the whole
+        MAX_PROVIDER_RPS, and anything the newcomer sent would go over it."""
+        if self._on_fleet_size is None:
+            return
+        processes = max(1, await self._ledger.live_workers())
+        joining = not self._counted_fleet and processes > 1
+        self._counted_fleet = True
+        self._on_fleet_size(processes, self._lease_seconds / 3 + 2 if joining else 0.0)
 
     async def _renew(self) -> None:
         if await self._ledger.renew_lease(self.worker_id, self._lease_seconds):

@@ -43,6 +43,11 @@ class RateLimiter:
             raise ValueError("rate must be positive")
         self._interval = MARGIN / rate
 
+    def hold_off(self, seconds: float) -> None:
+        """Let nothing through for ``seconds`` from now (requests wait in line meanwhile)."""
+        if seconds > 0:
+            self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
+
     @property
     def waiting(self) -> int:
         return len(self._waiting)

@@ -704,3 +704,21 @@ async def wait_until(read, done, timeout: float = 10.0):
         while not done(value := await read()):  # noqa: ASYNC110 - a row has no event
             await asyncio.sleep(0.01)
     return value
+
+
+@pytest.mark.parametrize(("others", "quiet"), [(0, False), (2, True)])
+async def test_a_process_joining_a_fleet_sends_nothing_until_the_others_made_room(
+    tmp_path, others, quiet
+):
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        for n in range(others):  # processes already running, each sending its share
+            await ledger.join_fleet(f"other-{n}", 30, host="elsewhere", pid=n + 1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        await runner.close()
+    processes, quiet_for = shares[0]
+    assert processes == others + 1
+    # The others count a newcomer within a third of a lease; until then it is quiet.
+    assert (quiet_for >= 30 / 3) if quiet else quiet_for == 0

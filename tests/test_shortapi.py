@@ -228,6 +228,19 @@ async def test_rate_limiter_spaces_requests_at_the_configured_rate():
     assert loop.time() - start >= 0.2 - 0.01  # 10 intervals of 20 ms after the first
 
 
+async def test_rate_limiter_held_off_lets_nothing_through_until_then():
+    limiter = RateLimiter(1000)
+    loop = asyncio.get_running_loop()
+    limiter.hold_off(0.2)
+    start = loop.time()
+    await limiter.acquire()
+    assert loop.time() - start >= 0.2 - 0.01
+    limiter.hold_off(0)  # nothing to wait for
+    start = loop.time()
+    await limiter.acquire()
+    assert loop.time() - start < 0.1
+
+
 async def test_rate_limiter_lets_urgent_requests_skip_routine_ones():
     limiter = RateLimiter(50)
     order: list[str] = []

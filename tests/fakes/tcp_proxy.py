@@ -21,15 +21,17 @@ class TcpProxy:
 
     async def cut(self) -> None:
         """Refuse new connections and drop every open one."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for writer in list(self._writers):
             writer.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            # Only now: from Python 3.12 wait_closed() also waits for the open connections.
+            await server.wait_closed()
 
     async def restore(self) -> None:
         await self.start()

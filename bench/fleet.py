@@ -89,7 +89,7 @@ async def worker(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     no_caps = Defaults(daily=None, monthly=None, guild_budget=None)
     async with await Ledger.open(args.database_url, no_caps) as ledger, http_session() as session:
-        limiter = RateLimiter(args.max_provider_rps / scale)
+        limiter = RateLimiter(args.max_provider_rps / scale, window=scale)
         api = ShortAPIClient(session, args.base_url, Secret(args.key), limiter=limiter)
         port: list[int] = []
         def share(processes: int, quiet: float) -> None:  # as AnimateBot shares its rate

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
+from collections import deque
 from typing import Final
 
 # Spacing a little wider than 1/rate keeps every one-second window under the rate even when
@@ -27,10 +29,10 @@ class RateLimiter:
     ``sent()``, and the next request is spaced from that moment, so the spacing holds where the
     requests leave, not only where they were let go."""
 
-    def __init__(self, rate: float) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self._interval = MARGIN / rate
+    def __init__(self, rate: float, *, window: float = 1.0) -> None:
+        self._window = window  # the span the provider counts requests over
+        self._sends: deque[float] = deque()  # when requests left, within the last window
+        self.set_rate(rate)
         self._next = 0.0
         self._waiting: list[tuple[int, int, bool, asyncio.Future[None]]] = []
         self._order = itertools.count()
@@ -42,6 +44,18 @@ class RateLimiter:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self._interval = MARGIN / rate
+        # Spacing alone lets up to ceil(rate) requests into one window: for one process that
+        # is the rate itself, but the shares of several processes (3 x 10/3) could add up to
+        # 12 in a second. At most floor(share) per window keeps their sum within the cap.
+        self._per_window = max(1, math.floor(rate * self._window))
+
+    def _ready_at(self, now: float) -> float:
+        """When the next request may go: spaced from the last, and within the window's count."""
+        while self._sends and self._sends[0] <= now - self._window * MARGIN:
+            self._sends.popleft()
+        if len(self._sends) < self._per_window:
+            return self._next
+        return max(self._next, self._sends[0] + self._window * MARGIN)
 
     def hold_off(self, seconds: float) -> None:
         """Let nothing through for ``seconds`` from now (requests wait in line meanwhile)."""
@@ -55,7 +69,7 @@ class RateLimiter:
     async def acquire(self, priority: int = ROUTINE, *, hold: bool = False) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if not self._waiting and self._held is None and now >= self._next:
+        if not self._waiting and self._held is None and now >= self._ready_at(now):
             self._grant(loop, hold)
             return
         future: asyncio.Future[None] = loop.create_future()
@@ -68,6 +82,7 @@ class RateLimiter:
         """The request let go by ``acquire(hold=True)`` is being sent now (or will not be)."""
         loop = asyncio.get_running_loop()
         self._next = max(self._next, loop.time() + self._interval)
+        self._sends.append(loop.time())
         held, self._held = self._held, None
         if held is not None and not held.done():
             held.set_result(None)
@@ -75,7 +90,9 @@ class RateLimiter:
     def _grant(self, loop: asyncio.AbstractEventLoop, hold: bool) -> None:
         self._next = max(loop.time(), self._next) + self._interval
         if hold:
-            self._held = loop.create_future()
+            self._held = loop.create_future()  # it leaves (and counts) at sent()
+        else:
+            self._sends.append(loop.time())
 
     async def _release(self) -> None:
         loop = asyncio.get_running_loop()
@@ -88,7 +105,7 @@ class RateLimiter:
                 if self._held is held:
                     self._held = None
                 continue
-            delay = self._next - loop.time()
+            delay = self._ready_at(loop.time()) - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue

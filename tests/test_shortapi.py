@@ -228,6 +228,25 @@ async def test_rate_limiter_spaces_requests_at_the_configured_rate():
     assert loop.time() - start >= 0.2 - 0.01  # 10 intervals of 20 ms after the first
 
 
+async def test_a_fleets_shares_of_the_rate_never_add_up_to_more_than_the_cap():
+    # Three processes, each pacing its share of 10 per (here) 0.2 s window: spacing alone let
+    # 4 of each into one window, 12 in all.
+    window = 0.2
+    limiters = [RateLimiter(10 / window / 3, window=window) for _ in range(3)]
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def burst(limiter: RateLimiter) -> None:
+        for _ in range(12):
+            await limiter.acquire()
+            sent.append(loop.time())
+
+    await asyncio.gather(*(burst(limiter) for limiter in limiters))
+    sent.sort()
+    busiest = max(sum(1 for t in sent if start <= t < start + window) for start in sent)
+    assert busiest <= 10
+
+
 async def test_rate_limiter_held_off_lets_nothing_through_until_then():
     limiter = RateLimiter(1000)
     loop = asyncio.get_running_loop()

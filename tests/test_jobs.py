@@ -493,17 +493,8 @@ async def test_a_job_id_the_provider_already_gave_fails_only_the_new_job(env, ca
 
 async def test_an_error_recording_the_start_does_not_strand_the_job(env, monkeypatch):
     fake, ledger, notifier, runner, _ = env
-    real = ledger.mark_running
-    calls = 0
-
-    async def flaky(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(ledger, "mark_running", flaky)
+    error = OverflowError("Python int too large to convert to SQLite INTEGER")
+    monkeypatch.setattr(ledger, "mark_running", failing_first(ledger.mark_running, error))
     job = await confirmed_job(ledger)
     runner.submit(job)
     assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
@@ -659,17 +650,9 @@ async def test_a_failure_message_already_out_is_not_posted_again(tmp_path):
 
 async def test_telling_is_retried_while_discord_fails(env):
     fake, ledger, notifier, runner, _ = env
-    real = notifier.delivered
-    failures = 2
-
-    async def flaky(job):
-        nonlocal failures
-        if failures:
-            failures -= 1
-            raise ConnectionResetError("discord is down")
-        await real(job)
-
-    notifier.delivered = flaky
+    notifier.delivered = failing_first(
+        notifier.delivered, ConnectionResetError("discord is down"), times=2
+    )
     job = await confirmed_job(ledger)
     runner.submit(job)
     await notifier.wait("delivered", job.id, timeout=15)
@@ -679,23 +662,28 @@ async def test_telling_is_retried_while_discord_fails(env):
 
 async def test_a_failed_settle_after_posting_settles_on_the_posted_message(env, monkeypatch):
     fake, ledger, notifier, runner, _ = env
-    real = ledger.settle
-    failures = 1
-
-    async def flaky(*args, **kwargs):
-        nonlocal failures
-        if failures:
-            failures -= 1
-            raise ConnectionResetError("database connection lost")
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(ledger, "settle", flaky)
+    lost = ConnectionResetError("database connection lost")
+    monkeypatch.setattr(ledger, "settle", failing_first(ledger.settle, lost))
     job = await confirmed_job(ledger)
     runner.submit(job)
     assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
     assert [e for e in notifier.events if e[0] == "deliver"] == [("deliver", job.id, True)]
     assert (await ledger.get_job(job.id)).result_message_id == 555
     assert runner.in_flight == 0
+
+
+def failing_first(real, error: Exception, times: int = 1):
+    """``real`` (a coroutine function), raising ``error`` on its first ``times`` calls."""
+    left = times
+
+    async def call(*args, **kwargs):
+        nonlocal left
+        if left:
+            left -= 1
+            raise error
+        return await real(*args, **kwargs)
+
+    return call
 
 
 async def wait_until(read, done, timeout: float = 10.0):

@@ -93,11 +93,14 @@ class Deployment:
         embed = self.fake.messages[quote.id].embeds[0]
         assert embed["title"].startswith("Failed") or "Failed" in str(embed)
 
-    async def confirm_with_the_message_held(self) -> tuple[FakeMessage, asyncio.Event]:
-        """Quote and confirm; the bot's next channel message (the member's outcome) is held at
-        the fake Discord, never carried out unless the returned event is set."""
+    async def confirm_with_the_message_held(
+        self, *, before: bool = True
+    ) -> tuple[FakeMessage, asyncio.Event]:
+        """Quote and confirm; the bot's next channel message (the video, or the member's
+        outcome) is held at the fake Discord until the returned event is set: not carried out
+        at all (``before``), or carried out with only its answer held back."""
         message, quote_id = await self.quote()
-        held = self.fake.hold("POST", FAILURE_POST, before=True)
+        held = self.fake.hold("POST", FAILURE_POST, before=before)
         await self.confirm(message, quote_id)
         await self.fake.wait_for(lambda: self.fake.held, timeout=20)
         return message, held
@@ -183,11 +186,8 @@ async def test_kill_while_running_keeps_following_the_job(deployment, queries_be
 async def test_kill_after_the_video_was_posted_but_before_it_was_recorded(deployment):
     d = deployment
     await d.start()
-    message, quote_id = await d.quote()
     # The upload reaches Discord; the bot dies before it hears back.
-    release = d.fake.hold("POST", rf"/channels/{message.id}/messages$")
-    await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    message, release = await d.confirm_with_the_message_held(before=False)
     await d.kill()
     release.set()
     assert len(d.videos()) == 1
@@ -203,10 +203,7 @@ async def test_a_video_buried_under_120_newer_messages_is_still_found_after_a_re
 ):
     d = deployment
     await d.start()
-    message, quote_id = await d.quote()
-    release = d.fake.hold("POST", rf"/channels/{message.id}/messages$")
-    await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    message, release = await d.confirm_with_the_message_held(before=False)
     await d.kill()
     release.set()
     scan = d.fake.hold("GET", rf"/channels/{message.id}/messages$", before=True)
@@ -224,10 +221,7 @@ async def test_a_video_buried_under_120_newer_messages_is_still_found_after_a_re
 async def test_kill_after_the_download_before_posting_posts_once(deployment):
     d = deployment
     await d.start()
-    message, quote_id = await d.quote()
-    release = d.fake.hold("POST", rf"/channels/{message.id}/messages$", before=True)
-    await d.confirm(message, quote_id)
-    await d.fake.wait_for(lambda: d.fake.held, timeout=20)
+    message, release = await d.confirm_with_the_message_held()
     await d.kill()
     await d.start()
     await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)

@@ -17,13 +17,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import chart
 from bot.errors import InvalidRequest
 from bot.i18n import Money, Value, msg, stored, t
-from bot.limits import UNLIMITED, periods
+from bot.limits import UNLIMITED, GuildPolicy, periods
 from bot.policy import describe_limit
 from bot.pricing import MAX_USD, AmountTooLarge, parse_usd
 from cogs.utils.embeds import channel_mentions
-from cogs.utils.i18n import CheckRefused, private, text
+from cogs.utils.i18n import CheckRefused, private, public, text
 
 if TYPE_CHECKING:
     from bot.bot import AnimateBot
@@ -317,14 +318,46 @@ class Admin(
             ]))
         total = sum(r.net_mills for r in rows)
         data = io.BytesIO(buffer.getvalue().encode())
+        files = [discord.File(data, filename=f"animate-report-{period}.csv")]
+        try:
+            png = await self._chart(
+                interaction, period, since, min(until, self.bot.clock()), policy,
+                [(names[r.user_id], r.net_mills) for r in rows],
+            )
+        except Exception:
+            log.exception("guild %s: could not draw the spending chart", interaction.guild_id)
+        else:
+            files.append(discord.File(io.BytesIO(png), filename=f"animate-report-{period}.png"))
         await interaction.followup.send(
             t(
                 private(interaction), "admin.report", period=msg(f"choice.{period}"),
                 timezone=policy.timezone, members=len(rows), total=Money(total),
             ),
-            file=discord.File(data, filename=f"animate-report-{period}.csv"),
+            files=files,
             ephemeral=True,
         )
+
+    async def _chart(
+        self, interaction: Interaction, period: str, since: float, until: float,
+        policy: GuildPolicy, top: list[tuple[str, int]],
+    ) -> bytes:
+        """The spending chart, in the server's language (a picture is easily shared)."""
+        assert interaction.guild_id is not None
+        locale = public(interaction)
+        monthly = period == "all-time"
+        spend = await self.bot.ledger.spend_by_job(interaction.guild_id, since, until)
+        budget = policy.budget if policy.budget is not None else (
+            self.bot.ledger.defaults.guild_budget
+        )
+        return await chart.draw(chart.ChartData(
+            locale=locale,
+            period=f"choice.{period}",
+            timezone=policy.timezone,
+            buckets=chart.buckets(spend, since, until, policy.timezone, monthly=monthly),
+            monthly=monthly,
+            budget_mills=None if budget is None or budget == UNLIMITED else budget,
+            top=sorted(top, key=lambda item: -item[1]),
+        ))
 
     @app_commands.command(
         name="settings", description=text("cmd.animate-admin.settings.description")

@@ -149,6 +149,29 @@ async def test_report_is_a_csv_of_spend_by_member(world):
     }]
 
 
+async def test_report_has_the_spending_chart_beside_the_csv(world):
+    from PIL import Image
+
+    from bot import chart
+
+    await admin(world, "budget", amount="10")
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+    message = await admin(world, "report", period="this-month")
+    names = [a.filename for a in message.attachments]
+    assert names == ["animate-report-this-month.csv", "animate-report-this-month.png"]
+    png = message.attachments[1].data
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(png))
+    image.load()  # decodes whole
+    assert image.size == (chart.WIDTH_PX, chart.HEIGHT_PX)
+    colours = {rgb for _, rgb in image.convert("RGB").getcolors(maxcolors=1 << 24)}
+    assert len(colours) > 10  # not empty: text, bars, lines
+    assert (0x00, 0x72, 0xB2) in colours  # the day's bar (chart.KEPT)
+    assert (0xD5, 0x5E, 0x00) in colours  # the budget line (chart.BUDGET)
+
+
 async def test_report_names_every_member_and_no_cell_is_a_spreadsheet_formula(world):
     sneaky = FakeUser(id=7171, name="sneaky", global_name='=HYPERLINK("http://x.test","y")')
     gone = FakeUser(id=7272, name="@gone")

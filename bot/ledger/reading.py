@@ -116,3 +116,18 @@ class Reading:
             )
             for r in rows
         ]
+
+    async def spend_by_job(
+        self, guild_id: int, since: float, until: float
+    ) -> list[tuple[float, int, int]]:
+        """For the chart: (confirmed at, kept, refunded) in mills per job confirmed in
+        [since, until), dry runs left out. Kept is what the member pays (reserved, less any
+        refund); refunded is what was given back (a failure, a manager's refund)."""
+        rows = await self.db.fetchall(
+            "SELECT period_at, COALESCE(SUM(amount_mills), 0) AS kept, "
+            "COALESCE(SUM(CASE WHEN kind IN ('refund', 'adjust') THEN -amount_mills END), 0) "
+            "AS refunded FROM ledger WHERE guild_id = ? AND dry_run = 0 AND period_at >= ? "
+            "AND period_at < ? GROUP BY job_id, period_at",
+            (guild_id, since, until),
+        )
+        return [(float(r["period_at"]), int(r["kept"]), int(r["refunded"])) for r in rows]

@@ -19,6 +19,7 @@ from bot.ledger import Job, Quote
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
 from cogs.errors import report
 from cogs.utils import embeds
+from cogs.utils.delete import DeleteButton
 from cogs.utils.i18n import private, public, text
 from cogs.utils.pictures import Picture, fresh_url, pictures_in
 from cogs.utils.quoting import MAX_PROMPT, clean_prompt, post_quote
@@ -363,5 +364,5 @@ class Animate(commands.Cog):
 
 
 async def setup(bot: AnimateBot) -> None:
-    bot.add_dynamic_items(QuoteButton, ResultButton)
+    bot.add_dynamic_items(QuoteButton, ResultButton, DeleteButton)
     await bot.add_cog(Animate(bot))

@@ -386,7 +386,7 @@ async def test_the_form_follows_the_member_and_the_buttons_the_server(world):
     await world.click(quote, "Confirm", user=camille)
     video = await video_message(world, quote)
     labels = [c.get("label") for row in video.components for c in row.get("components", [])]
-    assert labels == ["もう一度", "編集"]
+    assert labels == ["もう一度", "編集", "削除"]
 
 
 async def test_again_and_edit_keep_working_after_a_restart(tmp_path):

@@ -178,4 +178,4 @@ async def test_the_context_menu_modal_and_the_result_buttons_speak_japanese(worl
     world.api.plan_next(Plan(statuses=[1, 2]))
     await world.click(quote, "Confirm", user=YUKI)
     video = await video_message(world, quote)
-    assert button_labels(video) == ["もう一度", "編集"]
+    assert button_labels(video) == ["もう一度", "編集", "削除"]

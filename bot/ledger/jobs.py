@@ -126,3 +126,11 @@ class Jobs:
     async def mark_told(self, job_id: int, now: float) -> Job:
         """The member has been told the outcome and the quote card shows it: the job is done."""
         return await self._update_job(job_id, FINAL_STATES, told_at=now, updated_at=now)
+
+    async def forget_result_message(self, job_id: int, message_id: int) -> None:
+        """The video's message was deleted (its Delete button): the job stays, without it."""
+        async with self.db.transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET result_message_id = NULL WHERE id = ? AND result_message_id = ?",
+                (job_id, message_id),
+            )

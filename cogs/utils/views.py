@@ -20,14 +20,18 @@ QUOTE_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
 RESULT_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
     "again": ("button.again", discord.ButtonStyle.primary),
     "edit": ("button.edit", discord.ButtonStyle.secondary),
+    "delete": ("button.delete", discord.ButtonStyle.danger),
 }
 RESULT_ID: Final = r"animate:(?P<action>again|edit):(?P<job>[0-9]{1,20})"
+# Delete on a finished video: ``cogs.utils.delete.DeleteButton``.
+DELETE_ID: Final = r"animate:delete:(?P<job>[0-9]{1,20})"
 
 
 def result_buttons(job_id: int, locale: str) -> discord.ui.View:
-    """Again and Edit, for the message with a finished video. Their clicks are handled by
-    ``cogs.animate.ResultButton`` (a DynamicItem matching ``RESULT_ID``), so this view is
-    stopped: nothing per message is kept in discord.py's view store."""
+    """Again, Edit and Delete, for the message with a finished video. Their clicks are handled
+    by ``cogs.animate.ResultButton`` and ``cogs.utils.delete.DeleteButton`` (DynamicItems
+    matching ``RESULT_ID`` and ``DELETE_ID``), so this view is stopped: nothing per message is
+    kept in discord.py's view store."""
     view = discord.ui.View(timeout=None)
     for action, (label, style) in RESULT_BUTTON_LOOKS.items():
         view.add_item(discord.ui.Button(

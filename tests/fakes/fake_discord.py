@@ -50,6 +50,7 @@ ALL_PERMISSIONS = (1 << 53) - 1
 """Permission bitfield granting everything (sent as ``app_permissions`` and on the bot's role)."""
 DEFAULT_EVERYONE_PERMISSIONS = 1_071_698_660_929
 """Roughly what a new guild's @everyone role gets."""
+MANAGE_MESSAGES = 1 << 13
 
 # Message flags
 FLAG_SUPPRESS_EMBEDS = 1 << 2
@@ -404,6 +405,8 @@ class FakeDiscord:
         self.heartbeat_interval_ms = 41_250
         self.shard_count = 1
         """Shards recommended by ``GET /gateway/bot``."""
+        self.bot_permissions = ALL_PERMISSIONS
+        """What the bot may do in the guild's channels (REST checks Manage Messages with it)."""
         self.attachment_url_lifetime = 24 * 3600.0
         """Seconds a signed attachment URL works (Discord's are observed to last about a day)."""
         self.clock_offset = 0.0
@@ -2442,6 +2445,10 @@ class FakeDiscord:
 
     async def _rt_delete_message(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
         msg = self._message_in(m[1], m[2])
+        # Discord's rule: a bot deletes its own messages freely; anyone else's needs Manage
+        # Messages in the channel.
+        if msg.author_id != self.bot_user_id and not self.bot_permissions & MANAGE_MESSAGES:
+            return _error(403, 50013, "Missing Permissions")
         msg.deleted = True
         await self._dispatch_message_event("MESSAGE_DELETE", msg)
         return _Reply(204)

@@ -13,6 +13,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from bot.alerts import BudgetAlerts
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
 from bot.errors import ConfigError
@@ -21,6 +22,7 @@ from bot.ledger import Ledger
 from bot.metrics import Metrics
 from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
+from cogs.utils.alerting import DiscordAlertPoster
 from cogs.utils.delivery import DiscordNotifier
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class AnimateBot(commands.Bot):
     """
 
     jobs: JobRunner
+    alerts: BudgetAlerts
     web: WebServer | None = None
 
     def __init__(
@@ -153,6 +156,13 @@ class AnimateBot(commands.Bot):
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
         await self._start_web()
         await self.jobs.start()
+        # Budget alerts are sent by the fleet's workers: an owed alert of a process that died is
+        # taken over with its lease, like its jobs.
+        self.alerts = BudgetAlerts(
+            self.ledger, DiscordAlertPoster(self), worker=lambda: self.jobs.worker_id,
+            clock=lambda: self.clock(),
+        )
+        self.alerts.start()
         # The one pass over the whole ledger; scrapes meanwhile wait for it, later ones read
         # only what is new.
         await self.refresh_metrics()
@@ -266,6 +276,8 @@ class AnimateBot(commands.Bot):
         if self.web is not None:
             await self.web.close()
             self.web = None
+        if hasattr(self, "alerts"):
+            await self.alerts.close()
         if hasattr(self, "jobs"):
             await self.jobs.close()
         await super().close()

@@ -32,6 +32,12 @@ class GuildPolicy:
     monthly: int | None = None
     budget: int | None = None
     channels: frozenset[int] = frozenset()  # empty: every channel
+    alerts_channel: int | None = None  # where budget alerts go (None: no alerts)
+
+    def budget_in_force(self, defaults: Defaults) -> int | None:
+        """The monthly budget that applies (the server's, else the default); None: none."""
+        budget = self.budget if self.budget is not None else defaults.guild_budget
+        return None if budget is None or budget == UNLIMITED else budget
 
 
 @dataclass(frozen=True, slots=True)

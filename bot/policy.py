@@ -19,6 +19,7 @@ _GUILD_COLUMNS: Final = {
     "daily": "daily_limit_mills",
     "monthly": "monthly_limit_mills",
     "budget": "monthly_budget_mills",
+    "alerts": "alerts_channel_id",
 }
 
 
@@ -62,6 +63,7 @@ async def load_policy(db: Connection, guild_id: int) -> GuildPolicy:
         monthly=row["monthly_limit_mills"],
         budget=row["monthly_budget_mills"],
         channels=allowed,
+        alerts_channel=row["alerts_channel_id"],
     )
 
 
@@ -195,6 +197,17 @@ class Policies:
     async def set_budget(self, guild_id: int, actor_id: int, now: float, value: int | None) -> Msg:
         detail = msg("audit.budget", value=describe_limit(value))
         await self._set_guild(guild_id, actor_id, now, "budget", value, detail)
+        return detail
+
+    async def set_alerts(
+        self, guild_id: int, actor_id: int, now: float, channel_id: int | None
+    ) -> Msg:
+        """Budget alerts to ``channel_id``, or none (None)."""
+        detail = (
+            msg("audit.alerts.off") if channel_id is None
+            else msg("audit.alerts.on", channel=f"<#{channel_id}>")
+        )
+        await self._set_guild(guild_id, actor_id, now, "alerts", channel_id, detail)
         return detail
 
     async def set_paused(self, guild_id: int, actor_id: int, now: float, paused: bool) -> Msg:

@@ -165,6 +165,30 @@ class Admin(
             interaction.guild_id, interaction.user.id, self.bot.clock(), value
         )
         await self._done(interaction, "admin.done", detail=detail)
+        self.bot.alerts.spent(interaction.guild_id)  # a lower budget may be crossed now
+
+    @app_commands.command(name="alerts", description=text("cmd.animate-admin.alerts.description"))
+    @app_commands.describe(channel=text("cmd.animate-admin.alerts.channel.description"))
+    async def alerts(
+        self, interaction: Interaction, channel: discord.TextChannel | None = None
+    ) -> None:
+        assert interaction.guild_id is not None
+        await self.bot.ledger.policies.set_alerts(
+            interaction.guild_id, interaction.user.id, self.bot.clock(),
+            channel.id if channel else None,
+        )
+        if channel is None:
+            await self._done(interaction, "admin.alerts_off")
+            return
+        policy = await self.bot.ledger.policies.get(interaction.guild_id)
+        budget = policy.budget_in_force(self.bot.ledger.defaults)
+        if budget is None:
+            await self._done(interaction, "admin.alerts_on_no_budget", channel=channel.mention)
+        else:
+            await self._done(
+                interaction, "admin.alerts_on", channel=channel.mention, budget=Money(budget)
+            )
+        self.bot.alerts.spent(interaction.guild_id)
 
     @app_commands.command(name="refund", description=text("cmd.animate-admin.refund.description"))
     @app_commands.describe(
@@ -405,6 +429,10 @@ class Admin(
                 "settings.budget_value", budget=shown(policy.budget, defaults.guild_budget),
                 spent=Money(spent),
             ),
+        )
+        embed.add_field(
+            name=say("settings.alerts"),
+            value=f"<#{policy.alerts_channel}>" if policy.alerts_channel else say("settings.off"),
         )
         overrides = await policies.overrides(interaction.guild_id)
         if overrides:

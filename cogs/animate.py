@@ -129,6 +129,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
     except Exception:
         log.exception("job %d: could not remember its quote message", job.id)
     bot.jobs.submit(job)
+    bot.alerts.spent(job.guild_id)
     if interaction.message is not None:
         locale = public(interaction)
         try:

@@ -132,13 +132,21 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
+async def running_world(
+    tmp_path: Path, *, fakes: tuple[FakeDiscord, FakeShortAPI] | None = None, **env: str
+) -> AsyncIterator[World]:
+    """The bot on ``tmp_path``'s database. With ``fakes`` (already started, and left running
+    after) a bot can be restarted against the same Discord and ShortAPI."""
     old_base = discord.http.Route.BASE
     old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    fake_discord = FakeDiscord(owner=FakeUser(id=1, name="owner"))
-    fake_api = FakeShortAPI()
-    await fake_discord.start()
-    await fake_api.start()
+    if fakes is None:
+        fake_discord = FakeDiscord(owner=FakeUser(id=1, name="owner"))
+        fake_api = FakeShortAPI()
+        await fake_discord.start()
+        await fake_api.start()
+    else:
+        fake_discord, fake_api = fakes
+    ready_before = fake_discord.identify_count
     settings = load_settings({
         "DISCORD_TOKEN": DISCORD_TOKEN,
         "SHORTAPI_KEY": fake_api.key,
@@ -155,6 +163,7 @@ async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
             task = asyncio.create_task(bot.start(DISCORD_TOKEN))
             try:
                 await asyncio.wait_for(fake_discord.ready.wait(), 10)
+                await fake_discord.wait_for(lambda: fake_discord.identify_count > ready_before)
                 # setup_hook (extensions, resume, command sync) runs before the gateway connects.
                 await fake_discord.wait_for(lambda: bot.get_channel(fake_discord.channel_id))
                 yield World(fake_discord, fake_api, bot, settings)
@@ -164,8 +173,9 @@ async def running_world(tmp_path: Path, **env: str) -> AsyncIterator[World]:
                 # Every scenario must leave money that adds up.
                 assert await bot.ledger.check() == []
     finally:
-        await fake_api.close()
-        await fake_discord.close()
+        if fakes is None:
+            await fake_api.close()
+            await fake_discord.close()
         discord.http.Route.BASE = old_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
         assert isinstance(old_gateway, yarl.URL)

@@ -37,6 +37,7 @@ async def usage_fields(world, user=MEMBER, **options):
         ("report", {}),
         ("settings", {}),
         ("timezone", {"name": "Europe/Paris"}),
+        ("alerts", {}),
     ],
 )
 async def test_members_without_manage_server_are_refused_even_if_discord_lets_them_in(

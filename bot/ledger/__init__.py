@@ -6,14 +6,16 @@ cap. Spend is never stored: it is the sum of ledger rows (dry-run rows excluded)
 
 The parts, by responsibility: ``quotes`` (quotes before Confirm), ``jobs`` (a job's states),
 ``spend`` (what a member has spent and may still spend), ``money`` (reserve, settle, refunds),
-``reading`` (totals and reports) and ``check`` (``python -m bot.ledger check`` recomputes every
-total from the jobs and reports differences). ``Ledger`` puts them together.
+``reading`` (totals and reports), ``alerts`` (budget alerts owed and sent) and ``check``
+(``python -m bot.ledger check`` recomputes every total from the jobs and reports differences).
+``Ledger`` puts them together.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.ledger.alerts import Alerts
 from bot.ledger.check import find_problems
 from bot.ledger.jobs import Jobs
 from bot.ledger.leases import Leases
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 
-class Ledger(Quotes, Jobs, Leases, Money, Reading):
+class Ledger(Quotes, Jobs, Leases, Money, Reading, Alerts):
     """Quotes, jobs and money on the shared database; caps come from ``policies``."""
 
     def __init__(self, db: Database, defaults: Defaults | None = None) -> None:

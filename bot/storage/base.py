@@ -113,7 +113,7 @@ class Database(ABC):
 # Every table of the schema, parents before children (what ``copy`` moves, in this order).
 TABLES: Final = (
     "meta", "quotes", "jobs", "ledger", "guild_settings", "limit_overrides", "allowed_channels",
-    "audit", "blocked_words",
+    "audit", "blocked_words", "budget_alerts",
 )
 # Not data but the state of the processes running on a database (the fleet's leases): a copy
 # leaves them behind, and the new database's processes claim the copied jobs as ownerless.

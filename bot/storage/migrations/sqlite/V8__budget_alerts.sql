@@ -1,0 +1,24 @@
+-- Budget alerts: the channel they go to, and each one owed or sent. The key makes one row per
+-- server, month (in the server's time zone, 'YYYY-MM') and threshold (percent of the monthly
+-- budget): whichever process inserts it first is the one that sends it, and nobody else can.
+ALTER TABLE guild_settings ADD COLUMN alerts_channel_id INTEGER;
+CREATE TABLE budget_alerts (
+    guild_id      INTEGER NOT NULL,
+    month         TEXT NOT NULL,
+    threshold     INTEGER NOT NULL CHECK (threshold > 0),
+    spent_mills   INTEGER NOT NULL,
+    budget_mills  INTEGER NOT NULL,
+    channel_id    INTEGER NOT NULL,
+    created_at    REAL NOT NULL,
+    -- The process sending it (a worker of the fleet): another may take it over once that
+    -- worker's lease has run out.
+    owner         TEXT,
+    -- An attempt that may have posted the message: look for it before posting again.
+    sending_at    REAL,
+    -- Posted (message_id), or passed over for a higher threshold crossed at the same time
+    -- (message_id NULL): either way nothing more to send.
+    sent_at       REAL,
+    message_id    INTEGER,
+    PRIMARY KEY (guild_id, month, threshold)
+);
+CREATE INDEX budget_alerts_owed ON budget_alerts(guild_id) WHERE sent_at IS NULL;

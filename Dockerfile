@@ -31,7 +31,7 @@ ENV HTTP_HOST=0.0.0.0 \
 EXPOSE 8080
 VOLUME ["/data"]
 
-# 503 while the database or a gateway shard is down (see /healthz in the README).
+# 503 while the database or a gateway shard is down (see /healthz in docs/operations.md).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HTTP_PORT', '8080'), timeout=4)"]
 

@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -68,8 +69,8 @@ def test_license_file_is_mit_and_packaged():
     assert PYPROJECT["project"]["license-files"] == ["LICENSE"]
 
 
-def test_readme_systemd_unit_names_its_env_file_and_stops_on_settings_errors():
-    unit = re.search(r"```ini\n(.*?)```", README, re.DOTALL)
+def test_systemd_unit_names_its_env_file_and_stops_on_settings_errors():
+    unit = re.search(r"```ini\n(.*?)```", OPERATIONS, re.DOTALL)
     assert unit, "a systemd unit example"
     lines = dict(
         line.split("=", 1) for line in unit.group(1).splitlines() if "=" in line
@@ -135,3 +136,15 @@ def test_ci_finds_pyenv_pythons_and_skips_a_missing_one(tmp_path):
     if not any(Path(d, "python3.13").exists() for d in ("/usr/bin", "/bin")):
         assert found["3.13"][0] != 0  # not installed: .ci/run says so and goes on
     assert 'echo ".ci/run: Python $minor is not installed here; skipping it"' in script
+
+
+def test_readme_links_only_to_pages_that_exist_and_every_page_is_linked():
+    """The README is the table of contents: each docs/ page is reachable from it, and each
+    relative link in the README and the docs/ pages names a file that is there."""
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    assert pages
+    for page in pages:
+        assert f"](docs/{page.name})" in README, page.name
+    for document in [ROOT / "README.md", *pages]:
+        for target in re.findall(r"\]\(([^)#:]+?)(?:#[^)]*)?\)", document.read_text()):
+            assert (document.parent / target).exists(), f"{document.name}: {target}"

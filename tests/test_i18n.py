@@ -15,18 +15,18 @@ from discord.ext import commands
 from bot.errors import InvalidRequest, LimitExceeded
 from bot.i18n import (
     CATALOGUES,
-    DEFAULT,
     Money,
     Number,
     When,
-    catalogue,
     catalogue_for,
+    has,
     money,
     msg,
-    placeholders,
     t,
     when,
 )
+from bot.i18n.__main__ import main as i18n_command
+from bot.i18n.catalogues import check, english_entries, texts
 from cogs.utils.i18n import CheckRefused, Translator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,35 +61,70 @@ def _keyed_names() -> set[str]:
 KEYED = _keyed_names()
 
 
-@pytest.mark.parametrize("name", [c for c in CATALOGUES if c != DEFAULT])
-def test_every_catalogue_has_exactly_the_english_keys(name):
-    english, other = catalogue(DEFAULT), catalogue(name)
-    assert sorted(set(english) - set(other)) == [], f"{name} lacks keys"
-    assert sorted(set(other) - set(english)) == [], f"{name} has stray keys"
+def test_the_catalogues_pass_their_check(capsys):
+    assert check() == []
+    assert i18n_command(["check"]) == 0
+    assert "6 languages" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", [c for c in CATALOGUES if c != DEFAULT])
-def test_placeholders_are_the_same_in_every_language(name):
-    english, other = catalogue(DEFAULT), catalogue(name)
-    differ = {
-        key: (placeholders(english[key]), placeholders(other[key]))
-        for key in english
-        if key in other and placeholders(english[key]) != placeholders(other[key])
-    }
-    assert differ == {}
+LOCALES = ROOT / "bot" / "locales"
 
 
-@pytest.mark.parametrize("name", CATALOGUES)
-def test_no_catalogue_text_is_empty_or_padded(name):
-    bad = [k for k, v in catalogue(name).items() if not v.strip() or v != v.strip()]
-    assert bad == []
+def _copy_of_the_catalogues(tmp_path: Path) -> Path:
+    for name in CATALOGUES:
+        tmp_path.joinpath(f"{name}.po").write_bytes(LOCALES.joinpath(f"{name}.po").read_bytes())
+    return tmp_path
+
+
+def _edit(folder: Path, name: str, old: str, new: str) -> None:
+    path = folder / f"{name}.po"
+    text = path.read_text("utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "found"),
+    [
+        ("fr", 'msgctxt "error.quote_gone"\n', 'msgctxt "error.quote_gone_typo"\n',
+         "error.quote_gone is missing"),
+        ("de", "Auftrag {job}", "Auftrag {jobs}", "has placeholders ['jobs'"),
+        ("ja", 'msgid "Job {job} is still {state};',
+         'msgid "Job {job} is now {state};', "translates an older English text"),
+        ("pt-BR", 'msgctxt "error.quote_gone"\n', '#, fuzzy\nmsgctxt "error.quote_gone"\n',
+         "is marked fuzzy"),
+        ("fr", "nplurals=3;", "nplurals=2;", "does not pick CLDR's forms"),
+        ("es-ES", 'msgstr "Esta cotización ya no existe. Vuelve a usar /animate."',
+         'msgstr ""', "error.quote_gone is not translated"),
+        ("de", 'msgctxt "error.quote_gone"', 'msgctxt "error.quote_gone" bad',
+         "bot/locales/de.po"),
+    ],
+)
+def test_the_check_finds_what_a_hand_edit_breaks(tmp_path, name, old, new, found):
+    folder = _copy_of_the_catalogues(tmp_path)
+    assert check(folder) == []
+    _edit(folder, name, old, new)
+    problems = check(folder)
+    assert any(found in line for line in problems), problems
+
+
+def test_the_check_command_exits_1_and_names_each_problem(tmp_path, monkeypatch, capsys):
+    import bot.i18n.__main__ as command
+
+    folder = _copy_of_the_catalogues(tmp_path)
+    _edit(folder, "fr", "{job}", "{travail}")
+    monkeypatch.setattr(command, "check", lambda: check(folder))
+    assert command.main(["check"]) == 1
+    out, err = capsys.readouterr()
+    assert "bot/locales/fr.po:" in out
+    assert "to fix" in err
 
 
 @pytest.mark.parametrize("name", CATALOGUES)
 def test_brackets_pair_up_in_every_text(name):
     # ``{tag}`` (the job marker ``· job N)``) closes one ASCII parenthesis itself.
     bad = [
-        key for key, text in catalogue(name).items()
+        key for key, text in texts(name)
         if text.count("（") != text.count("）") or text.count("「") != text.count("」")
         or text.count("(") != text.count(")") + ("{tag}" in text)
     ]
@@ -136,7 +171,7 @@ def _literal_keys(node: ast.expr) -> list[tuple[str, bool]]:
 
 
 def test_every_message_key_in_the_code_is_in_the_catalogue():
-    english = catalogue(DEFAULT)
+    english = english_entries()
     used = _keys_used_in_code()
     assert len(used) > 50  # the scan sees the code
     assert {"InvalidRequest", "ProviderRejected", "DatabaseUnavailable"} <= KEYED
@@ -144,7 +179,7 @@ def test_every_message_key_in_the_code_is_in_the_catalogue():
         (where, key) for where, key, prefix in used
         if not (any(k.startswith(key) for k in english) if prefix else key in english)
     ]
-    assert missing == [], "raise and show messages by catalogue key (see bot/locales/en.json)"
+    assert missing == [], "raise and show messages by catalogue key (see bot/locales/en.po)"
 
 
 def test_provider_failures_read_from_the_catalogue():
@@ -152,7 +187,7 @@ def test_provider_failures_read_from_the_catalogue():
 
     for key in (shortapi.UNSAFE_RESULT, shortapi.NOT_A_VIDEO, "provider.unavailable",
                 "provider.download_failed"):
-        assert key in catalogue(DEFAULT)
+        assert has(key)
     error = shortapi.ProviderUnavailable("provider.unavailable", detail="HTTP 503")
     assert str(error) == "ShortAPI is not available right now (HTTP 503)."
     assert error.message.render("ja") == "ShortAPI は現在利用できません（HTTP 503）。"
@@ -311,8 +346,8 @@ def test_catalogues_ship_with_the_package():
     config = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text("utf-8"))
     patterns = config["tool"]["setuptools"]["package-data"]["bot"]
     for name in CATALOGUES:
-        assert any(fnmatch.fnmatch(f"locales/{name}.json", p) for p in patterns), name
-        assert ROOT.joinpath("bot", "locales", f"{name}.json").is_file()
+        assert any(fnmatch.fnmatch(f"locales/{name}.po", p) for p in patterns), name
+        assert ROOT.joinpath("bot", "locales", f"{name}.po").is_file()
 
 
 # -- no user-facing text left in the cogs ------------------------------------------------------
@@ -369,12 +404,12 @@ def test_no_words_are_passed_straight_to_discord_from_the_cogs():
                 text = _literal_text(arg)
                 if WORD.search(text) and not _is_key(text):
                     found.append(f"{path.relative_to(ROOT)}:{arg.lineno}: {text!r}")
-    assert found == [], "put the words in bot/locales/*.json and show them with t()"
+    assert found == [], "put the words in bot/locales/*.po and show them with t()"
 
 
 def _is_key(text: str) -> bool:
-    return "\x00" not in text and (text in catalogue(DEFAULT) or (
-        "." in text and " " not in text and any(k.startswith(text) for k in catalogue(DEFAULT))
+    return "\x00" not in text and (has(text) or (
+        "." in text and " " not in text and any(k.startswith(text) for k in english_entries())
     ))
 
 
@@ -397,7 +432,7 @@ def test_no_sentence_is_left_in_the_cogs():
             text = _literal_text(node)
             if SENTENCE.search(text):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
-    assert found == [], "put the words in bot/locales/*.json and show them with t()"
+    assert found == [], "put the words in bot/locales/*.po and show them with t()"
 
 
 def test_the_scans_catch_a_sentence(tmp_path, monkeypatch):

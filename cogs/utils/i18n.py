@@ -16,7 +16,7 @@ from typing import Any, Final
 import discord
 from discord import app_commands
 
-from bot.i18n import DEFAULT, Msg, Value, catalogue, catalogue_for, t
+from bot.i18n import DEFAULT, Msg, Value, catalogue_for, t, translated
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Translator(app_commands.Translator):
         name = catalogue_for(locale.value)
         if name == DEFAULT:
             return None  # English is the default text itself
-        template = catalogue(name).get(_key(string, context))
+        template = translated(name, _key(string, context))
         if template is None:
             return None
         values = string.extras.get("values") or {}

@@ -1,10 +1,11 @@
 """Wording in the member's language: one catalogue per language, English as the fallback.
 
-Catalogues are flat JSON files in ``bot/locales`` (``{key: text}``, ``str.format`` placeholders).
-Code names a message by its key and values (``Msg``); the text is chosen where it is shown:
-``interaction.locale`` for private answers, the server's locale for public messages. Money and
-moments are passed as ``Money`` and ``When`` so each language formats them its own way, with
-the exact mills.
+Catalogues are gettext ``.po`` files in ``bot/locales`` (``bot.i18n.catalogues`` reads them;
+``python -m bot.i18n check`` checks them). Code names a message by its key and values (``Msg``);
+the text is chosen where it is shown: ``interaction.locale`` for private answers, the server's
+locale for public messages. Money and moments are passed as ``Money`` and ``When`` so each
+language formats them its own way, with the exact mills; a message with a count takes it as the
+value ``count`` and reads in the plural form its language needs.
 
 Discord's locale names (``discord.Locale`` values such as ``en-US``, ``es-419``) map onto the
 catalogues with ``catalogue_for``; any other language gets English. No discord import here.
@@ -15,18 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Final, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.i18n.catalogues import CATALOGUES, COUNT, DEFAULT, english_entries, load, placeholders
+
 log = logging.getLogger(__name__)
 
-DEFAULT: Final = "en"
-CATALOGUES: Final = ("en", "fr", "de", "es-ES", "pt-BR", "ja")
+__all__ = ["CATALOGUES", "COUNT", "DEFAULT", "placeholders"]  # re-exported for the cogs
 # Discord's locale -> catalogue, where the names differ. Latin American Spanish reads the
 # Spanish catalogue (written without Spain-only words); its numbers keep its own format.
 _ALIASES: Final = {"en-US": "en", "en-GB": "en", "es-419": "es-ES"}
@@ -136,27 +135,21 @@ def catalogue_for(locale: str | None) -> str:
     return name if name in CATALOGUES else DEFAULT
 
 
-@cache
-def catalogue(name: str) -> dict[str, str]:
-    """One language's catalogue as shipped in the package."""
-    text = resources.files("bot").joinpath("locales", f"{name}.json").read_text("utf-8")
-    data = json.loads(text)
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise ValueError(f"locales/{name}.json must map keys to strings")
-    return data
-
-
 def has(key: str) -> bool:
-    return key in catalogue(DEFAULT)
+    """Whether ``key`` is a message of the English catalogue."""
+    return key in english_entries()
 
 
-def lookup(locale: str | None, key: str) -> str | None:
-    """The raw text of ``key`` in the locale's catalogue, English if missing there, else None."""
-    name = catalogue_for(locale)
-    found = catalogue(name).get(key)
-    return found if found is not None else catalogue(DEFAULT).get(key)
+def translated(locale: str | None, key: str, count: int | None = None) -> str | None:
+    """The raw text of ``key`` in the locale's own catalogue (its plural form for ``count``),
+    None where that catalogue has no usable translation."""
+    return load(catalogue_for(locale)).text(key, count)
+
+
+def lookup(locale: str | None, key: str, count: int | None = None) -> str | None:
+    """The raw text of ``key`` for ``locale``, English if missing there, None if unknown."""
+    found = translated(locale, key, count)
+    return found if found is not None else load(DEFAULT).text(key, count)
 
 
 def t(locale: str | None, key: str, /, **values: Value) -> str:
@@ -165,7 +158,8 @@ def t(locale: str | None, key: str, /, **values: Value) -> str:
     A key that no catalogue knows is shown as it is: errors raised with a plain sentence (for
     operators, never for members) keep working.
     """
-    template = lookup(locale, key)
+    count = _count(key, values)
+    template = lookup(locale, key, count)
     if template is None:
         return key
     shown = {name: _show(locale, value) for name, value in values.items()}
@@ -173,7 +167,21 @@ def t(locale: str | None, key: str, /, **values: Value) -> str:
         return template.format_map(shown)
     except (KeyError, IndexError, ValueError):
         log.exception("catalogue text %r (%s) does not fit its values", key, locale)
-        return catalogue(DEFAULT)[key].format_map(shown) if has(key) else key
+        english = lookup(DEFAULT, key, count)
+        return english.format_map(shown) if english is not None else key
+
+
+def _count(key: str, values: Mapping[str, Value]) -> int | None:
+    entry = english_entries().get(key)
+    if entry is None or entry.source_plural is None:
+        return None
+    count = values.get(COUNT)
+    if isinstance(count, Number):
+        return int(count.value)
+    if not isinstance(count, int):
+        log.error("message %r has plural forms but no int value %r", key, COUNT)
+        return None
+    return count
 
 
 def _show(locale: str | None, value: Value) -> str:
@@ -186,11 +194,6 @@ def _show(locale: str | None, value: Value) -> str:
     if isinstance(value, Msg):
         return value.render(locale)
     return str(value)
-
-
-def placeholders(text: str) -> set[str]:
-    """The placeholder names in a catalogue text (for the consistency test)."""
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 
 
 # -- money -------------------------------------------------------------------------------

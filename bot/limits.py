@@ -33,6 +33,13 @@ class GuildPolicy:
     budget: int | None = None
     channels: frozenset[int] = frozenset()  # empty: every channel
     alerts_channel: int | None = None  # where budget alerts go (None: no alerts)
+    # Jobs at or above this price wait for a moderator's approval (None: never).
+    approval_above: int | None = None
+    approval_channel: int | None = None  # where the Approve / Deny cards go
+    approval_role: int | None = None  # may decide, besides Manage Server
+
+    def needs_approval(self, price_mills: int) -> bool:
+        return self.approval_above is not None and price_mills >= self.approval_above
 
     def budget_in_force(self, defaults: Defaults) -> int | None:
         """The monthly budget that applies (the server's, else the default); None: none."""

@@ -10,6 +10,9 @@ from bot.storage.base import Row
 
 UNFINISHED_STATES: Final = ("reserved", "submitting", "running", "succeeded")
 FINAL_STATES: Final = ("delivered", "failed", "expired")
+# Reserved, but no job runner works it until someone decides: a moderator (approved -> reserved;
+# denied -> failed), the member (cancelled -> failed) or the clock (-> expired).
+AWAITING_APPROVAL: Final = "awaiting_approval"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,14 @@ class Job:
     telling_at: float | None = None
     told_at: float | None = None
     outcome: str | None = None  # the failure reason to tell, as stored by ``bot.i18n.dumps``
+    # Approval above a price (None when the job never needed one).
+    approval_deadline: float | None = None
+    approval_message_id: int | None = None  # the card in the approvals channel
+    decision: str | None = None  # approved | denied | expired | cancelled
+    decided_by: int | None = None
+    decided_at: float | None = None
+    approval_telling_at: float | None = None
+    approval_told_at: float | None = None
 
     @property
     def user_id(self) -> int:
@@ -116,7 +127,9 @@ JOB_SELECT: Final = """
            j.provider_amount_mills, j.provider_status, j.video_url, j.thread_id,
            j.result_message_id, j.error, j.callback_token, j.posting_at,
            j.created_at AS job_created_at, j.submitted_at,
-           j.finished_at, j.deadline_at, j.telling_at, j.told_at, j.outcome, q.*
+           j.finished_at, j.deadline_at, j.telling_at, j.told_at, j.outcome,
+           j.approval_deadline, j.approval_message_id, j.decision, j.decided_by, j.decided_at,
+           j.approval_telling_at, j.approval_told_at, q.*
     FROM jobs j JOIN quotes q ON q.id = j.quote_id
 """
 
@@ -143,4 +156,11 @@ def job_from_row(row: Row) -> Job:
         telling_at=row["telling_at"],
         told_at=row["told_at"],
         outcome=row["outcome"],
+        approval_deadline=row["approval_deadline"],
+        approval_message_id=row["approval_message_id"],
+        decision=row["decision"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        approval_telling_at=row["approval_telling_at"],
+        approval_told_at=row["approval_told_at"],
     )

@@ -64,6 +64,9 @@ async def load_policy(db: Connection, guild_id: int) -> GuildPolicy:
         budget=row["monthly_budget_mills"],
         channels=allowed,
         alerts_channel=row["alerts_channel_id"],
+        approval_above=row["approval_above_mills"],
+        approval_channel=row["approval_channel_id"],
+        approval_role=row["approval_role_id"],
     )
 
 
@@ -208,6 +211,30 @@ class Policies:
             else msg("audit.alerts.on", channel=f"<#{channel_id}>")
         )
         await self._set_guild(guild_id, actor_id, now, "alerts", channel_id, detail)
+        return detail
+
+    async def set_approvals(
+        self, guild_id: int, actor_id: int, now: float, *, above: int | None,
+        channel_id: int | None, role_id: int | None,
+    ) -> Msg:
+        """Jobs at or above ``above`` mills wait for approval in ``channel_id`` (by members
+        with Manage Server or ``role_id``); ``above=None`` turns approvals off."""
+        if above is None:
+            detail = msg("audit.approvals.off")
+            channel_id = role_id = None
+        else:
+            detail = msg("audit.approvals.on", above=Money(above), channel=f"<#{channel_id}>")
+        async with self._db.transaction() as db:
+            await db.execute(
+                "INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING",
+                (guild_id,),
+            )
+            await db.execute(
+                "UPDATE guild_settings SET approval_above_mills = ?, approval_channel_id = ?, "
+                "approval_role_id = ? WHERE guild_id = ?",
+                (above, channel_id, role_id, guild_id),
+            )
+            await audit(db, guild_id, actor_id, "approvals", detail, now)
         return detail
 
     async def set_paused(self, guild_id: int, actor_id: int, now: float, paused: bool) -> Msg:

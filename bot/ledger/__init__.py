@@ -6,8 +6,9 @@ cap. Spend is never stored: it is the sum of ledger rows (dry-run rows excluded)
 
 The parts, by responsibility: ``quotes`` (quotes before Confirm), ``jobs`` (a job's states),
 ``spend`` (what a member has spent and may still spend), ``money`` (reserve, settle, refunds),
-``reading`` (totals and reports), ``alerts`` (budget alerts owed and sent) and ``check``
-(``python -m bot.ledger check`` recomputes every total from the jobs and reports differences).
+``approvals`` (jobs awaiting a moderator), ``reading`` (totals and reports), ``alerts`` (budget
+alerts owed and sent) and ``check`` (``python -m bot.ledger check`` recomputes every total from
+the jobs and reports differences).
 ``Ledger`` puts them together.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.ledger.alerts import Alerts
+from bot.ledger.approvals import Approvals
 from bot.ledger.check import find_problems
 from bot.ledger.jobs import Jobs
 from bot.ledger.leases import Leases
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class Ledger(Quotes, Jobs, Leases, Money, Reading, Alerts):
+class Ledger(Quotes, Jobs, Leases, Approvals, Money, Reading, Alerts):
     """Quotes, jobs and money on the shared database; caps come from ``policies``."""
 
     def __init__(self, db: Database, defaults: Defaults | None = None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from bot.models import JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
+from bot.models import AWAITING_APPROVAL, JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
 
 # A provider callback may reach any process: the one that holds the job hears it here.
@@ -30,8 +30,9 @@ def _in_slot(table: str) -> str:
             f"OR ({table}.state = 'reserved' AND {table}.slot_at IS NOT NULL))")
 
 # A job is owed work until its member has heard how it ended: unfinished, or final and untold.
-_OWED = "(state IN ({}) OR told_at IS NULL)".format(
-    ",".join(f"'{state}'" for state in UNFINISHED_STATES)
+# One awaiting approval is nobody's to work until it is decided (``bot.ledger.approvals``).
+_OWED = "(state IN ({}) OR (told_at IS NULL AND state != '{}'))".format(
+    ",".join(f"'{state}'" for state in UNFINISHED_STATES), AWAITING_APPROVAL
 )
 
 

@@ -17,7 +17,7 @@ from bot.ledger.quotes import usable_quote, use_quote
 from bot.ledger.spend import Spend
 from bot.ledger.spend import spent as read_spent
 from bot.limits import check
-from bot.models import FINAL_STATES, Job
+from bot.models import AWAITING_APPROVAL, FINAL_STATES, Job
 from bot.policy import audit
 from bot.storage import Connection
 
@@ -40,11 +40,14 @@ class Money(Spend):
         *,
         job_timeout: float,
         role_ids: Sequence[int] = (),
+        approval_ttl: float = 24 * 3600.0,
     ) -> Job:
         """Check the quote and every cap and reserve the price, all in one transaction.
 
         Raises ``QuoteUnavailable``, ``NotQuoteOwner`` or ``LimitExceeded``; on success the
-        quote is used up and the returned job is in state ``reserved``.
+        quote is used up and the returned job is in state ``reserved``, or ``awaiting_approval``
+        (for ``approval_ttl`` seconds) when the server wants its price approved: reserved all
+        the same, so an approval can never overspend.
         """
         async with self.db.transaction() as db:
             quote = await usable_quote(db, quote_id, user_id, now)
@@ -56,13 +59,16 @@ class Money(Spend):
             spent = await read_spent(db, quote.guild_id, user_id, span)
             check(quote.price_mills, spent, caps, span, paused=policy.paused)
             await use_quote(db, quote, user_id, now, "confirmed")
+            awaiting = policy.needs_approval(quote.price_mills)
             job_id = await db.insert(
                 "INSERT INTO jobs (quote_id, guild_id, channel_id, user_id, state, price_mills, "
-                "callback_token, created_at, deadline_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'reserved', ?, ?, ?, ?, ?)",
+                "callback_token, created_at, deadline_at, updated_at, approval_deadline) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     quote.id, quote.guild_id, quote.channel_id, quote.user_id,
-                    quote.price_mills, secrets.token_urlsafe(24), now, now + job_timeout, now,
+                    AWAITING_APPROVAL if awaiting else "reserved", quote.price_mills,
+                    secrets.token_urlsafe(24), now, now + job_timeout, now,
+                    now + approval_ttl if awaiting else None,
                 ),
             )
             await db.execute(
@@ -107,14 +113,15 @@ class Money(Spend):
 
     async def refund(
         self, job_id: int, state: str, error: str, now: float, *, only_from: Iterable[str],
-        outcome: str | None = None,
+        outcome: str | None = None, decided: tuple[str, int | None] | None = None,
     ) -> Job:
         """The job failed or expired: record why and give the reservation back in full, only
         if the job is in one of the ``only_from`` states (StateConflict otherwise: whoever moved
         it on, a success landing at the same moment for instance, wins).
 
         In the same transaction the member is owed hearing about it (``told_at`` stays empty
-        until they have been; ``outcome`` is what to tell them, see ``bot.i18n.dumps``)."""
+        until they have been; ``outcome`` is what to tell them, see ``bot.i18n.dumps``).
+        ``decided``: (decision, by whom) for a job that awaited approval."""
         if state not in ("failed", "expired"):
             raise ValueError(state)
         only_from = tuple(only_from)
@@ -124,9 +131,13 @@ class Money(Spend):
             job = await load_job(db, job_id)
             if job.state not in only_from:
                 raise StateConflict(f"job {job_id} is {job.state}, not {'/'.join(only_from)}")
+            decision, decided_by = decided or (None, None)
             await self._finish(
-                db, job, "state = ?, error = ?, outcome = ?, finished_at = ?, updated_at = ?",
-                (state, error, outcome, now, now),
+                db, job, "state = ?, error = ?, outcome = ?, finished_at = ?, updated_at = ?, "
+                "decision = COALESCE(?, decision), decided_by = COALESCE(?, decided_by), "
+                "decided_at = COALESCE(?, decided_at)",
+                (state, error, outcome, now, now, decision, decided_by,
+                 now if decision else None),
             )
             await db.execute(
                 INSERT_ROW,

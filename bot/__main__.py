@@ -15,7 +15,6 @@ import importlib.metadata
 import logging
 import signal
 import socket
-import sqlite3
 import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -34,7 +33,7 @@ from bot.limits import Defaults
 from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
-from bot.storage.base import redact
+from bot.storage import DatabaseUnusable
 
 log = logging.getLogger("bot")
 
@@ -69,32 +68,20 @@ def http_session() -> aiohttp.ClientSession:
 
 
 async def open_ledger(settings: Settings) -> Ledger:
-    """The ledger; else ``ConfigError`` naming the database and why it cannot be used, or
-    ``Unreachable`` when its server is down."""
+    """The ledger, written to once to be sure it can be; else ``ConfigError`` naming the
+    setting, the database and why it cannot be used, or ``Unreachable`` when its server is
+    down."""
     try:
-        return await Ledger.open(settings.database, defaults_from(settings))
+        return await Ledger.open(settings.database, defaults_from(settings), writable=True)
     except DatabaseUnavailable as exc:
         # The server is down or not up yet: worth retrying (exit 1), unlike a bad setting.
         raise Unreachable(f"DATABASE_URL: {exc}") from None
-    except (OSError, sqlite3.Error) as exc:
-        reason = str(exc)
-        if isinstance(exc, OSError) and exc.strerror:
-            reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    except DatabaseUnusable as exc:
+        if settings.database_url is not None:
+            raise ConfigError(f"DATABASE_URL: {exc}") from None
         raise ConfigError(
-            f"DATABASE_PATH: cannot use {settings.database_path} as the database ({reason}); "
-            "it must name a file in a folder the bot can create and write"
-        ) from None
-    except Exception as exc:
-        if settings.database_url is None:
-            raise
-        import asyncpg  # installed: PostgreSQL was just asked
-
-        if not isinstance(exc, asyncpg.PostgresError):
-            raise
-        # Reached, but refused: a wrong user, password or database name.
-        raise ConfigError(
-            f"DATABASE_URL: PostgreSQL at {redact(settings.database_url.get())} refused the "
-            f"bot: {exc}"
+            f"DATABASE_PATH: {exc}; it must name a file in a folder the bot can create and "
+            "write"
         ) from None
 
 

@@ -45,9 +45,12 @@ class Ledger(Quotes, Jobs, Leases, Approvals, Money, Reading, Alerts):
         self.policies = Policies(db)
 
     @classmethod
-    async def open(cls, target: Path | str, defaults: Defaults | None = None) -> Ledger:
-        """``target``: a PostgreSQL or ``sqlite:///`` URL, or an SQLite file's path."""
-        return cls(await open_database(target), defaults)
+    async def open(
+        cls, target: Path | str, defaults: Defaults | None = None, *, writable: bool = False
+    ) -> Ledger:
+        """``target``: a PostgreSQL or ``sqlite:///`` URL, or an SQLite file's path;
+        ``writable``: make sure it can be written (see ``open_database``)."""
+        return cls(await open_database(target, writable=writable), defaults)
 
     async def close(self) -> None:
         await self.db.close()

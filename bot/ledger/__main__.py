@@ -1,4 +1,5 @@
-"""``python -m bot.ledger check``: recompute every total from the jobs; exit 1 on any difference.
+"""``python -m bot.ledger check``: recompute every total from the jobs. Exit 0 when they agree,
+1 on any difference, 2 when the check could not be made (one line saying why).
 
 Works on either engine: ``--database-url postgresql://...`` (or ``sqlite:///path``),
 ``--database PATH``, else the bot's own database (DATABASE_URL, else DATABASE_PATH, else
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from bot.errors import AnimateError
 from bot.ledger import Ledger
-from bot.storage import is_postgres, sqlite_path
+from bot.storage import DatabaseUnusable, is_postgres, sqlite_path, unusable
+
+PROG = "python -m bot.ledger check"
 
 
 async def check_database(target: str | Path) -> tuple[list[str], int, str]:
@@ -26,22 +29,38 @@ async def check_database(target: str | Path) -> tuple[list[str], int, str]:
 
 
 async def _check_command(target: str | Path) -> int:
-    if not is_postgres(target):
-        path = sqlite_path(target)
-        if not Path(path).exists():  # noqa: ASYNC240 - once, before anything runs
-            print(f"no database at {path}", file=sys.stderr)
-            return 2
-        target = path
+    """0: clean; 1: differences found; 2: could not check (one line on stderr saying why), so
+    that a cron job never reports money differences that do not exist."""
     try:
+        target = existing(target)
         problems, jobs, where = await check_database(target)
     except AnimateError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        return could_not_check(exc)
+    except Exception as exc:
+        unusable_line = unusable(exc, target)
+        if unusable_line is None:
+            raise
+        return could_not_check(unusable_line)
     for line in problems:
         print(line)
     verdict = "OK" if not problems else f"{len(problems)} difference(s)"
     print(f"ledger check of {where}: {jobs} jobs, {verdict}")
     return 0 if not problems else 1
+
+
+def existing(target: str | Path) -> str | Path:
+    """``target`` as it is opened; an SQLite file must exist (a check never creates one)."""
+    if is_postgres(target):
+        return target
+    path = sqlite_path(target)
+    if isinstance(path, Path) and not path.exists():
+        raise DatabaseUnusable(f"no database at {path}")
+    return path
+
+
+def could_not_check(exc: Exception) -> int:
+    print(f"{PROG}: could not check: {exc}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bot.ledger")
     sub = parser.add_subparsers(dest="command", required=True)
-    checker = sub.add_parser("check", help="recompute every total from the jobs; exit 1 on any "
-                                           "difference")
+    checker = sub.add_parser("check", help="recompute every total from the jobs; exit 0 when "
+                                           "clean, 1 on any difference, 2 when it could not "
+                                           "check")
     where = checker.add_mutually_exclusive_group()
     where.add_argument("--database", help="SQLite file (default: DATABASE_URL, DATABASE_PATH "
                                           "or data/animate.db)")
@@ -68,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             target = database_location(read_environment(args.env_file))
         except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+            return could_not_check(exc)
     return asyncio.run(_check_command(target))
 
 

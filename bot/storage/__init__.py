@@ -7,12 +7,28 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Final
 
 from bot.errors import ConfigError
-from bot.storage.base import Connection, Database, Row, as_dict
+from bot.storage.base import Connection, Database, Row, as_dict, redact
 
-__all__ = ["Connection", "Database", "Row", "as_dict", "is_postgres", "open_database"]
+__all__ = [
+    "Connection", "Database", "DatabaseUnusable", "Row", "as_dict", "is_postgres",
+    "open_database",
+]
+
+# The one install command for the PostgreSQL extra, as the README installs (from the source).
+POSTGRES_EXTRA: Final = "pip install -e '.[postgres]'"
+
+
+class DatabaseUnusable(ConfigError):
+    """The database named cannot be used as it is, and retrying will not help: no such file,
+    a folder, a file that is not SQLite or cannot be written, a PostgreSQL server that refuses
+    (no such database or role, a wrong password, no rights), asyncpg not installed.
+    ``str()`` is one line naming the database (never its password) and why."""
 
 
 def is_postgres(target: str | Path) -> bool:
@@ -32,17 +48,77 @@ def sqlite_path(target: str | Path) -> Path | str:
     return text if text == ":memory:" else Path(text)
 
 
-async def open_database(target: str | Path) -> Database:
-    """Open (and migrate) the database that ``target`` names: a URL or an SQLite path."""
+def shown(target: str | Path) -> str:
+    """The database for messages: the SQLite file, or the URL without its password."""
+    return redact(str(target)) if is_postgres(target) else str(target)
+
+
+def unusable(exc: BaseException, target: str | Path) -> DatabaseUnusable | None:
+    """The one line for an error from opening or writing ``target``, or None when ``exc`` is
+    not about the database being unusable (a server that is down is ``DatabaseUnavailable``)."""
+    if isinstance(exc, DatabaseUnusable):
+        return exc
+    if is_postgres(target):
+        try:
+            import asyncpg
+        except ImportError:  # pragma: no cover - then nothing was opened
+            return None
+        if isinstance(exc, asyncpg.PostgresError):
+            return DatabaseUnusable(f"PostgreSQL at {shown(target)} refused the bot: {exc}")
+        if isinstance(exc, ValueError | asyncpg.InterfaceError):  # a malformed URL
+            return DatabaseUnusable(f"{shown(target)} is not a usable PostgreSQL URL: {exc}")
+        return None
+    path = Path(str(target))
+    if isinstance(exc, OSError):
+        reason = str(exc)
+        if exc.strerror:
+            reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    elif isinstance(exc, sqlite3.Error):
+        reason = str(exc)
+        if path.is_dir():
+            reason = "it is a folder, not a file"
+        elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in reason:
+            reason = "the file is not an SQLite database"
+        elif "readonly" in reason.replace("-", "").replace(" ", ""):
+            reason = "the file is read-only or immutable: it cannot be written"
+    else:
+        return None
+    return DatabaseUnusable(f"cannot use {path} as the database ({reason})")
+
+
+async def open_database(target: str | Path, *, writable: bool = False) -> Database:
+    """Open (and migrate) the database that ``target`` names: a URL or an SQLite path.
+
+    ``writable``: also write a row and roll it back, so that a database the bot could read but
+    not write fails here rather than at the first Confirm. Raises ``DatabaseUnusable`` (one
+    line) for what retrying cannot fix, ``DatabaseUnavailable`` for a server that is down."""
     if is_postgres(target):
         try:
             from bot.storage.postgres import PostgresDatabase
-        except ImportError as exc:  # pragma: no cover - the extra is part of .[dev]
-            raise ConfigError(
-                "DATABASE_URL names PostgreSQL, but asyncpg is not installed: "
-                "pip install 'animate-bot[postgres]'"
-            ) from exc
-        return await PostgresDatabase.open(str(target))
-    from bot.storage.sqlite import SQLiteDatabase
+        except ImportError:
+            raise DatabaseUnusable(
+                f"PostgreSQL needs asyncpg, which is not installed: {POSTGRES_EXTRA}"
+            ) from None
+        opener: Awaitable[Database] = PostgresDatabase.open(str(target))
+    else:
+        from bot.storage.sqlite import SQLiteDatabase
 
-    return await SQLiteDatabase.open(sqlite_path(target))
+        target = sqlite_path(target)
+        opener = SQLiteDatabase.open(target)
+    try:
+        db: Database = await opener
+    except Exception as exc:
+        line = unusable(exc, target)
+        if line is None:
+            raise
+        raise line from None
+    if writable:
+        try:
+            await db.probe_write()
+        except Exception as exc:
+            await db.close()
+            line = unusable(exc, target)
+            if line is None:
+                raise
+            raise line from None
+    return db

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.errors import AnimateError
-from bot.storage import is_postgres, sqlite_path
+from bot.storage import is_postgres, sqlite_path, unusable
 from bot.storage.base import redact
 from bot.storage.copy import CopyRefused, copy_database
 
@@ -28,6 +28,13 @@ async def _copy(source: str, destination: str) -> int:
         copied, before, after = await copy_database(source, destination)
     except (CopyRefused, AnimateError) as exc:
         print(f"copy refused: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        why = unusable(exc, destination) or unusable(exc, source)
+        if why is None:
+            raise
+        # The destination is written in one transaction: it was rolled back.
+        print(f"copy failed, nothing was copied: {why}", file=sys.stderr)
         return 2
     print(f"copied {_shown(source)} -> {_shown(destination)}")
     for table, count in copied.items():

@@ -7,6 +7,7 @@ connecting, migrations, transactions and their locks, how a new row's id comes b
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,6 +62,10 @@ class Connection(ABC):
         in any process; what this one reads next includes every reserve committed before."""
 
 
+class _RolledBack(Exception):
+    """Ends ``probe_write``'s transaction without committing it."""
+
+
 class Database(ABC):
     """A connection (SQLite) or a pool of them (PostgreSQL), with the schema migrated."""
 
@@ -99,6 +104,16 @@ class Database(ABC):
     async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """Call ``callback(payload)`` for every ``notify`` on ``channel``, from any process,
         until the database is closed (listening again after a lost connection)."""
+
+    async def probe_write(self) -> None:
+        """Write a row and roll it back: raises when the database can be read but not written
+        (a read-only or immutable file, a role without rights)."""
+        with contextlib.suppress(_RolledBack):
+            async with self.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)", ("write-probe", "rolled back")
+                )
+                raise _RolledBack
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         async with self.read() as conn:

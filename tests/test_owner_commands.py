@@ -1,0 +1,190 @@
+"""The commands an owner runs on the second day (cron's `ledger check`, `storage copy`, `check`,
+`backup`) as processes: a documented exit code and one line on bad input, never a traceback.
+
+`python -m bot.ledger check`: 0 clean, 1 differences found, 2 could not check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from bot.ledger import Ledger
+from bot.storage import POSTGRES_EXTRA
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTING_NAMES = {
+    line.split("=", 1)[0]
+    for line in (ROOT / ".env.example").read_text().splitlines()
+    if line and not line.startswith("#") and "=" in line
+}
+TOKEN = "owner-test-token.abc.def"
+
+
+def run(module: str, *args: str, cwd: Path, prelude: str = "", **env: str
+        ) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` with none of the bot's settings from the test's environment.
+    ``prelude``: Python run first in the same interpreter (to hide an installed package)."""
+    base = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    command = [sys.executable, "-m", module, *args]
+    if prelude:
+        command = [sys.executable, "-c", f"{prelude}\nimport runpy\n"
+                   f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)", *args]
+    return subprocess.run(command, env={**base, **env}, cwd=cwd, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def one_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The failed command's only output: one line on stderr, nothing on stdout."""
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout == "", result.stdout
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.strip()
+
+
+def missing_database(postgres_url: str) -> str:
+    parts = urlsplit(postgres_url)
+    return urlunsplit(parts._replace(path=parts.path + "_missing"))
+
+
+def missing_role(postgres_url: str) -> str:
+    parts = urlsplit(postgres_url)
+    return urlunsplit(parts._replace(netloc=f"nosuchrole@{parts.hostname}:{parts.port or 5432}"))
+
+
+async def new_sqlite(path: Path) -> Path:
+    async with await Ledger.open(path):
+        pass
+    return path
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """``path`` cannot be written while the block runs: read-only for a normal user, immutable
+    (chattr +i) for root, which writes read-only files; skipped where neither can be done."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True,
+                                        check=False).returncode != 0:
+        pytest.skip("running as root without chattr +i: no way to make a file unwritable")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+# --- python -m bot.ledger check ------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["missing", "mysql", "garbage", "directory"])
+def test_ledger_check_that_cannot_check_says_why_in_one_line_and_exits_2(tmp_path, case):
+    (tmp_path / "garbage.db").write_bytes(b"this is not SQLite\n" * 100)
+    (tmp_path / "folder.db").mkdir()
+    args, why = {
+        "missing": (["--database", "nope.db"], "no database at nope.db"),
+        "mysql": (["--database-url", "mysql://u:pw@host/db"], "must start with postgresql://"),
+        "garbage": (["--database", "garbage.db"], "not an SQLite database"),
+        "directory": (["--database", "folder.db"], "a folder, not a file"),
+    }[case]
+    line = one_line(run("bot.ledger", "check", *args, cwd=tmp_path))
+    assert line.startswith("python -m bot.ledger check: could not check: ")
+    assert why in line
+    assert "pw" not in line
+
+
+def test_ledger_check_of_the_bots_database_when_there_is_none_exits_2(tmp_path):
+    (tmp_path / ".env").write_text("DATABASE_PATH=state/animate.db\n")
+    line = one_line(run("bot.ledger", "check", cwd=tmp_path))
+    assert line.endswith(f"could not check: no database at {tmp_path / 'state' / 'animate.db'}")
+    assert not (tmp_path / "state").exists()  # a check never creates a database
+
+
+async def test_ledger_check_of_a_postgresql_database_or_role_that_does_not_exist_exits_2(
+    tmp_path, postgres_url
+):
+    for url, why in ((missing_database(postgres_url), "does not exist"),
+                     (missing_role(postgres_url), 'role "nosuchrole" does not exist')):
+        result = await asyncio.to_thread(run, "bot.ledger", "check", "--database-url", url,
+                                         cwd=tmp_path)
+        line = one_line(result)
+        assert "could not check: PostgreSQL at postgresql://" in line
+        assert why in line
+
+
+# --- python -m bot.storage copy ------------------------------------------------------------
+
+async def test_copy_from_a_file_that_is_not_sqlite_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "garbage.db").write_bytes(b"\x00not a database" * 200)
+    result = await asyncio.to_thread(
+        run, "bot.storage", "copy", "--from", "garbage.db", "--to",
+        f"sqlite:///{tmp_path}/new.db", cwd=tmp_path,
+    )
+    assert "not an SQLite database" in one_line(result)
+
+
+async def test_copy_to_a_postgresql_database_or_role_that_does_not_exist_is_one_line_and_exit_2(
+    tmp_path, postgres_url
+):
+    source = await new_sqlite(tmp_path / "animate.db")
+    for url, why in ((missing_database(postgres_url), "does not exist"),
+                     (missing_role(postgres_url), 'role "nosuchrole" does not exist')):
+        result = await asyncio.to_thread(run, "bot.storage", "copy", "--from", str(source),
+                                         "--to", url, cwd=tmp_path)
+        line = one_line(result)
+        assert line.startswith("copy refused: PostgreSQL at postgresql://")
+        assert why in line
+
+
+# --- PostgreSQL without asyncpg --------------------------------------------------------------
+
+HIDE_ASYNCPG = "import sys\nsys.modules['asyncpg'] = None"
+
+
+@pytest.mark.parametrize(("module", "args"), [
+    ("bot", ["check"]), ("bot", []), ("bot.ledger", ["check"]),
+])
+def test_postgresql_without_asyncpg_names_the_install_command(tmp_path, module, args):
+    (tmp_path / ".env").write_text(
+        f"DISCORD_TOKEN={TOKEN}\nSHORTAPI_DRY_RUN=true\n"
+        "DATABASE_URL=postgresql://animate:pw@127.0.0.1:5432/animate\n"
+        # Nothing may be reached if the start went further than it should.
+        "DISCORD_API_BASE_URL=http://127.0.0.1:9/api\nDISCORD_GATEWAY_URL=ws://127.0.0.1:9/\n"
+    )
+    line = one_line(run(module, *args, cwd=tmp_path, prelude=HIDE_ASYNCPG))
+    assert line.endswith(f"PostgreSQL needs asyncpg, which is not installed: {POSTGRES_EXTRA}")
+    assert POSTGRES_EXTRA == "pip install -e '.[postgres]'"  # as the README installs
+
+
+# --- a database file the bot cannot write ------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["check"], []])
+async def test_a_database_file_that_cannot_be_written_is_found_at_start(tmp_path, command):
+    """The folder is writable, the file is not: reading works, so only a write finds it."""
+    database = await new_sqlite(tmp_path / "data" / "animate.db")
+    (tmp_path / ".env").write_text(
+        f"DISCORD_TOKEN={TOKEN}\nSHORTAPI_DRY_RUN=true\n"
+        "DISCORD_API_BASE_URL=http://127.0.0.1:9/api\nDISCORD_GATEWAY_URL=ws://127.0.0.1:9/\n"
+    )
+    with unwritable(database):
+        result = await asyncio.to_thread(run, "bot", *command, cwd=tmp_path)
+    line = one_line(result)
+    assert line == (
+        f"animate-bot: DATABASE_PATH: cannot use {database} as the database (the file is "
+        "read-only or immutable: it cannot be written); it must name a file in a folder the "
+        "bot can create and write"
+    )

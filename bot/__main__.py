@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib.metadata
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -26,7 +28,13 @@ import discord
 import yarl
 
 from bot.bot import AnimateBot, GatewayUnreachable, bot_class
-from bot.config import Environment, Settings, load_settings, read_environment
+from bot.config import (
+    Environment,
+    MissingSetting,
+    Settings,
+    load_settings,
+    read_environment,
+)
 from bot.errors import ConfigError, DatabaseUnavailable
 from bot.ledger import Ledger
 from bot.limits import Defaults
@@ -142,8 +150,7 @@ def unreachable(exc: BaseException, settings: Settings) -> Unreachable | None:
 async def run(settings: Settings, environment: Environment | None = None) -> None:
     """Run the bot until it is closed (SIGINT/SIGTERM or ``bot.close()``)."""
     async with open_bot(settings) as bot:
-        source = environment.env_file if environment else None
-        log.info("settings from %s", source or "the environment (no .env file found)")
+        log.info("settings from %s", environment.source() if environment else "the caller")
         log.info("database: %s", bot.ledger.db.where)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -164,14 +171,13 @@ async def run(settings: Settings, environment: Environment | None = None) -> Non
 
 
 async def check(settings: Settings, environment: Environment) -> list[str]:
-    """What ``animate-bot`` would do with these settings; opens the database, nothing else."""
+    """What ``animate-bot`` would do with these settings; opens (and writes to) the database
+    and tries the HTTP port, connects to nothing."""
     existed = settings.database_url is not None or settings.database_path.exists()
     async with await open_ledger(settings) as ledger:
         jobs = sum((await ledger.job_counts()).values())
-    rows = [
-        ("settings", str(environment.env_file or "the environment (no .env file found)")),
-        *settings.summary(),
-    ]
+    port_problem = await try_http_port(settings)
+    rows = [("settings", environment.source()), *settings.summary()]
     database = (
         f"{jobs} jobs recorded" if existed else "new: created by this check, no history yet"
     )
@@ -179,13 +185,48 @@ async def check(settings: Settings, environment: Environment) -> list[str]:
     lines = [f"{PROG} {version()}: settings are valid", ""]
     for topic, text in rows:
         if topic == "database":
-            text = f"{text}: opened, {database}"
+            text = f"{text}: opened, {database}; a test write worked"
+        elif topic == "HTTP server" and settings.http_port != 0:
+            text = f"{text}: {'port free' if port_problem is None else port_problem}"
         lines.append(f"  {topic:<{width}}  {text}")
+    warnings = environment.warnings()
     advice = settings.polling_advice()
     if advice:
-        lines += ["", f"warning: {advice}"]
-    lines += ["", f"Nothing was sent to Discord or ShortAPI. `{PROG}` alone connects and serves."]
+        warnings.append(advice)
+    if port_problem is not None:
+        warnings.append(f"the HTTP server {port_problem}: the bot would run without "
+                        "/healthz and /metrics")
+    if settings.metrics_refused:
+        warnings.append(f"/metrics will be refused on {settings.http_host} without "
+                        "METRICS_TOKEN (set it to scrape the bot from another machine)")
+    lines += [""] + [f"warning: {warning}" for warning in warnings] + [""] * bool(warnings)
+    lines += [f"Nothing was sent to Discord or ShortAPI. `{PROG}` alone connects and serves."]
     return lines
+
+
+async def try_http_port(settings: Settings) -> str | None:
+    """Listen on HTTP_HOST:HTTP_PORT for a moment, as the bot will; None when it can, else
+    why not. Raises ``ConfigError`` when callbacks need the port (the bot would not start)."""
+    if settings.http_port == 0:
+        return None
+    loop = asyncio.get_running_loop()
+    try:
+        server = await loop.create_server(asyncio.Protocol, settings.http_host,
+                                          settings.http_port)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason += ": another process, or this bot already running?"
+        if settings.callback_public_url:
+            raise ConfigError(
+                f"the HTTP server cannot listen on {settings.http_host}:{settings.http_port} "
+                f"({reason}) and CALLBACK_PUBLIC_URL needs it: free the port, or change "
+                "HTTP_HOST/HTTP_PORT"
+            ) from None
+        return f"cannot listen ({reason})"
+    server.close()
+    await server.wait_closed()
+    return None
 
 
 def version() -> str:
@@ -226,15 +267,46 @@ def fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
+def settings_from(environment: Environment) -> Settings:
+    """The settings; a missing one says where .env was looked for."""
+    try:
+        return load_settings(environment.values, base_dir=environment.base_dir)
+    except MissingSetting as exc:
+        if environment.env_file is not None:
+            raise ConfigError(f"{exc}; read {environment.env_file}") from None
+        raise ConfigError(f"{exc}; {environment.source().removeprefix('the environment only: ')}"
+                          ) from None
+
+
+def setup_logging(level: str) -> None:
+    """discord.py's log lines, coloured only on a terminal: discord.py also colours them inside
+    Docker, where they end up in files and log collectors as escape codes."""
+    plain = logging.Formatter(
+        "[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{"
+    )
+    if sys.stderr.isatty():
+        discord.utils.setup_logging(level=getattr(logging, level))
+    else:
+        discord.utils.setup_logging(level=getattr(logging, level), formatter=plain)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         environment = read_environment(args.env_file)
-        settings = load_settings(environment.values, base_dir=environment.base_dir)
+        try:
+            settings = settings_from(environment)
+        except ConfigError:
+            # A misspelt key is often why a setting is missing: say so before the one line.
+            for warning in environment.warnings():
+                print(f"{PROG}: warning: {warning}", file=sys.stderr)
+            raise
         if args.command == "check":
             print("\n".join(asyncio.run(check(settings, environment))))
             return
-        discord.utils.setup_logging(level=getattr(logging, settings.log_level))
+        setup_logging(settings.log_level)
+        for warning in environment.warnings():
+            log.warning("%s", warning)
         asyncio.run(run(settings, environment))
     except ConfigError as exc:
         fail(str(exc), EXIT_SETTINGS)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Final
 
@@ -136,8 +140,26 @@ class Settings:
             ("timing", f"quotes valid {self.quote_ttl_seconds:g} s; a render is given up "
                        f"after {self.job_timeout_seconds:g} s"),
             ("shards", self._shards_line()),
+            ("leases", f"LEASE_SECONDS={self.lease_seconds:g}: renewed every "
+                       f"{self.lease_seconds / 3:g} s; a stopped process's jobs are taken over "
+                       f"at once, a dead one's within {self.lease_seconds:g} s"),
+            ("metrics", self._metrics_line()),
             ("log level", self.log_level),
         ]
+
+    @property
+    def metrics_refused(self) -> bool:
+        """/metrics is not served on an address other machines reach unless METRICS_TOKEN
+        guards it: spend and job figures are nobody else's business."""
+        return self.metrics_token is None and not loopback(self.http_host)
+
+    def _metrics_line(self) -> str:
+        if self.metrics_token is not None:
+            return "METRICS_TOKEN set: /metrics answers only with it as a bearer token"
+        if self.metrics_refused:
+            return (f"METRICS_TOKEN not set: /metrics is refused (403) on {self.http_host}, "
+                    "which is not a loopback address; set METRICS_TOKEN to serve it")
+        return f"METRICS_TOKEN not set: /metrics is open to this machine only ({self.http_host})"
 
     def _shards_line(self) -> str:
         if self.shard_count is None:
@@ -279,10 +301,14 @@ def _path(env: Mapping[str, str], name: str, default: str, base_dir: Path) -> Pa
     return Path(os.path.abspath(base_dir / Path(raw).expanduser()))
 
 
+class MissingSetting(ConfigError):
+    """A required setting is not set (the command line adds where it looked for .env)."""
+
+
 def _required(env: Mapping[str, str], name: str, hint: str = "") -> Secret:
     raw = env.get(name, "").strip()
     if not raw:
-        raise ConfigError(
+        raise MissingSetting(
             f"{name} is not set: put it in the environment or in .env (see .env.example){hint}"
         )
     return Secret(raw)
@@ -322,12 +348,53 @@ def database_location(environment: Environment) -> str | Path:
     return url.get() if url else _database_path(environment.values, environment.base_dir)
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` (HTTP_HOST) listens for this machine only; an address for all
+    interfaces (0.0.0.0, ::) or any other name is reachable from elsewhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@cache
+def setting_names() -> frozenset[str]:
+    """Every setting's name, as this module reads it (each is a string literal here, and a test
+    checks that .env.example lists exactly these): the real list, never a copy to keep."""
+    source = Path(__file__).read_text(encoding="utf-8")
+    return frozenset(re.findall(r'"([A-Z][A-Z0-9]*_[A-Z0-9_]+)"', source))
+
+
+def unknown_setting(name: str) -> str:
+    """The warning for a key of the .env file that is no setting, with the nearest real one."""
+    close = difflib.get_close_matches(name.upper(), sorted(setting_names()), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else "see .env.example for the settings"
+    return f"{name} is not a setting and is ignored ({hint})"
+
+
 @dataclass(frozen=True)
 class Environment:
     """The variables settings are read from, and the .env file that contributed (if any)."""
 
     values: Mapping[str, str]
     env_file: Path | None
+    # Where the search for .env started (the working directory), when no file was named.
+    searched_from: Path | None = None
+    # Keys of the .env file that are not settings (misspellings), in the file's order.
+    unknown_keys: tuple[str, ...] = ()
+
+    def source(self) -> str:
+        """Where settings came from, for check and the log."""
+        if self.env_file is not None:
+            return str(self.env_file)
+        where = self.searched_from or Path.cwd()
+        return f"the environment only: no .env found from {where} upwards"
+
+    def warnings(self) -> list[str]:
+        """One line per key of the .env file that is no setting."""
+        return [f"{self.env_file}: {unknown_setting(key)}" for key in self.unknown_keys]
 
     @property
     def base_dir(self) -> Path:
@@ -353,7 +420,10 @@ def read_environment(env_file: Path | None = None) -> Environment:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read {found}: {exc}") from None
         values = {key: value for key, value in read.items() if value is not None}
-    return Environment({**values, **os.environ}, found)
+    unknown = tuple(key for key in values if key not in setting_names())
+    return Environment({**values, **os.environ}, found,
+                       searched_from=None if env_file is not None else Path.cwd(),
+                       unknown_keys=unknown)
 
 
 def load_settings(

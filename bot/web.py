@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from bot.config import Secret
+from bot.config import Secret, loopback
 from bot.ledger import Ledger
 from bot.metrics import Metrics
 
@@ -43,6 +43,9 @@ class WebServer:
         self._metrics_auth = (
             f"Bearer {metrics_token.get()}".encode() if metrics_token is not None else None
         )
+        # Spend and job figures are nobody else's business: without a token /metrics is served
+        # only where no other machine can ask (see Settings.metrics_refused).
+        self._metrics_refused = metrics_token is None and not loopback(host)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -63,6 +66,11 @@ class WebServer:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port
         log.info("HTTP server on %s:%s (/healthz, /metrics, callbacks)", self._host, self.port)
+        if self._metrics_refused:
+            log.warning(
+                "/metrics is refused on %s (not a loopback address) without METRICS_TOKEN: "
+                "set METRICS_TOKEN to scrape the bot from another machine", self._host,
+            )
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -98,6 +106,11 @@ class WebServer:
         return web.json_response(report, status=200 if healthy else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
+        if self._metrics_refused:
+            return web.Response(
+                status=403, text="403: /metrics is served on a non-loopback address only with "
+                                 "METRICS_TOKEN set\n",
+            )
         if self._metrics_auth is not None and not hmac.compare_digest(
             request.headers.get("Authorization", "").encode(), self._metrics_auth
         ):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bot.config import setting_names
 from bot.ledger import Ledger
 from bot.storage import POSTGRES_EXTRA
 
@@ -188,3 +190,109 @@ async def test_a_database_file_that_cannot_be_written_is_found_at_start(tmp_path
         "read-only or immutable: it cannot be written); it must name a file in a folder the "
         "bot can create and write"
     )
+
+
+# --- animate-bot check: the port, the metrics token, the leases, where .env was looked for ----
+
+BASE_ENV = (
+    f"DISCORD_TOKEN={TOKEN}\nSHORTAPI_DRY_RUN=true\n"
+    "DISCORD_API_BASE_URL=http://127.0.0.1:9/api\nDISCORD_GATEWAY_URL=ws://127.0.0.1:9/\n"
+)
+
+
+@contextlib.contextmanager
+def port_in_use() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield int(sock.getsockname()[1])
+
+
+def test_check_reports_the_metrics_token_the_leases_and_a_free_port(tmp_path):
+    (tmp_path / ".env").write_text(f"{BASE_ENV}HTTP_PORT=0\nLEASE_SECONDS=12\n")
+    result = run("bot", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "leases       LEASE_SECONDS=12: renewed every 4 s" in out
+    assert "within 12 s" in out
+    assert "metrics      METRICS_TOKEN not set: /metrics is open to this machine only" in out
+    assert "a test write worked" in out
+    assert "warning" not in out
+    with_token = run("bot", "check", cwd=tmp_path, METRICS_TOKEN="s3cret-metrics",
+                     HTTP_HOST="0.0.0.0")
+    assert "metrics      METRICS_TOKEN set" in with_token.stdout
+    assert "s3cret-metrics" not in with_token.stdout + with_token.stderr
+
+
+def test_check_says_metrics_will_be_refused_on_a_public_address_without_a_token(tmp_path):
+    (tmp_path / ".env").write_text(f"{BASE_ENV}HTTP_HOST=0.0.0.0\nHTTP_PORT=0\n")
+    result = run("bot", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "/metrics is refused (403) on 0.0.0.0" in result.stdout
+    assert "warning: /metrics will be refused on 0.0.0.0 without METRICS_TOKEN" in result.stdout
+
+
+def test_check_tries_the_http_port_and_refuses_when_callbacks_need_it(tmp_path):
+    with port_in_use() as port:
+        (tmp_path / ".env").write_text(f"{BASE_ENV}HTTP_PORT={port}\n")
+        polling = run("bot", "check", cwd=tmp_path)
+        callbacks = run("bot", "check", cwd=tmp_path, CALLBACK_PUBLIC_URL="https://bot.example")
+    assert polling.returncode == 0, polling.stderr
+    assert f"HTTP server  127.0.0.1:{port} (/healthz, /metrics, callbacks): cannot listen " \
+           "(Address already in use" in polling.stdout
+    assert "the bot would run without /healthz and /metrics" in polling.stdout
+    line = one_line(callbacks)
+    assert line.startswith(f"animate-bot: the HTTP server cannot listen on 127.0.0.1:{port}")
+    assert "CALLBACK_PUBLIC_URL needs it" in line
+    (tmp_path / ".env").write_text(f"{BASE_ENV}HTTP_PORT={port}\n")
+    freed = run("bot", "check", cwd=tmp_path)  # the socket is closed now
+    assert f"127.0.0.1:{port} (/healthz, /metrics, callbacks): port free" in freed.stdout
+
+
+def test_a_missing_setting_says_where_env_was_looked_for(tmp_path):
+    below = tmp_path / "deep" / "down"
+    below.mkdir(parents=True)
+    none = one_line(run("bot", "check", cwd=below))
+    assert none == ("animate-bot: DISCORD_TOKEN is not set: put it in the environment or in .env "
+                    f"(see .env.example); no .env found from {below} upwards")
+    (tmp_path / ".env").write_text("SHORTAPI_DRY_RUN=false\n")
+    found = one_line(run("bot", "check", cwd=below))
+    assert found.endswith(f"; read {tmp_path / '.env'}")
+
+
+# --- keys of .env that are no setting ------------------------------------------------------------
+
+def test_setting_names_are_the_settings_of_env_example():
+    assert setting_names() == SETTING_NAMES
+
+
+def test_a_misspelt_key_in_env_is_named_with_the_nearest_setting(tmp_path):
+    (tmp_path / ".env").write_text(f"{BASE_ENV}HTTP_PORT=0\nDEFAULT_DAILY_LIMT_USD=5.00\n")
+    result = run("bot", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: {tmp_path / '.env'}: DEFAULT_DAILY_LIMT_USD is not a setting and is "
+            "ignored (did you mean DEFAULT_DAILY_LIMIT_USD?)") in result.stdout
+    assert "each member $2.000 a day" in result.stdout  # the default, not the misspelt 5.00
+
+
+def test_a_misspelt_key_is_named_before_the_setting_it_left_missing(tmp_path):
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nSHORTAPI_DRYRUN=true\n")
+    result = run("bot", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    warning, error = result.stderr.splitlines()
+    assert warning == (f"animate-bot: warning: {tmp_path / '.env'}: SHORTAPI_DRYRUN is not a "
+                       "setting and is ignored (did you mean SHORTAPI_DRY_RUN?)")
+    assert error.startswith("animate-bot: SHORTAPI_KEY is not set")
+
+
+def test_the_running_bot_logs_misspelt_keys_in_plain_lines(tmp_path):
+    """Logs go to files and collectors (journald, docker logs): no colour codes unless stderr
+    is a terminal, even where discord.py would colour them (inside Docker)."""
+    (tmp_path / ".env").write_text(f"{BASE_ENV}HTTP_PORT=0\nMAX_ACTIVE_JOB=3\n")
+    result = run("bot", cwd=tmp_path)
+    assert result.returncode == 1  # nothing answers on 127.0.0.1:9
+    assert "MAX_ACTIVE_JOB is not a setting and is ignored (did you mean MAX_ACTIVE_JOBS?)" \
+        in result.stderr
+    assert "\x1b[" not in result.stderr
+    assert "] [WARNING ] bot: " in result.stderr

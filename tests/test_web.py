@@ -263,3 +263,19 @@ async def test_metrics_token_guards_metrics_but_not_healthz(tmp_path, headers, e
         ) as response:
             assert response.status == 200
         assert "metrics-secret-token" not in repr(world.settings)
+
+
+async def test_metrics_are_refused_on_a_non_loopback_address_without_a_token(tmp_path, caplog):
+    """In a container HTTP_HOST is 0.0.0.0 and the port is published: without METRICS_TOKEN
+    anyone could read the spend. /healthz (the container's health check) stays open."""
+    port = free_port()
+    async with running_world(tmp_path, HTTP_HOST="0.0.0.0", HTTP_PORT=str(port)):
+        status, text = await scrape(port)
+        assert status == 403
+        assert "METRICS_TOKEN" in text
+        assert "animate_" not in text
+        async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/healthz"
+        ) as response:
+            assert response.status == 200
+    assert any("/metrics is refused on 0.0.0.0" in r.getMessage() for r in caplog.records)

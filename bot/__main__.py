@@ -32,6 +32,7 @@ from bot.config import (
     Environment,
     MissingSetting,
     Settings,
+    database_location,
     load_settings,
     read_environment,
 )
@@ -42,6 +43,7 @@ from bot.metrics import Metrics
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 from bot.storage import DatabaseUnusable
+from bot.storage.backup import BackupRefused, backup
 
 log = logging.getLogger("bot")
 
@@ -255,11 +257,25 @@ def parser() -> argparse.ArgumentParser:
         ("run", "connect to Discord and serve (the default)"),
         ("check", "load the settings, open the database and tell what the bot would do; "
                   "connects to nothing"),
+        ("backup", "copy the bot's SQLite database, consistently even while the bot runs, "
+                   "into PATH (a new file, or a folder for a time-stamped file); for "
+                   "PostgreSQL, says how to use pg_dump"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--env-file", type=Path, metavar="PATH", help=env_file_help,
                              default=argparse.SUPPRESS)
+        if name == "backup":
+            command.add_argument("path", type=Path, metavar="PATH")
     return parser
+
+
+def backup_command(environment: Environment, path: Path) -> None:
+    """``animate-bot backup PATH``: needs only where the database is, no other setting."""
+    try:
+        made = backup(database_location(environment), path)
+    except (BackupRefused, DatabaseUnusable) as exc:
+        fail(f"backup: {exc}", EXIT_SETTINGS)
+    print(f"backed up {made.jobs} jobs into {made.path} ({made.size:,} bytes, integrity ok)")
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -294,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         environment = read_environment(args.env_file)
+        if args.command == "backup":
+            backup_command(environment, args.path)
+            return
         try:
             settings = settings_from(environment)
         except ConfigError:

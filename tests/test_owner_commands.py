@@ -11,8 +11,10 @@ import contextlib
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -296,3 +298,102 @@ def test_the_running_bot_logs_misspelt_keys_in_plain_lines(tmp_path):
         in result.stderr
     assert "\x1b[" not in result.stderr
     assert "] [WARNING ] bot: " in result.stderr
+
+
+# --- animate-bot backup PATH ---------------------------------------------------------------------
+
+async def test_backup_of_a_live_database_is_consistent(tmp_path):
+    """A writer commits pairs of rows as fast as it can during the backup: the copy holds whole
+    transactions only, passes SQLite's integrity check and the ledger check."""
+    database = await new_sqlite(tmp_path / "data" / "animate.db")
+    (tmp_path / ".env").write_text(f"{BASE_ENV}")
+    stop, busy = threading.Event(), threading.Event()
+    written = [0]
+
+    def write() -> None:
+        with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as db:
+            db.execute("PRAGMA busy_timeout = 5000")
+            while not stop.is_set():
+                n = written[0]
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"a{n}", "x" * 500))
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"b{n}", "x" * 500))
+                db.execute("COMMIT")
+                written[0] = n + 1
+                if n == 200:
+                    busy.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert await asyncio.to_thread(busy.wait, 60)
+        result = await asyncio.to_thread(run, "bot", "backup", "backups.db", cwd=tmp_path)
+        during = written[0]
+    finally:
+        stop.set()
+        writer.join()
+    assert result.returncode == 0, result.stderr
+    copy = tmp_path / "backups.db"
+    assert result.stdout.strip().startswith(f"backed up 0 jobs into {copy} (")
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        a, b = (db.execute("SELECT COUNT(*) FROM meta WHERE key LIKE ?", (f"{side}%",))
+                .fetchone()[0] for side in "ab")
+    assert a == b  # whole transactions only
+    assert 200 <= a <= during
+    checked = run("bot.ledger", "check", "--database", str(copy), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+async def test_backup_into_a_folder_makes_a_time_stamped_file(tmp_path):
+    await new_sqlite(tmp_path / "data" / "animate.db")
+    (tmp_path / ".env").write_text(BASE_ENV)
+    (tmp_path / "backups").mkdir()
+    result = run("bot", "backup", "backups", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [made] = (tmp_path / "backups").iterdir()
+    assert made.name.startswith("animate-")
+    assert made.suffix == ".db"
+
+
+@pytest.mark.parametrize("case", ["no database", "not sqlite", "exists", "no folder",
+                                  "the database itself", "postgresql"])
+async def test_backup_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, case):
+    database = tmp_path / "data" / "animate.db"
+    if case != "no database":
+        await new_sqlite(database)
+    if case == "not sqlite":
+        database.write_bytes(b"not a database at all" * 100)
+    (tmp_path / "exists.db").write_text("keep me")
+    env = {"postgresql": {"DATABASE_URL": "postgresql://animate:pw@db.invalid:5432/animate"}}
+    path = {"exists": "exists.db", "no folder": "missing/animate.db",
+            "the database itself": "data/animate.db"}.get(case, "new.db")
+    line = one_line(run("bot", "backup", path, cwd=tmp_path, **env.get(case, {})))
+    assert line.startswith("animate-bot: backup: ")
+    assert {
+        "no database": f"no database at {database}",
+        "not sqlite": "not an SQLite database",
+        "exists": "exists.db already exists",
+        "no folder": "missing is not a folder",
+        "the database itself": "is the database itself",
+        "postgresql": "pg_dump --format=custom --file=animate.dump "
+                      "'postgresql://animate@db.invalid:5432/animate'",
+    }[case] in line
+    assert "pw" not in line
+    assert (tmp_path / "exists.db").read_text() == "keep me"
+    assert not (tmp_path / "new.db").exists()
+    assert not list(tmp_path.rglob(".*.partial"))
+
+
+@pytest.mark.parametrize("command", [["check"], []])
+async def test_a_database_migrated_by_a_newer_bot_is_one_line_and_exit_2(tmp_path, command):
+    """After a rollback of the code (or an old process left running through an upgrade)."""
+    database = await new_sqlite(tmp_path / "data" / "animate.db")
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute(f"PRAGMA user_version = {version + 1}")
+    (tmp_path / ".env").write_text(BASE_ENV)
+    line = one_line(await asyncio.to_thread(run, "bot", *command, cwd=tmp_path))
+    assert f"its schema is at version {version + 1}, newer than this bot knows ({version})" in line
+    assert "restore a backup taken before the upgrade" in line

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from bot.errors import ConfigError
-from bot.storage.base import Connection, Database, Row, as_dict, redact
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, as_dict, redact
 
 __all__ = [
     "Connection", "Database", "DatabaseUnusable", "Row", "as_dict", "is_postgres",
@@ -58,6 +58,8 @@ def unusable(exc: BaseException, target: str | Path) -> DatabaseUnusable | None:
     not about the database being unusable (a server that is down is ``DatabaseUnavailable``)."""
     if isinstance(exc, DatabaseUnusable):
         return exc
+    if isinstance(exc, SchemaTooNew):
+        return DatabaseUnusable(f"cannot use {shown(target)} as the database: {exc}")
     if is_postgres(target):
         try:
             import asyncpg

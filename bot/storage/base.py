@@ -62,6 +62,17 @@ class Connection(ABC):
         in any process; what this one reads next includes every reserve committed before."""
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer version of the bot than this one."""
+
+    def __init__(self, current: int, known: int) -> None:
+        super().__init__(
+            f"its schema is at version {current}, newer than this bot knows ({known}): a newer "
+            "version of the bot migrated it; run that version, or restore a backup taken "
+            "before the upgrade"
+        )
+
+
 class _RolledBack(Exception):
     """Ends ``probe_write``'s transaction without committing it."""
 

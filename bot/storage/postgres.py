@@ -19,7 +19,7 @@ from typing import Any, Final
 import asyncpg
 
 from bot.errors import DatabaseUnavailable
-from bot.storage.base import Connection, Database, Row, migrations, redact
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, migrations, redact
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,7 @@ class PostgresDatabase(Database):
                     "SELECT COALESCE(MAX(version), 0) FROM schema_version"
                 ))
                 if current > len(scripts):
-                    raise RuntimeError(
-                        f"database schema version {current} is newer than this bot knows "
-                        f"({len(scripts)})"
-                    )
+                    raise SchemaTooNew(current, len(scripts))
                 for version in range(current, len(scripts)):
                     log.info("migrating database schema %d -> %d", version, version + 1)
                     async with conn.transaction():

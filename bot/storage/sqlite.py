@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.storage.base import Connection, Database, Row, migrations
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, migrations
 
 log = logging.getLogger(__name__)
 # aiosqlite logs every statement with its parameters at DEBUG, callback tokens included.
@@ -108,9 +108,7 @@ class SQLiteDatabase(Database):
             row = await cursor.fetchone()
         current = int(row[0]) if row else 0
         if current > len(scripts):
-            raise RuntimeError(
-                f"database schema version {current} is newer than this bot knows ({len(scripts)})"
-            )
+            raise SchemaTooNew(current, len(scripts))
         for version in range(current, len(scripts)):
             log.info("migrating database schema %d -> %d", version, version + 1)
             # executescript commits; wrapping the script keeps each migration all-or-nothing.

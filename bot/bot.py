@@ -14,6 +14,7 @@ import discord
 from discord.ext import commands
 
 from bot.alerts import BudgetAlerts
+from bot.approvals import ApprovalFlow
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
 from bot.errors import ConfigError
@@ -23,11 +24,14 @@ from bot.metrics import Metrics
 from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
 from cogs.utils.alerting import DiscordAlertPoster
+from cogs.utils.approvals import DiscordApprovalDesk
 from cogs.utils.delivery import DiscordNotifier
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: Final = ("cogs.animate", "cogs.usage", "cogs.admin", "cogs.errors")
+EXTENSIONS: Final = (
+    "cogs.animate", "cogs.usage", "cogs.admin", "cogs.approvals", "cogs.errors",
+)
 # With callbacks, polling is only the safety net for callbacks that never come.
 CALLBACK_POLL_FACTOR: Final = 6
 # How long the first gateway connection may take before the start-up is given up.
@@ -61,6 +65,7 @@ class AnimateBot(commands.Bot):
 
     jobs: JobRunner
     alerts: BudgetAlerts
+    approvals: ApprovalFlow
     web: WebServer | None = None
 
     def __init__(
@@ -159,10 +164,17 @@ class AnimateBot(commands.Bot):
         # Budget alerts are sent by the fleet's workers: an owed alert of a process that died is
         # taken over with its lease, like its jobs.
         self.alerts = BudgetAlerts(
-            self.ledger, DiscordAlertPoster(self), worker=lambda: self.jobs.worker_id,
+            self.ledger, DiscordAlertPoster(self, self.ledger), worker=lambda: self.jobs.worker_id,
             clock=lambda: self.clock(),
         )
         self.alerts.start()
+        self.approvals = ApprovalFlow(
+            self.ledger, DiscordApprovalDesk(
+                self, self.ledger, discord_notifier, clock=lambda: self.clock()
+            ), self.jobs,
+            clock=lambda: self.clock(),
+        )
+        self.approvals.start()
         # The one pass over the whole ledger; scrapes meanwhile wait for it, later ones read
         # only what is new.
         await self.refresh_metrics()
@@ -278,6 +290,8 @@ class AnimateBot(commands.Bot):
             self.web = None
         if hasattr(self, "alerts"):
             await self.alerts.close()
+        if hasattr(self, "approvals"):
+            await self.approvals.close()
         if hasattr(self, "jobs"):
             await self.jobs.close()
         await super().close()

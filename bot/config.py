@@ -61,6 +61,7 @@ class Settings:
     dry_run: bool = False
     quote_ttl_seconds: float = 600.0
     job_timeout_seconds: float = 1200.0
+    approval_ttl_hours: float = 24.0
     log_level: str = "INFO"
     max_active_jobs: int = 50
     max_active_jobs_per_user: int = 2
@@ -138,7 +139,8 @@ class Settings:
             ("capacity", f"{self.max_active_jobs} jobs rendering at once, "
                          f"{self.max_active_jobs_per_user} per member; more wait in line"),
             ("timing", f"quotes valid {self.quote_ttl_seconds:g} s; a render is given up "
-                       f"after {self.job_timeout_seconds:g} s"),
+                       f"after {self.job_timeout_seconds:g} s; an approval after "
+                       f"{self.approval_ttl_hours:g} h"),
             ("shards", self._shards_line()),
             ("leases", f"LEASE_SECONDS={self.lease_seconds:g}: renewed every "
                        f"{self.lease_seconds / 3:g} s; a stopped process's jobs are taken over "
@@ -472,6 +474,9 @@ def load_settings(
         ),
         job_timeout_seconds=_number(
             env, "JOB_TIMEOUT_SECONDS", 1200.0, minimum=1, maximum=7 * 86400
+        ),
+        approval_ttl_hours=_number(
+            env, "APPROVAL_TTL_HOURS", 24.0, minimum=0.01, maximum=30 * 24
         ),
         log_level=level,
         max_active_jobs=_integer(env, "MAX_ACTIVE_JOBS", 50, minimum=1, maximum=100_000),

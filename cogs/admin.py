@@ -19,7 +19,7 @@ from discord.ext import commands
 
 from bot import chart
 from bot.errors import InvalidRequest
-from bot.i18n import Money, Value, msg, stored, t
+from bot.i18n import Money, Number, Value, msg, stored, t
 from bot.limits import UNLIMITED, GuildPolicy, periods
 from bot.policy import describe_limit
 from bot.pricing import MAX_USD, AmountTooLarge, parse_usd
@@ -49,6 +49,10 @@ def parse_limit(text: str) -> int | None:
         ) from None
     except ValueError:
         raise InvalidRequest("error.not_an_amount", text=text) from None
+
+
+def hours(value: float) -> Number:
+    return Number(value, 0 if value == int(value) else 2)
 
 
 def dollars(mills: int) -> str:
@@ -166,6 +170,41 @@ class Admin(
         )
         await self._done(interaction, "admin.done", detail=detail)
         self.bot.alerts.spent(interaction.guild_id)  # a lower budget may be crossed now
+
+    @app_commands.command(
+        name="approvals", description=text("cmd.animate-admin.approvals.description")
+    )
+    @app_commands.describe(
+        above=text("cmd.animate-admin.approvals.above.description"),
+        channel=text("cmd.animate-admin.approvals.channel.description"),
+        role=text("cmd.animate-admin.approvals.role.description"),
+    )
+    async def approvals(
+        self, interaction: Interaction, above: str, channel: discord.TextChannel | None = None,
+        role: discord.Role | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        price = parse_limit(above)
+        if price is None or price == UNLIMITED:
+            raise InvalidRequest("error.not_an_amount", text=above)
+        if price > 0 and channel is None:
+            raise InvalidRequest("error.approvals_channel_needed")
+        await self.bot.ledger.policies.set_approvals(
+            interaction.guild_id, interaction.user.id, self.bot.clock(),
+            above=price or None, channel_id=channel.id if channel else None,
+            role_id=role.id if role else None,
+        )
+        if not price:
+            waiting = await self.bot.ledger.awaiting_approval(interaction.guild_id)
+            await self._done(interaction, "admin.approvals_off", count=len(waiting))
+            return
+        assert channel is not None
+        who = (t(private(interaction), "admin.approvals_who_role", role=role.mention) if role
+               else t(private(interaction), "admin.approvals_who"))
+        await self._done(
+            interaction, "admin.approvals_on", above=Money(price), channel=channel.mention,
+            who=who, hours=hours(self.bot.settings.approval_ttl_hours),
+        )
 
     @app_commands.command(name="alerts", description=text("cmd.animate-admin.alerts.description"))
     @app_commands.describe(channel=text("cmd.animate-admin.alerts.channel.description"))
@@ -332,6 +371,7 @@ class Admin(
         writer.writerow([
             "member_id", "member", "jobs", "delivered", "failed_refunded",
             "admin_refunds_usd", "net_spend_usd", "operator_cost_usd", "dry_run_usd",
+            "awaiting_approval",
         ])
         names = await member_names(self.bot, interaction, [row.user_id for row in rows])
         for row in rows:
@@ -339,6 +379,7 @@ class Admin(
                 row.user_id, names[row.user_id], row.jobs, row.delivered,
                 row.refunded_failures, dollars(row.admin_refunds_mills), dollars(row.net_mills),
                 dollars(row.operator_cost_mills), dollars(row.dry_run_mills),
+                row.awaiting_approval,
             ]))
         total = sum(r.net_mills for r in rows)
         data = io.BytesIO(buffer.getvalue().encode())
@@ -352,11 +393,18 @@ class Admin(
             log.exception("guild %s: could not draw the spending chart", interaction.guild_id)
         else:
             files.append(discord.File(io.BytesIO(png), filename=f"animate-report-{period}.png"))
+        summary = t(
+            private(interaction), "admin.report", period=msg(f"choice.{period}"),
+            timezone=policy.timezone, members=len(rows), total=Money(total),
+        )
+        awaiting = sum(r.awaiting_approval for r in rows)
+        if awaiting:
+            summary += "\n" + t(
+                private(interaction), "admin.report_awaiting", count=awaiting,
+                price=Money(sum(r.awaiting_mills for r in rows)),
+            )
         await interaction.followup.send(
-            t(
-                private(interaction), "admin.report", period=msg(f"choice.{period}"),
-                timezone=policy.timezone, members=len(rows), total=Money(total),
-            ),
+            summary,
             files=files,
             ephemeral=True,
         )
@@ -430,6 +478,16 @@ class Admin(
                 spent=Money(spent),
             ),
         )
+        if policy.approval_above is not None:
+            approvals = say(
+                "settings.approvals_value_role" if policy.approval_role
+                else "settings.approvals_value",
+                above=Money(policy.approval_above), channel=f"<#{policy.approval_channel}>",
+                role=f"<@&{policy.approval_role}>",
+            )
+        else:
+            approvals = say("settings.off")
+        embed.add_field(name=say("settings.approvals"), value=approvals)
         embed.add_field(
             name=say("settings.alerts"),
             value=f"<#{policy.alerts_channel}>" if policy.alerts_channel else say("settings.off"),

@@ -16,6 +16,7 @@ from bot.errors import InvalidRequest, LimitExceeded, NotQuoteOwner, QuoteUnavai
 from bot.i18n import DEFAULT, Msg, msg, t
 from bot.images import MAX_IMAGE_BYTES, check_declared
 from bot.ledger import Job, Quote
+from bot.models import AWAITING_APPROVAL
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
 from cogs.errors import report
 from cogs.utils import embeds
@@ -113,6 +114,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             now,
             job_timeout=bot.settings.job_timeout_seconds,
             role_ids=role_ids(interaction.user),
+            approval_ttl=bot.settings.approval_ttl_hours * 3600,
         )
     except (QuoteUnavailable, NotQuoteOwner, LimitExceeded) as exc:
         if quote is not None and quote.state == "open" and now >= quote.expires_at:
@@ -128,8 +130,12 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             job = await bot.ledger.get_job(job.id)  # carrying its quote's message id
     except Exception:
         log.exception("job %d: could not remember its quote message", job.id)
-    bot.jobs.submit(job)
     bot.alerts.spent(job.guild_id)
+    if job.state == AWAITING_APPROVAL:
+        # Reserved; nothing goes to ShortAPI until a moderator approves.
+        await bot.approvals.confirmed(job)
+        return
+    bot.jobs.submit(job)
     if interaction.message is not None:
         locale = public(interaction)
         try:

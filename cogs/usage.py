@@ -10,9 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, StateConflict
 from bot.i18n import DEFAULT, Money, money, msg, t
 from bot.ledger import Job, Usage
+from bot.models import AWAITING_APPROVAL
 from cogs.errors import report
 from cogs.utils.i18n import private, text
 from cogs.utils.replies import reply_private
@@ -58,7 +59,7 @@ def job_link(job: Job) -> str | None:
 
 
 def jobs_view(locale: str, jobs: list[Job]) -> discord.ui.View | None:
-    waiting = [job for job in jobs if job.state == "reserved"][:5]
+    waiting = [job for job in jobs if job.state in ("reserved", AWAITING_APPROVAL)][:5]
     if not waiting:
         return None
     view = discord.ui.View(timeout=None)
@@ -105,8 +106,17 @@ async def cancel_job(interaction: discord.Interaction[AnimateBot], job_id: int) 
     if job is None or job.user_id != interaction.user.id:
         await reply_private(interaction, t(locale, "jobs.not_yours"))
         return
-    cancelled = await bot.jobs.cancel_waiting(job_id, msg("job.failed.cancelled"))
+    if job.state == AWAITING_APPROVAL:
+        try:
+            cancelled: Job | None = await bot.approvals.refuse(
+                job_id, "cancelled", interaction.user.id, msg("job.failed.cancelled")
+            )
+        except StateConflict:
+            cancelled = None
+    else:
+        cancelled = await bot.jobs.cancel_waiting(job_id, msg("job.failed.cancelled"))
     if cancelled is None:
+        job = await bot.ledger.get_job(job_id)
         await reply_private(
             interaction,
             t(locale, "jobs.already_started", job=job_id, state=msg(f"state.{job.state}")),

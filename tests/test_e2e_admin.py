@@ -146,7 +146,7 @@ async def test_report_is_a_csv_of_spend_by_member(world):
     assert rows == [{
         "member_id": str(MEMBER.id), "member": "alice", "jobs": "2", "delivered": "1",
         "failed_refunded": "1", "admin_refunds_usd": "0.000", "net_spend_usd": "0.128",
-        "operator_cost_usd": "0.128", "dry_run_usd": "0.000",
+        "operator_cost_usd": "0.128", "dry_run_usd": "0.000", "awaiting_approval": "0",
     }]
 
 

@@ -19,6 +19,8 @@ class ReportRow:
     net_mills: int
     operator_cost_mills: int  # what the provider said it charged for the delivered videos
     dry_run_mills: int
+    awaiting_approval: int = 0  # jobs reserved, waiting for a moderator's decision
+    awaiting_mills: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +103,11 @@ class Reading:
             "COALESCE(SUM(CASE WHEN l.dry_run = 0 THEN l.amount_mills END), 0) AS net, "
             "COALESCE(SUM(CASE WHEN l.kind = 'settle' AND l.dry_run = 0 "
             "THEN j.provider_amount_mills END), 0) AS operator_cost, "
-            "COALESCE(SUM(CASE WHEN l.dry_run = 1 THEN l.amount_mills END), 0) AS dry "
+            "COALESCE(SUM(CASE WHEN l.dry_run = 1 THEN l.amount_mills END), 0) AS dry, "
+            "COUNT(DISTINCT CASE WHEN j.state = 'awaiting_approval' THEN l.job_id END) "
+            "AS awaiting, "
+            "COALESCE(SUM(CASE WHEN j.state = 'awaiting_approval' AND l.kind = 'reserve' "
+            "THEN l.amount_mills END), 0) AS awaiting_mills "
             "FROM ledger l LEFT JOIN jobs j ON j.id = l.job_id "
             "WHERE l.guild_id = ? AND l.period_at >= ? AND l.period_at < ? "
             "GROUP BY l.user_id ORDER BY net DESC, l.user_id",
@@ -112,7 +118,8 @@ class Reading:
                 user_id=r["user_id"], jobs=int(r["jobs"]), delivered=int(r["delivered"]),
                 refunded_failures=int(r["failures"]), admin_refunds_mills=int(r["admin"]),
                 net_mills=int(r["net"]), operator_cost_mills=int(r["operator_cost"]),
-                dry_run_mills=int(r["dry"]),
+                dry_run_mills=int(r["dry"]), awaiting_approval=int(r["awaiting"]),
+                awaiting_mills=int(r["awaiting_mills"]),
             )
             for r in rows
         ]

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import discord
 
 from bot.alerts import marker
 from bot.i18n import Money, t
+from bot.ledger import Ledger
 from bot.ledger.alerts import BudgetAlert, month_span
 from cogs.utils.i18n import guild_locale
-
-if TYPE_CHECKING:
-    from bot.bot import AnimateBot
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +26,9 @@ SCAN_MARGIN: Final = 15 * 60.0
 
 
 class DiscordAlertPoster:
-    def __init__(self, bot: AnimateBot) -> None:
+    def __init__(self, bot: discord.Client, ledger: Ledger) -> None:
         self.bot = bot
+        self.ledger = ledger
 
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
         channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
@@ -53,9 +52,9 @@ class DiscordAlertPoster:
 
     async def post(self, alert: BudgetAlert) -> int:
         locale = await guild_locale(self.bot, alert.guild_id)
-        policy = await self.bot.ledger.policies.get(alert.guild_id)
+        policy = await self.ledger.policies.get(alert.guild_id)
         since, until = month_span(alert.month, policy.timezone)
-        top = await self.bot.ledger.top_spenders(alert.guild_id, since, until, TOP)
+        top = await self.ledger.top_spenders(alert.guild_id, since, until, TOP)
         lines = [
             t(locale, "alert.top_line", rank=rank, member=f"<@{user_id}>", spent=Money(mills))
             for rank, (user_id, mills) in enumerate(top, start=1)

@@ -241,6 +241,17 @@ class DiscordNotifier:
             where = f"<#{job.quote.channel_id}>"
         await self._edit_quote(locale, job, embeds.done_embed(locale, job, where))
 
+    async def notice(self, job: Job, text: str) -> int:
+        """Post ``text`` (which names the member) where the job's result will go: the thread
+        under its quote, made now if need be. The message's id."""
+        locale = await guild_locale(self.bot, job.guild_id)
+        try:
+            target, note = await self._target(locale, job)
+        except discord.HTTPException:
+            target, note = await self._dm(job), ""
+        head = f"{note}\n" if note else ""
+        return (await self._send(locale, job, target, head + text, None)).id
+
     async def failed(self, job: Job, why: Msg, *, post: bool = True) -> None:
         locale = await guild_locale(self.bot, job.guild_id)
         reason = why.render(locale)

@@ -58,7 +58,7 @@ def _base(locale: str, quote: Quote, title: str, colour: discord.Colour) -> disc
 
 def quote_embed(
     locale: str, quote: Quote, *, usage: Usage, headroom: Headroom | None,
-    note: Msg | None = None,
+    note: Msg | None = None, approval: Msg | None = None,
 ) -> discord.Embed:
     title = t(locale, "quote.title_dry_run" if quote.dry_run else "quote.title")
     embed = _base(locale, quote, title, BLURPLE)
@@ -80,6 +80,10 @@ def quote_embed(
                 locale, "quote.closest_limit_value", limit=t(locale, f"limit.{headroom.name}"),
                 left=Money(headroom.left), cap=Money(headroom.cap),
             ),
+        )
+    if approval is not None:
+        embed.add_field(
+            name=t(locale, "approval.quote.title"), value=approval.render(locale), inline=False
         )
     expires = dt.datetime.fromtimestamp(quote.expires_at, tz=dt.UTC)
     embed.add_field(
@@ -122,6 +126,26 @@ def progress_embed(
     if position is not None:
         embed.add_field(name=t(locale, "progress.place"), value=f"#{position}")
     embed.add_field(name=t(locale, "progress.elapsed"), value=elapsed_text(elapsed))
+    if job.decision == "approved" and job.decided_by is not None:
+        embed.add_field(name=t(locale, "approval.approved_by"), value=f"<@{job.decided_by}>")
+    embed.set_footer(text=t(locale, "progress.footer", job=job.id))
+    return embed
+
+
+def awaiting_embed(locale: str, job: Job) -> discord.Embed:
+    """The member's quote while a moderator has to approve it."""
+    embed = _base(locale, job.quote, t(locale, "approval.waiting.title"), AMBER)
+    embed.add_field(
+        name=t(locale, "embed.price"),
+        value=t(locale, "progress.reserved", price=Money(job.price_mills)),
+    )
+    deadline = dt.datetime.fromtimestamp(job.approval_deadline or job.created_at, tz=dt.UTC)
+    embed.add_field(
+        name=t(locale, "approval.waiting.until"),
+        value=t(locale, "approval.waiting.until_value",
+                when=discord.utils.format_dt(deadline, "R")),
+        inline=False,
+    )
     embed.set_footer(text=t(locale, "progress.footer", job=job.id))
     return embed
 

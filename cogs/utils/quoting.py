@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 import discord
 
 from bot.errors import InvalidRequest
-from bot.i18n import Msg
+from bot.i18n import Money, Msg, Number, msg
 from bot.images import MAX_IMAGE_BYTES, check_declared, check_magic, fetch_picture
 from bot.ledger import Quote
 from bot.moderation import contains_blocked
@@ -113,7 +113,16 @@ async def post_quote(
     )
     await bot.ledger.create_quote(quote)
     locale = public(interaction)
-    embed = embeds.quote_embed(locale, quote, usage=usage, headroom=headroom, note=note)
+    approval = None
+    if policy.needs_approval(price):
+        approval = msg(
+            "approval.quote.value", above=Money(policy.approval_above or 0),
+            hours=Number(bot.settings.approval_ttl_hours,
+                         0 if bot.settings.approval_ttl_hours.is_integer() else 2),
+        )
+    embed = embeds.quote_embed(
+        locale, quote, usage=usage, headroom=headroom, note=note, approval=approval
+    )
     embed.set_thumbnail(url=f"attachment://{copy.filename}" if copy else picture.url)
     if copy is not None:
         message = await interaction.followup.send(

@@ -53,7 +53,8 @@ class AddressGuard:
     """``socket_factory`` for an ``aiohttp.TCPConnector``: aiohttp asks it for a socket for
     each resolved address just before connecting, so a name that resolves (or rebinds) to a
     private address is refused as surely as a literal one. ``anywhere`` lifts the check for
-    the request under way (the first URL's own host and port: local fakes, a local provider).
+    the request under way: only for the exact origin of the base URL the owner configured
+    (a local provider, the tests' fakes), never for a host the provider's answer names.
     """
 
     def __init__(self) -> None:

@@ -109,6 +109,11 @@ def _message(body: Mapping[str, Any]) -> str:
     return NO_REASON
 
 
+def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port (the scheme's default when not written), as browsers compare."""
+    return url.scheme, url.host, url.port
+
+
 class ShortAPIClient:
     """Thin, typed access to the three things the bot does at ShortAPI."""
 
@@ -336,9 +341,10 @@ class ShortAPIClient:
         """Stream ``url`` into ``dest`` (never whole in memory); return its size in bytes.
 
         Raises ``TooLarge`` as soon as the video is known to exceed ``max_bytes``;
-        ``UnsafeResult`` when the URL leads anywhere but a public http(s) host (redirects
-        included: only the first URL's own host and port may be local); ``NotAVideo`` unless
-        the answer is typed as a video and its bytes are one.
+        ``UnsafeResult`` when the URL or a redirect leads anywhere but a public http(s) host,
+        checked on each address connected to (the one local place allowed is the exact origin,
+        scheme, host and port, of the base URL the owner configured: a local provider or fake);
+        ``NotAVideo`` unless the answer is typed as a video and its bytes are one.
         The result URL is on a storage host, not ShortAPI: no Authorization header goes there.
         """
         return await self._with_retries(
@@ -350,6 +356,7 @@ class ShortAPIClient:
     async def _download_once(self, url: str, dest: Path, max_bytes: int) -> int:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
         first = yarl.URL(url)
+        trusted = _origin(yarl.URL(self._base))
         guard = AddressGuard()
         # A session of its own: its connections are opened by the guard and never pooled with
         # (or reused by) the bot's other requests.
@@ -359,7 +366,9 @@ class ShortAPIClient:
             for _ in range(MAX_REDIRECTS + 1):
                 if current.scheme not in ("http", "https") or not current.host:
                     raise UnsafeResult(UNSAFE_RESULT)
-                guard.anywhere = (current.host, current.port) == (first.host, first.port)
+                # The provider names the result URL: its first host is no more trusted than
+                # a redirect's. Only the configured base URL's own origin may be local.
+                guard.anywhere = _origin(current) == trusted
                 try:
                     async with session.get(
                         current, timeout=timeout, allow_redirects=False

@@ -350,6 +350,49 @@ async def test_a_redirect_to_another_local_address_is_never_followed(fake, clien
     assert fake.downloads == ["job-1"]  # refused at once: a bad place is not retried
 
 
+@pytest.mark.parametrize(
+    "place",
+    [
+        "http://127.0.0.1:{port}/metrics",  # the bot's own machine, another port
+        "http://localhost:{port}/metrics",  # a name that resolves to it
+        "http://[::ffff:127.0.0.1]:{port}/metrics",
+    ],
+)
+async def test_a_result_url_naming_a_local_address_is_never_fetched(fake, client, tmp_path,
+                                                                   place):
+    """The first hop is checked like a redirect: only SHORTAPI_BASE_URL's own origin may be
+    local (issue 18)."""
+    async with Target() as target:
+        url = place.format(port=target.port)
+        with pytest.raises(UnsafeResult, match="nothing was posted"):
+            await client.download(url, tmp_path / "v.mp4", max_bytes=10**6)
+        assert target.hits == []
+    assert client.sleeps == []  # refused at once: a bad place is not retried
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["169.254.169.254", "10.0.0.7", "192.168.1.1", "100.64.0.1", "0.0.0.0", "[fd00::1]",
+     "[fe80::1]", "240.0.0.1"],
+)
+async def test_a_result_url_on_a_private_or_metadata_address_is_refused(client, tmp_path, host):
+    with pytest.raises(UnsafeResult):
+        await client.download(f"http://{host}/latest/meta-data/", tmp_path / "v.mp4",
+                              max_bytes=10**6)
+    assert client.sleeps == []
+
+
+async def test_only_the_exact_origin_of_the_base_url_may_be_local(fake, client, tmp_path):
+    """Same host and port, another scheme: not the origin the owner configured."""
+    url = await finished_video_url(fake, client)
+    assert url.startswith("http://127.0.0.1:")
+    with pytest.raises(UnsafeResult):
+        await client.download("https" + url[4:], tmp_path / "v.mp4", max_bytes=10**6)
+    assert fake.downloads == []
+    # The base URL's own origin is fetched (the local fake of the tests).
+    assert await client.download(url, tmp_path / "v.mp4", max_bytes=10**6) == len(fake_mp4())
+
+
 async def test_a_redirect_to_a_non_http_scheme_is_refused(fake, client, tmp_path):
     url = await finished_video_url(fake, client)
     fake.fail_next("video", 302, "", {"Location": "file:///etc/passwd"})
@@ -357,7 +400,7 @@ async def test_a_redirect_to_a_non_http_scheme_is_refused(fake, client, tmp_path
         await client.download(url, tmp_path / "v.mp4", max_bytes=10**6)
 
 
-async def test_a_redirect_on_the_first_urls_own_host_and_port_is_followed(fake, client, tmp_path):
+async def test_a_redirect_on_the_base_urls_own_origin_is_followed(fake, client, tmp_path):
     url = await finished_video_url(fake, client)
     await finished_video_url(fake, client)  # job-2, on the same local fake
     fake.fail_next("video", 307, "", {"Location": "/videos/job-2.mp4"})
@@ -446,5 +489,5 @@ def test_the_socket_guard_checks_the_address_it_is_about_to_connect_to():
     with pytest.raises(OSError, match=r"10\.0\.0\.7"):
         guard(local)
     assert guard.refused == "10.0.0.7"
-    guard.anywhere = True  # the first URL's own host and port
+    guard.anywhere = True  # the configured base URL's own origin
     guard(local).close()

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.e2e import running_world
-from tests.fakes.fake_shortapi import Plan
+from tests.fakes.fake_shortapi import Plan, fake_mp4
 
 
 def free_port() -> int:
@@ -147,6 +148,48 @@ async def test_a_result_url_redirecting_to_the_bots_metrics_posts_nothing_and_re
     await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
     assert not [m for m in world.discord.messages.values() if m.videos]
     assert all("animate_" not in (m.content or "") for m in world.discord.messages.values())
+    rows = await world.bot.ledger.ledger_rows()
+    assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
+
+
+@contextlib.asynccontextmanager
+async def internal_server(hits: list[str]):
+    """A service on the bot's own machine that serves anything as a video."""
+    async def anything(request: web.Request) -> web.StreamResponse:
+        hits.append(request.path)
+        return web.Response(body=fake_mp4(), content_type="video/mp4")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", anything)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_result_url_naming_an_internal_service_posts_nothing_and_refunds(world, host):
+    """The provider's result URL itself (not a redirect) names a service on the bot's own
+    machine that answers with a file typed and shaped as a video (issue 18)."""
+    hits: list[str] = []
+    async with internal_server(hits) as port:
+        world.api.plan_next(Plan(statuses=[2], video_url=f"http://{host}:{port}/secret.mp4"))
+        quote = await world.quote()
+        await world.click(quote, "Confirm")
+        await world.api.wait_for(lambda: world.api.creates)
+        await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+        await world.api.send_callback("job-1")
+        told = await world.discord.wait_for_message(
+            lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
+        )
+    assert "led somewhere the bot does not download from" in told.content
+    assert hits == []
+    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
+    assert not [m for m in world.discord.messages.values() if m.videos]
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
 

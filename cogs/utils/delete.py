@@ -65,16 +65,19 @@ async def delete_video(interaction: discord.Interaction[AnimateBot], job_id: int
         job = await ledger.get_job(job_id)
     except KeyError:
         job = None
-    if job is None or job.guild_id != interaction.guild_id:
+    # In a DM (where a video or failure goes when the server's channel is closed to the bot)
+    # the button is on the member's own copy: only they see it, and it deletes only that.
+    in_dm = interaction.guild_id is None and job is not None
+    if job is None or (job.guild_id != interaction.guild_id and not in_dm):
         raise InvalidRequest("error.job_not_here")
     locale = private(interaction)
-    if not may_delete(interaction, job):
+    if not may_delete(interaction, job) or (in_dm and interaction.user.id != job.user_id):
         await reply_private(interaction, t(locale, "delete.not_allowed"))
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
     message = interaction.message
     target: discord.PartialMessage | discord.Message | None
-    if message is not None and job.result_message_id in (None, message.id):
+    if message is not None and (in_dm or job.result_message_id in (None, message.id)):
         target = message  # the button is on the video's own message
     elif job.result_message_id is not None:
         channel = interaction.client.get_partial_messageable(

@@ -23,7 +23,7 @@ from bot.ledger import Job
 from cogs.utils import embeds
 from cogs.utils.i18n import guild_locale
 from cogs.utils.pictures import fresh_url
-from cogs.utils.views import disabled_buttons, result_buttons
+from cogs.utils.views import disabled_buttons, marked_for, result_buttons
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger
@@ -50,8 +50,8 @@ def thread_name(locale: str, prompt: str) -> str:
 
 
 def marker(job: Job) -> str:
-    """Ends every result message: lets a restarted bot see that a video was already posted.
-    The same in every language, so a server that changes language cannot cause a repost."""
+    """Ends every result message, for readers. Never trusted to recognise a post: prompts and
+    provider errors are quoted in messages too (``views.marked_for`` is the bot's mark)."""
     return f"· job {job.id})"
 
 
@@ -140,14 +140,18 @@ class DiscordNotifier:
 
     @staticmethod
     async def _post(
-        job: Job, target: Messageable, content: str, video: Path | None,
-        *, buttons: str | None = None,
+        locale: str, job: Job, target: Messageable, content: str, video: Path | None,
+        *, failed: bool = False,
     ) -> discord.Message:
         # Only the member the message is for may be pinged, never anyone named in a prompt.
         mention = discord.AllowedMentions(users=[discord.Object(job.user_id)])
-        view = discord.utils.MISSING
-        if buttons is not None and not isinstance(target, discord.DMChannel):
-            view = result_buttons(job.id, buttons)
+        # The buttons are also the bot's mark on the post (``views.marked_for``): every post for
+        # a job carries at least one, so a restarted bot finds it without trusting any text.
+        if isinstance(target, discord.DMChannel):
+            actions: tuple[str, ...] = ("delete",)
+        else:
+            actions = ("again", "edit") if failed else ("again", "edit", "delete")
+        view = result_buttons(job.id, locale, actions)
         if video is None:
             return await target.send(content, allowed_mentions=mention, view=view)
         file = discord.File(video, filename=f"animate-{job.id}.mp4")
@@ -155,19 +159,19 @@ class DiscordNotifier:
 
     async def _send(
         self, locale: str, job: Job, target: Messageable, content: str, video: Path | None,
-        *, buttons: bool = False,
+        *, failed: bool = False,
     ) -> discord.Message:
-        """``buttons``: Again and Edit, for a finished video."""
+        """``failed``: the job's failure (Again and Edit), else its video (Delete too)."""
         try:
-            return await self._post(
-                job, target, content, video, buttons=locale if buttons else None
-            )
+            return await self._post(locale, job, target, content, video, failed=failed)
         except discord.HTTPException as exc:
             if not _gone(exc) or isinstance(target, discord.DMChannel):
                 raise
             log.info("job %d: cannot post in %s (%s); sending by DM", job.id, target.id, exc)
         by_dm = t(locale, "delivery.by_dm")
-        return await self._post(job, await self._dm(job), f"{by_dm}\n{content}", video)
+        return await self._post(
+            locale, job, await self._dm(job), f"{by_dm}\n{content}", video, failed=failed
+        )
 
     async def image_url(self, job: Job) -> str:
         """A URL of the job's picture that works now (read again from Discord: the one stored
@@ -184,7 +188,9 @@ class DiscordNotifier:
         )
 
     async def find_delivery(self, job: Job) -> int | None:
-        """The id of this job's result (or failure) message if an earlier attempt posted it.
+        """The id of this job's result (or failure) message if an earlier attempt posted it:
+        the bot's own message with the job's mark (a button naming it), never one whose text
+        merely quotes the job's marker (a prompt or a provider error can say anything).
 
         Every message in each place it can be, from just before the first attempt that may
         have posted it, however busy the place (history pages through all of it). A place
@@ -199,9 +205,9 @@ class DiscordNotifier:
             try:
                 channel = await (self._dm(job) if channel_id is None else self._channel(channel_id))
                 async for message in channel.history(limit=None, after=after):
-                    if me is not None and message.author.id == me.id and marker(job) in (
-                        message.content or ""
-                    ):
+                    if (me is not None and message.author.id == me.id
+                            and message.id != job.quote.message_id
+                            and marked_for(message, job.id)):
                         return message.id
             except (discord.NotFound, discord.Forbidden, TypeError):
                 continue
@@ -219,16 +225,14 @@ class DiscordNotifier:
         message: discord.Message | None = None
         if video is not None:
             try:
-                message = await self._send(locale, job, target, ready, video, buttons=True)
+                message = await self._send(locale, job, target, ready, video)
             except discord.HTTPException as exc:
                 if exc.status != 413 and exc.code != TOO_LARGE:
                     raise
                 log.info("job %d: upload refused as too large; posting the link", job.id)
         if message is None:
             link = t(locale, "delivery.link", url=job.video_url or "")
-            message = await self._send(
-                locale, job, target, f"{ready}\n{link}", None, buttons=True
-            )
+            message = await self._send(locale, job, target, f"{ready}\n{link}", None)
         return message.id
 
     async def delivered(self, job: Job) -> None:
@@ -267,4 +271,4 @@ class DiscordNotifier:
             locale, "delivery.failed", member=f"<@{job.user_id}>",
             reason=embeds.safe_text(reason, 1500), price=Money(job.price_mills), tag=marker(job),
         )
-        await self._send(locale, job, target, text, None)
+        await self._send(locale, job, target, text, None, failed=True)

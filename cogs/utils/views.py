@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import discord
@@ -27,18 +28,38 @@ RESULT_ID: Final = r"animate:(?P<action>again|edit):(?P<job>[0-9]{1,20})"
 DELETE_ID: Final = r"animate:delete:(?P<job>[0-9]{1,20})"
 
 
-def result_buttons(job_id: int, locale: str) -> discord.ui.View:
-    """Again, Edit and Delete, for the message with a finished video. Their clicks are handled
-    by ``cogs.animate.ResultButton`` and ``cogs.utils.delete.DeleteButton`` (DynamicItems
-    matching ``RESULT_ID`` and ``DELETE_ID``), so this view is stopped: nothing per message is
-    kept in discord.py's view store."""
+# The bot's mark on the messages it posts for a job (its video, its failure): a button naming
+# the job. Only the bot sets a message's components, so no prompt, provider error or URL quoted
+# in a message's text can make one (the text's "· job N)" is for readers, never trusted).
+JOB_MARK: Final = re.compile(r"animate:(?:again|edit|delete):(?P<job>[0-9]{1,20})")
+
+
+def result_buttons(
+    job_id: int, locale: str, actions: tuple[str, ...] = ("again", "edit", "delete")
+) -> discord.ui.View:
+    """Again, Edit and Delete, for the message with a finished video (Again and Edit for a
+    failure; Delete alone in a DM, where there is no server to quote in). Their clicks are
+    handled by ``cogs.animate.ResultButton`` and ``cogs.utils.delete.DeleteButton``
+    (DynamicItems matching ``RESULT_ID`` and ``DELETE_ID``), so this view is stopped: nothing
+    per message is kept in discord.py's view store. Every set names the job (``JOB_MARK``)."""
     view = discord.ui.View(timeout=None)
-    for action, (label, style) in RESULT_BUTTON_LOOKS.items():
+    for action in actions:
+        label, style = RESULT_BUTTON_LOOKS[action]
         view.add_item(discord.ui.Button(
             label=t(locale, label), style=style, custom_id=f"animate:{action}:{job_id}"
         ))
     view.stop()
     return view
+
+
+def marked_for(message: discord.Message, job_id: int) -> bool:
+    """``message`` carries the bot's mark for job ``job_id`` (a button naming it)."""
+    for top in message.components:
+        for item in getattr(top, "children", (top,)):
+            match = JOB_MARK.fullmatch(getattr(item, "custom_id", None) or "")
+            if match is not None and int(match["job"]) == job_id:
+                return True
+    return False
 
 
 def disabled_buttons(locale: str) -> discord.ui.View:

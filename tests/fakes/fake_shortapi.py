@@ -35,6 +35,7 @@ class Plan:
     with_url: bool = True
     job_id_at_top_level: bool = False
     job_id: str | None = None  # answer with this id (a provider repeating an id it gave before)
+    video_url: str | None = None  # the result URL to answer with (None: this fake's own)
 
 
 @dataclass
@@ -215,7 +216,7 @@ class FakeShortAPI:
             job.queries += 1
             data: dict[str, Any] = {"status": status}
             if status == 2 and job.plan.with_url:
-                url = f"{self.base_url}/videos/{job_id}.mp4"
+                url = job.plan.video_url or f"{self.base_url}/videos/{job_id}.mp4"
                 data["result"] = {"images": [{"url": url}]}
             if status == 3 and job.plan.error:
                 data["error"] = job.plan.error

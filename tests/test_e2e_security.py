@@ -1,0 +1,62 @@
+"""What members and the provider can send the bot cannot make it mistake one message for another
+(issue 18): the bot recognises its own posts by a mark no text can carry."""
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from cogs.utils.delivery import DiscordNotifier
+from tests.e2e import MEMBER, running_world
+from tests.fakes.fake_shortapi import Plan
+
+
+@pytest.fixture
+async def world(tmp_path):
+    async with running_world(tmp_path) as world:
+        yield world
+
+
+async def test_a_failure_echoing_another_jobs_marker_is_not_taken_for_that_jobs_post(world):
+    """The provider's error text echoes the prompt, which names the next job's text marker: a
+    restarted bot looking for the next job's video must not settle it on this failure."""
+    forged = "· job 2)"
+    world.api.plan_next(Plan(statuses=[1, 3], error=f"prompt refused: a dragon {forged}"))
+    quote = await world.quote(prompt=f"a dragon {forged}")
+    await world.click(quote, "Confirm")
+    failure = await world.discord.wait_for_message(
+        lambda m: "could not be made" in (m.content or "")
+    )
+    assert forged in failure.content  # it did reach the thread
+    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
+    first = await world.bot.ledger.get_job(1)
+    # Job 2 of the same thread, interrupted while posting its video.
+    second = dataclasses.replace(first, id=2, telling_at=None, posting_at=first.created_at)
+    notifier = DiscordNotifier(world.bot, world.bot.ledger)
+    assert await notifier.find_delivery(second) is None
+    # The failure itself is still recognised as job 1's.
+    assert await notifier.find_delivery(first) == failure.id
+
+
+async def test_a_video_and_a_failure_sent_by_dm_are_recognised_as_the_jobs_own(world):
+    quote = await world.quote()
+    world.api.hold_creates = asyncio.Event()
+    await world.click(quote, "Confirm")
+    await world.api.wait_for(lambda: world.api.creates)
+    world.discord.fail_next("POST", rf"/channels/{world.discord.channel_id}/", 404,
+                            {"code": 10003, "message": "Unknown Channel"}, times=5)
+    world.discord.fail_next("POST", rf"/channels/{quote.id}/messages$", 403,
+                            {"code": 50001, "message": "Missing Access"}, times=5)
+    world.api.hold_creates.set()
+    message = await world.discord.wait_for_message(lambda m: m.videos)
+    assert world.discord.channels[message.channel_id]["type"] == 1  # a DM
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+    job = await world.bot.ledger.get_job(1)
+    notifier = DiscordNotifier(world.bot, world.bot.ledger)
+    assert await notifier.find_delivery(dataclasses.replace(job, posting_at=job.created_at)) \
+        == message.id
+    assert job.user_id == MEMBER.id
+    # Its button (Delete: no server to quote in from a DM) works there, for the member.
+    click = await world.discord.click(message.id, f"animate:delete:{job.id}", user=MEMBER)
+    assert "deleted" in (await world.private_reply(click)).lower()
+    assert world.discord.messages[message.id].deleted

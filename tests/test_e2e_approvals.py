@@ -84,6 +84,10 @@ async def test_approve_starts_the_job_and_tells_the_member_who_approved(world):
     assert "1080p · 8 s" in text
     listing = await world.answer(await world.discord.invoke("jobs", user=MEMBER))
     assert "waiting for approval" in listing.embeds[0]["description"]
+    second = await world.quote()  # the quote counts what already waits
+    assert "1 earlier job(s) of yours wait for a moderator: $0.680 reserved" in (
+        world.embed_text(second.id)
+    )
     # Someone without Manage Server is refused, privately.
     refused = await world.private_reply(
         await world.discord.click(card.id, card_id(card, "approve"), user=STRANGER)

@@ -58,7 +58,7 @@ def _base(locale: str, quote: Quote, title: str, colour: discord.Colour) -> disc
 
 def quote_embed(
     locale: str, quote: Quote, *, usage: Usage, headroom: Headroom | None,
-    note: Msg | None = None, approval: Msg | None = None,
+    note: Msg | None = None, approval: Msg | None = None, pending: Msg | None = None,
 ) -> discord.Embed:
     title = t(locale, "quote.title_dry_run" if quote.dry_run else "quote.title")
     embed = _base(locale, quote, title, BLURPLE)
@@ -84,6 +84,11 @@ def quote_embed(
     if approval is not None:
         embed.add_field(
             name=t(locale, "approval.quote.title"), value=approval.render(locale), inline=False
+        )
+    if pending is not None:
+        embed.add_field(
+            name=t(locale, "approval.quote.pending_title"), value=pending.render(locale),
+            inline=False,
         )
     expires = dt.datetime.fromtimestamp(quote.expires_at, tz=dt.UTC)
     embed.add_field(

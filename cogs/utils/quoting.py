@@ -120,8 +120,15 @@ async def post_quote(
             hours=Number(bot.settings.approval_ttl_hours,
                          0 if bot.settings.approval_ttl_hours.is_integer() else 2),
         )
+    waiting = [job for job in await bot.ledger.awaiting_approval(interaction.guild_id)
+               if job.user_id == interaction.user.id]
+    pending = msg(
+        "approval.quote.pending", count=len(waiting),
+        price=Money(sum(job.price_mills for job in waiting)),
+    ) if waiting else None
     embed = embeds.quote_embed(
-        locale, quote, usage=usage, headroom=headroom, note=note, approval=approval
+        locale, quote, usage=usage, headroom=headroom, note=note, approval=approval,
+        pending=pending,
     )
     embed.set_thumbnail(url=f"attachment://{copy.filename}" if copy else picture.url)
     if copy is not None:

@@ -1,3 +1,5 @@
+-- Rolling upgrade: safe (a new table and a new column, which processes of the previous
+-- version never read).
 -- Budget alerts: the channel they go to, and each one owed or sent. The key makes one row per
 -- server, month (in the server's time zone, 'YYYY-MM') and threshold (percent of the monthly
 -- budget): whichever process inserts it first is the one that sends it, and nobody else can.

@@ -1,6 +1,8 @@
 -- Approval above a price: a job whose price is at or above the server's threshold waits in
 -- state 'awaiting_approval' (its price reserved, nothing sent to ShortAPI) until a moderator
 -- approves it (-> 'reserved'), denies it, the member cancels it or it expires (refunded).
+-- Not for a rolling upgrade: a process of the previous version would take a job awaiting
+-- approval for one to start.
 ALTER TABLE guild_settings ADD COLUMN approval_above_mills INTEGER;
 ALTER TABLE guild_settings ADD COLUMN approval_channel_id INTEGER;
 ALTER TABLE guild_settings ADD COLUMN approval_role_id INTEGER;

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.models import FINAL_STATES, UNFINISHED_STATES
+from bot.models import AWAITING_APPROVAL, FINAL_STATES, UNFINISHED_STATES
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger
@@ -139,7 +139,7 @@ class Metrics:
                 if sum(entry.id > before for entry in entries) < PAGE:
                     break
             unfinished = await ledger.unfinished_counts()
-        for state in UNFINISHED_STATES:
+        for state in (AWAITING_APPROVAL, *UNFINISHED_STATES):
             self.jobs.labels(state).set(unfinished.get(state, 0))
         for state in FINAL_STATES:
             self.jobs.labels(state).set(totals.finished[state])

@@ -183,3 +183,52 @@ async def test_two_moderators_at_once_one_decision_wins(world):
     assert all("was already decided: approved by" in text for text in told)
     assert len(world.api.creates) == 1
     assert len(notices(world, "was approved by")) == 1
+
+
+async def test_a_card_still_works_after_a_restart(tmp_path):
+    from tests.fakes.fake_discord import FakeDiscord
+    from tests.fakes.fake_shortapi import FakeShortAPI
+
+    async with (
+        FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
+        FakeShortAPI() as api,
+    ):
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            channel = await turn_on(world)
+            quote, card = await waiting_job(world, channel)
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            await world.bot.approvals.sweep()  # nothing overdue, nothing to repost
+            assert len([m for m in fake.messages.values() if m.channel_id == channel]) == 1
+            await fake.click(card.id, card_id(card, "approve"), user=MANAGER)
+            await fake.wait_for(lambda: "Done" in world.embed_text(quote.id), timeout=20)
+            assert len(api.creates) == 1
+            await fake.wait_for(lambda: len(notices(world, "was approved by")) == 1)
+
+
+async def test_the_sweep_posts_a_card_and_tells_an_approval_a_failure_left_undone(world):
+    channel = await turn_on(world)
+    # Discord refuses the card once: the job waits, reserved, with no card yet.
+    world.discord.fail_next("POST", rf"^/channels/{channel}/messages$", 400,
+                            body={"message": "Bad Request", "code": 0})
+    quote = await world.quote(**EXPENSIVE)
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for(
+        lambda: "Waiting for a moderator's approval" in world.embed_text(quote.id)
+    )
+    later = time.time() + 200
+    world.bot.clock = lambda: later
+    await world.bot.approvals.sweep()
+    (card,) = [m for m in world.discord.messages.values() if m.channel_id == channel]
+    await world.bot.approvals.sweep()  # found by its marker: not posted twice
+    assert len([m for m in world.discord.messages.values() if m.channel_id == channel]) == 1
+    # The notice to the member fails once; the sweep tells it, once.
+    world.discord.fail_next("POST", r"^/channels/\d+/messages$", 400,
+                            body={"message": "Bad Request", "code": 0})
+    world.bot.clock = time.time
+    await world.discord.click(card.id, card_id(card, "approve"), user=MANAGER)
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id), timeout=20)
+    assert notices(world, "was approved by") == []
+    world.bot.clock = lambda: time.time() + 200
+    await world.bot.approvals.sweep()
+    await world.bot.approvals.sweep()
+    assert len(notices(world, "was approved by")) == 1

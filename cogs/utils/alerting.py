@@ -44,9 +44,10 @@ class DiscordAlertPoster:
         ))
         me = self.bot.user
         async for message in channel.history(limit=None, after=after):
-            if me is not None and message.author.id == me.id and marker(alert) in (
+            # The marker ends the alert: one quoted inside another text does not count.
+            if me is not None and message.author.id == me.id and (
                 message.content or ""
-            ):
+            ).endswith(marker(alert)):
                 return message.id
         return None
 

@@ -165,28 +165,44 @@ class DiscordApprovalDesk:
         log.info("job %d: approval card posted as %d", job.id, message.id)
         return message.id
 
-    async def _find(self, channel_id: int, job: Job, marker: str) -> int | None:
+    async def _find(
+        self, channel_id: int, job: Job, mine: Callable[[discord.Message], bool]
+    ) -> int | None:
+        """The bot's own message in the channel, since just before the job, that ``mine``
+        recognises."""
         channel = await self._messageable(channel_id)
         after = discord.Object(discord.utils.time_snowflake(
             dt.datetime.fromtimestamp(max(0.0, job.created_at - SCAN_MARGIN), dt.UTC)
         ))
         me = self.bot.user
         async for message in channel.history(limit=None, after=after):
-            if me is not None and message.author.id == me.id and marker in (
-                message.content or ""
-            ):
+            if me is not None and message.author.id == me.id and mine(message):
                 return message.id
         return None
 
     async def find_card(self, job: Job) -> int | None:
-        return await self._find(await self._approvals_channel(job), job, card_marker(job))
+        """Recognised by its Approve button (which names the job): only the bot makes
+        buttons, while a text marker could be quoted by anyone."""
+        approve = f"animate:approval:approve:{job.id}"
+
+        def card(message: discord.Message) -> bool:
+            return any(getattr(item, "custom_id", None) == approve
+                       for row in message.components for item in getattr(row, "children", []))
+
+        return await self._find(await self._approvals_channel(job), job, card)
 
     async def find_notice(self, job: Job) -> int | None:
+        """Recognised by the marker that ends it (a quoted marker would sit inside a text)."""
+        marker = notice_marker(job)
+
+        def notice(message: discord.Message) -> bool:
+            return (message.content or "").endswith(marker)
+
         for channel_id in dict.fromkeys(
             c for c in (job.thread_id, job.quote.message_id, job.quote.channel_id) if c
         ):
             try:
-                found = await self._find(channel_id, job, notice_marker(job))
+                found = await self._find(channel_id, job, notice)
             except (discord.NotFound, discord.Forbidden, TypeError):
                 continue
             if found is not None:

@@ -350,6 +350,10 @@ def database_location(environment: Environment) -> str | Path:
     return url.get() if url else _database_path(environment.values, environment.base_dir)
 
 
+# Keys of .env read by compose.yaml, not by the bot: no warning for them.
+COMPOSE_KEYS: Final = ("POSTGRES_PASSWORD",)
+
+
 def loopback(host: str) -> bool:
     """Whether ``host`` (HTTP_HOST) listens for this machine only; an address for all
     interfaces (0.0.0.0, ::) or any other name is reachable from elsewhere."""

@@ -1,10 +1,13 @@
-"""Dockerfile and compose.yaml (no Docker engine here): every setting they name is one the bot
-reads, and the container runs the ``animate-bot`` console script."""
+"""Dockerfile and compose.yaml, read as files: every setting they name is one the bot reads, the
+container runs the ``animate-bot`` console script and works with the .env the docs tell an owner
+to write. Building and running them is .ci/containers' part, where an engine answers."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -106,3 +109,88 @@ def test_compose_runs_two_bots_on_one_postgres_with_the_shards_split():
     assert "pgdata:/var/lib/postgresql/data" in text
     for secret in ("DISCORD_TOKEN", "SHORTAPI_KEY"):
         assert secret not in text.split("\nservices:", 1)[1], f"{secret} belongs in .env"
+
+
+def env_example(**filled: str) -> dict[str, str]:
+    """.env.example as an owner copies it (``cp .env.example .env``), with ``filled`` values."""
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = filled.get(key, value)
+    return values
+
+
+def image_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, args in dockerfile_instructions():
+        if name == "ENV":
+            env.update(re.findall(r"([A-Z][A-Z0-9_]*)=(\S+)", args))
+    return env
+
+
+def test_the_containers_work_with_the_env_copied_from_env_example():
+    """compose's precedence: the image's ENV, then env_file (.env), then `environment:`. The
+    .env written for a bot outside a container says HTTP_HOST=127.0.0.1 (published ports would
+    reach nothing) and DATABASE_PATH=data/animate.db (relative to /data, the working
+    directory): the service's own environment must win for both."""
+    dotenv = env_example(DISCORD_TOKEN="t", SHORTAPI_DRY_RUN="true", POSTGRES_PASSWORD="pw")
+    assert dotenv["HTTP_HOST"] == "127.0.0.1"  # what the owner's .env says
+    for name, service in compose_environments().items():
+        if name == "postgres":
+            continue
+        concrete = {k: v.replace("${POSTGRES_PASSWORD}", "pw") for k, v in service.items()}
+        effective = {**image_env(), **dotenv, **concrete}
+        settings = load_settings(effective, base_dir=Path("/data"))
+        assert settings.http_host == "0.0.0.0", name
+        assert settings.http_port == 8080, name
+        assert settings.database_path == Path("/data/animate.db"), name
+        assert settings.database_url is not None
+        assert settings.database_url.get() == "postgresql://animate:pw@postgres:5432/animate"
+        assert settings.metrics_refused  # /metrics on the published port needs METRICS_TOKEN
+        assert not settings.dry_run or settings.shortapi_key.get() == ""
+
+
+def test_the_bots_stop_restarting_after_a_few_failures():
+    """Exit 2 is a setting to fix: `unless-stopped` would restart it forever."""
+    text = (ROOT / "compose.yaml").read_text()
+    x_bot = text.split("\nservices:", 1)[0]
+    (policy,) = re.findall(r"^\s+restart:\s*(\S+)", x_bot, re.MULTILINE)
+    match = re.fullmatch(r"on-failure:(\d+)", policy)
+    assert match, policy
+    assert 1 <= int(match.group(1)) <= 10
+    assert "restart: on-failure:" in (ROOT / "docs" / "operations.md").read_text()
+
+
+def test_postgres_password_is_in_env_example_with_its_comment():
+    example = (ROOT / ".env.example").read_text()
+    assert "\nPOSTGRES_PASSWORD=\n" in example
+    comment = example.split("\nPOSTGRES_PASSWORD=")[0].rstrip().splitlines()[-1]
+    assert comment.startswith("#")
+    assert "compose" in example.split("\nPOSTGRES_PASSWORD=")[0].rsplit("\n\n", 1)[-1]
+    assert "${POSTGRES_PASSWORD:?" in (ROOT / "compose.yaml").read_text()
+
+
+def test_ci_builds_and_runs_the_containers_or_says_in_one_line_why_not(tmp_path):
+    """No engine answers here: a `docker` whose daemon is down (as on this machine) is skipped
+    with one line, and CI goes on."""
+    assert ".ci/containers" in (ROOT / ".ci" / "run").read_text().splitlines()
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "docker").write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\n"
+                                 "exit 1\n")
+    (stub / "docker").chmod(0o755)
+    for tool in ("bash", "dirname", "git", "tar", "mktemp", "rm", "sed", "grep"):
+        found = shutil.which(tool)
+        if found:
+            (stub / tool).symlink_to(found)
+    result = subprocess.run(
+        [str(ROOT / ".ci" / "containers")], env={"PATH": str(stub)}, capture_output=True,
+        text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        ".ci/containers: no container engine (docker or podman with compose) answers here; "
+        "skipping the image build and the compose run\n"
+    )
+    assert result.stderr == ""

@@ -4,7 +4,7 @@ English text, for logs."""
 
 from __future__ import annotations
 
-from bot.i18n import DEFAULT, Msg, Value
+from bot.i18n import Msg, Value
 
 
 class AnimateError(Exception):
@@ -19,7 +19,7 @@ class AnimateError(Exception):
         self.message = Msg(key, values)
 
     def __str__(self) -> str:
-        return self.message.render(DEFAULT)
+        return str(self.message)  # English, moments as plain dates
 
 
 class ConfigError(AnimateError):

@@ -395,7 +395,7 @@ class Admin(
             files.append(discord.File(io.BytesIO(png), filename=f"animate-report-{period}.png"))
         summary = t(
             private(interaction), "admin.report", period=msg(f"choice.{period}"),
-            timezone=policy.timezone, members=len(rows), total=Money(total),
+            timezone=policy.timezone, count=len(rows), total=Money(total),
         )
         awaiting = sum(r.awaiting_approval for r in rows)
         if awaiting:

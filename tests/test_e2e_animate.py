@@ -1,6 +1,7 @@
 """/animate end to end: the real bot against the fake Discord and the fake ShortAPI."""
 
 import asyncio
+import re
 
 import pytest
 
@@ -132,8 +133,10 @@ async def test_over_limit_is_refused_before_any_quote(tmp_path):
         reply = await world.private_reply(interaction)
         assert "$0.255" in reply
         assert "your daily limit of $0.500 has $0.245 left" in reply
-        assert "resets at " in reply
-        assert "00:00 UTC" in reply
+        # Discord's timestamp markup: each reader sees the reset in their own clock.
+        resets = re.search(r"It resets at <t:(\d+):f>\.", reply)
+        assert resets is not None, reply
+        assert int(resets[1]) % 86_400 == 0  # midnight UTC, the server's day
         assert len(world.api.creates) == 1
         quotes = [m for m in world.discord.messages.values()
                   if m.interaction_id and m.components and not m.deleted]

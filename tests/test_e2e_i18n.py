@@ -87,7 +87,7 @@ async def test_a_limit_refusal_names_money_and_reset_time_in_the_members_languag
         "この動画は $0.170 ですが、あなたの1日の上限 $0.100 の残りは $0.100 です"
     )
     assert re.search(
-        r"\d{4}/\d{2}/\d{2} 00:00 UTC にリセットされます。料金はかかっていません。$", text
+        r"<t:\d+:f> にリセットされます。料金はかかっていません。$", text
     )
 
     french = await world.answer(await world.animate(user=CAMILLE))

@@ -93,7 +93,9 @@ def _edit(folder: Path, name: str, old: str, new: str) -> None:
          'msgid "Job {job} is now {state};', "translates an older English text"),
         ("pt-BR", 'msgctxt "error.quote_gone"\n', '#, fuzzy\nmsgctxt "error.quote_gone"\n',
          "is marked fuzzy"),
-        ("fr", "nplurals=3;", "nplurals=2;", "does not pick CLDR's forms"),
+        ("fr", "plural=(n == 0 || n == 1) ? 0", "plural=(n == 1) ? 0",
+         "does not pick CLDR's forms"),  # French says "0 membre"
+        ("fr", "nplurals=3;", "nplurals=2;", "more translations than num_plurals"),
         ("es-ES", 'msgstr "Esta cotización ya no existe. Vuelve a usar /animate."',
          'msgstr ""', "error.quote_gone is not translated"),
         ("de", 'msgctxt "error.quote_gone"', 'msgctxt "error.quote_gone" bad',
@@ -207,30 +209,76 @@ def test_catalogue_for_maps_discord_locales():
     [
         ("en-US", 170, "$0.170"),
         ("en-US", 1_234_500, "$1,234.500"),
-        ("en-GB", -2500, "-$2.500"),
+        ("en-GB", -2500, "-US$2.500"),  # CLDR: British readers see US dollars as US$
         ("fr", 170, "0,170\u00a0$US"),
         ("fr", 1_234_500, "1\u202f234,500\u00a0$US"),
         ("de", 170, "0,170\u00a0$"),
         ("de", 1_234_500, "1.234,500\u00a0$"),
         ("es-ES", 170, "0,170\u00a0US$"),
-        ("es-ES", 1_234_500, "1234,500\u00a0US$"),  # Spanish groups from 10 000 up
+        # CLDR groups Spanish thousands from 10 000 up (minimumGroupingDigits); Babel does not.
+        ("es-ES", 1_234_500, "1.234,500\u00a0US$"),
         ("es-ES", 12_345_000, "12.345,000\u00a0US$"),
-        ("es-419", 170, "US$0.170"),
+        ("es-419", 170, "USD\u00a00.170"),  # CLDR's currency spacing after a letter
         ("pt-BR", 170, "US$\u00a00,170"),
         ("ja", 680, "$0.680"),
-        ("ko", 170, "$0.170"),
+        ("ko", 170, "US$0.170"),  # no Korean words, but Korean numbers
+        ("xx", 170, "$0.170"),  # a locale CLDR does not know: English
     ],
 )
 def test_money_is_formatted_for_the_locale_to_the_mill(locale, mills, shown):
     assert money(locale, mills) == shown
 
 
-def test_dates_follow_the_locale_in_the_servers_time_zone():
+def test_plain_dates_follow_the_locale_in_the_servers_time_zone():
     at = 1_800_057_600.0  # 2027-01-16 00:00 UTC
-    assert when("en-US", at) == "2027-01-16 00:00 UTC"
-    assert when("fr", at, "Europe/Paris") == "16/01/2027 01:00 Europe/Paris"
+    assert when("en-US", at) == "Jan 16, 2027, 12:00\u202fAM UTC"
+    assert when("fr", at, "Europe/Paris") == "16 janv. 2027, 01:00 Europe/Paris"
     assert when("de", at) == "16.01.2027, 00:00 UTC"
-    assert when("ja", at, "Asia/Tokyo") == "2027/01/16 09:00 Asia/Tokyo"
+    assert when("ja", at, "Asia/Tokyo") == "2027/01/16 9:00 Asia/Tokyo"
+    assert when("fr", at, "Mars/Olympus") == "16 janv. 2027, 00:00 UTC"
+
+
+def test_a_moment_in_a_discord_message_is_discords_timestamp_markup():
+    at = 1_800_057_600.0
+    error = LimitExceeded(
+        "error.limit_exceeded.daily", price=Money(170), cap=Money(2000), left=Money(100),
+        spent=Money(1900), resets=When(at, "Europe/Paris"),
+    )
+    for locale in CATALOGUES:
+        assert "<t:1800057600:f>" in error.message.render(locale)
+    assert "<t:" not in error.message.render("fr", markup=False)
+    assert "16 janv. 2027, 01:00 Europe/Paris" in error.message.render("fr", markup=False)
+
+
+@pytest.mark.parametrize(
+    ("locale", "shown"),
+    [
+        ("en", ["0 members", "1 member", "2 members", "1,000,000 members"]),
+        ("fr", ["0 membre", "1 membre", "2 membres", "1\u202f000\u202f000 de membres"]),
+        ("de", ["0 Mitglieder", "1 Mitglied", "2 Mitglieder", "1.000.000 Mitglieder"]),
+        ("es-ES", ["0 miembros", "1 miembro", "2 miembros", "1.000.000 de miembros"]),
+        ("pt-BR", ["0 membro", "1 membro", "2 membros", "1.000.000 de membros"]),
+        ("ja", ["：0人", "：1人", "：2人", "：1,000,000人"]),
+    ],
+)
+def test_counts_read_in_each_languages_own_plural_forms(locale, shown):
+    for count, words in zip((0, 1, 2, 1_000_000), shown, strict=True):
+        report = t(locale, "admin.report", period="x", timezone="UTC", count=count,
+                   total=Money(0))
+        assert words in report, (count, report)
+
+
+@pytest.mark.parametrize("name", CATALOGUES)
+def test_no_catalogue_writes_a_plural_in_brackets(name):
+    # "member(s)": a message with a count has plural forms instead (msgid_plural).
+    bad = [key for key, text in texts(name)
+           if re.search(r"\w\((s|es|er|n|e|x)\)", text)]
+    assert bad == []
+
+
+def test_a_plural_message_without_its_count_reads_the_other_form_and_is_logged(caplog):
+    assert t("en", "chart.top") == "Top {count} members"
+    assert "no int value 'count'" in caplog.text
 
 
 def test_t_formats_values_and_falls_back_to_english():
@@ -251,13 +299,12 @@ def test_errors_carry_key_and_values_and_read_in_any_language():
     )
     assert error.message.key == "error.limit_exceeded.daily"
     assert str(error).startswith("This video costs $0.170, but your daily limit of $2.000")
-    assert "2027-01-16 00:00 UTC" in str(error)
+    assert "Jan 16, 2027, 12:00\u202fAM UTC" in str(error)  # for operators: a plain date
     japanese = error.message.render("ja")
     assert "$0.170" in japanese
-    assert "2027/01/16 00:00 UTC" in japanese
+    assert "<t:1800057600:f>" in japanese
     french = error.message.render("fr")
     assert "0,170\u00a0$US" in french
-    assert "16/01/2027 00:00 UTC" in french
     nested = InvalidRequest("error.refund_not_delivered", job=3, state=msg("state.running"))
     assert nested.message.render("de") == (
         "Auftrag 3 ist noch im Zustand „wird gerendert“; schlägt er fehl, wird er "

@@ -13,19 +13,19 @@ catalogues with ``catalogue_for``; any other language gets English. No discord i
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Union
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.i18n import formats
 from bot.i18n.catalogues import CATALOGUES, COUNT, DEFAULT, english_entries, load, placeholders
+from bot.i18n.formats import money, when
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CATALOGUES", "COUNT", "DEFAULT", "placeholders"]  # re-exported for the cogs
+__all__ = ["CATALOGUES", "COUNT", "DEFAULT", "money", "placeholders", "when"]  # re-exported
 # Discord's locale -> catalogue, where the names differ. Latin American Spanish reads the
 # Spanish catalogue (written without Spain-only words); its numbers keep its own format.
 _ALIASES: Final = {"en-US": "en", "en-GB": "en", "es-419": "es-ES"}
@@ -40,7 +40,8 @@ class Money:
 
 @dataclass(frozen=True, slots=True)
 class When:
-    """A moment, shown as a date and time in ``timezone`` in the reader's locale's order."""
+    """A moment: Discord's timestamp markup (each reader's own clock and language) where a
+    message is shown in Discord; as plain text in ``timezone`` for operators (``str(msg)``)."""
 
     at: float
     timezone: str = "UTC"
@@ -64,11 +65,13 @@ class Msg:
     key: str
     values: Mapping[str, Value] = field(default_factory=dict)
 
-    def render(self, locale: str | None) -> str:
-        return t(locale, self.key, **self.values)
+    def render(self, locale: str | None, *, markup: bool = True) -> str:
+        """The text in ``locale``; ``markup=False`` where Discord does not render markdown
+        (embed titles and footers, button labels, logs): moments as plain dates."""
+        return _render(locale, self.key, self.values, markup)
 
     def __str__(self) -> str:
-        return self.render(DEFAULT)
+        return self.render(DEFAULT, markup=False)
 
 
 def msg(key: str, /, **values: Value) -> Msg:
@@ -121,10 +124,10 @@ def _decode(data: object) -> Value:
     raise ValueError(data)
 
 
-def stored(locale: str | None, text: str) -> str:
+def stored(locale: str | None, text: str, *, markup: bool = True) -> str:
     """A stored message (``dumps``) in ``locale``; plain stored text as it is."""
     message = loads(text)
-    return text if message is None else message.render(locale)
+    return text if message is None else message.render(locale, markup=markup)
 
 
 def catalogue_for(locale: str | None) -> str:
@@ -153,22 +156,36 @@ def lookup(locale: str | None, key: str, count: int | None = None) -> str | None
 
 
 def t(locale: str | None, key: str, /, **values: Value) -> str:
-    """The text of ``key`` for ``locale`` with ``values`` in place (English as the fallback).
+    """The text of ``key`` for ``locale`` with ``values`` in place (English as the fallback),
+    for Discord message content, embed descriptions and fields (moments as Discord markup).
 
     A key that no catalogue knows is shown as it is: errors raised with a plain sentence (for
     operators, never for members) keep working.
     """
+    return _render(locale, key, values, markup=True)
+
+
+def _render(locale: str | None, key: str, values: Mapping[str, Value], markup: bool) -> str:
     count = _count(key, values)
     template = lookup(locale, key, count)
     if template is None:
         return key
-    shown = {name: _show(locale, value) for name, value in values.items()}
+    shown = {name: _show(locale, value, markup) for name, value in values.items()}
+    if count is not None:
+        shown[COUNT] = formats.count(locale, count)
     try:
         return template.format_map(shown)
     except (KeyError, IndexError, ValueError):
         log.exception("catalogue text %r (%s) does not fit its values", key, locale)
         english = lookup(DEFAULT, key, count)
-        return english.format_map(shown) if english is not None else key
+        return english.format_map(_Kept(shown)) if english is not None else key
+
+
+class _Kept(dict[str, str]):
+    """Values for a text, a missing one kept as its ``{placeholder}``."""
+
+    def __missing__(self, name: str) -> str:
+        return "{" + name + "}"
 
 
 def _count(key: str, values: Mapping[str, Value]) -> int | None:
@@ -184,80 +201,13 @@ def _count(key: str, values: Mapping[str, Value]) -> int | None:
     return count
 
 
-def _show(locale: str | None, value: Value) -> str:
+def _show(locale: str | None, value: Value, markup: bool) -> str:
     if isinstance(value, Money):
         return money(locale, value.mills)
     if isinstance(value, When):
-        return when(locale, value.at, value.timezone)
+        return formats.discord_time(value.at) if markup else when(locale, value.at, value.timezone)
     if isinstance(value, Number):
-        return f"{value.value:.{value.digits}f}".replace(".", _decimal_mark(locale))
+        return formats.number(locale, value.value, value.digits)
     if isinstance(value, Msg):
-        return value.render(locale)
+        return value.render(locale, markup=markup)
     return str(value)
-
-
-# -- money -------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class _MoneyStyle:
-    pattern: str  # "{n}" is the number
-    decimal: str
-    group: str
-    min_grouping: int = 1  # CLDR: Spanish groups thousands only from 10 000 up
-
-
-_NBSP: Final = "\u00a0"
-_NNBSP: Final = "\u202f"
-# Written after CLDR's currency formats for USD in each locale, with three decimals: the
-# bot's prices are exact to the mill (1/1000 USD) and are never rounded for show.
-_MONEY: Final = {
-    "en": _MoneyStyle("${n}", ".", ","),
-    "fr": _MoneyStyle("{n}" + _NBSP + "$US", ",", _NNBSP),
-    "de": _MoneyStyle("{n}" + _NBSP + "$", ",", "."),
-    "es-ES": _MoneyStyle("{n}" + _NBSP + "US$", ",", ".", min_grouping=2),
-    "es-419": _MoneyStyle("US${n}", ".", ","),
-    "pt-BR": _MoneyStyle("US$" + _NBSP + "{n}", ",", "."),
-    "ja": _MoneyStyle("${n}", ".", ","),
-}
-
-
-def _decimal_mark(locale: str | None) -> str:
-    return (_MONEY.get(locale or "") or _MONEY[catalogue_for(locale)]).decimal
-
-
-def money(locale: str | None, mills: int) -> str:
-    """``170`` -> ``$0.170`` (en), ``0,170 $US`` (fr), ``US$ 0,170`` (pt-BR)... exact mills."""
-    style = _MONEY.get(locale or "") or _MONEY[catalogue_for(locale)]
-    whole, frac = divmod(abs(mills), 1000)
-    digits = str(whole)
-    if len(digits) > 3 + style.min_grouping - 1:
-        groups: list[str] = []
-        while len(digits) > 3:
-            groups.insert(0, digits[-3:])
-            digits = digits[:-3]
-        digits = style.group.join([digits, *groups])
-    number = f"{digits}{style.decimal}{frac:03d}"
-    sign = "-" if mills < 0 else ""
-    return sign + style.pattern.format(n=number)
-
-
-# -- dates -------------------------------------------------------------------------------
-
-_WHEN: Final = {
-    "en": "%Y-%m-%d %H:%M",
-    "fr": "%d/%m/%Y %H:%M",
-    "de": "%d.%m.%Y, %H:%M",
-    "es-ES": "%d/%m/%Y, %H:%M",
-    "pt-BR": "%d/%m/%Y %H:%M",
-    "ja": "%Y/%m/%d %H:%M",
-}
-
-
-def when(locale: str | None, at: float, timezone: str = "UTC") -> str:
-    """A moment in ``timezone``, in the locale's date order, with the zone's name."""
-    try:
-        tz: dt.tzinfo = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        tz, timezone = dt.UTC, "UTC"
-    local = dt.datetime.fromtimestamp(at, tz)
-    return f"{local.strftime(_WHEN[catalogue_for(locale)])} {timezone}"

@@ -108,7 +108,7 @@ async def test_limit_is_per_utc_day_and_per_member(ledger):
     await ledger.limit_status(GUILD, USER + 1, (), 680, NOW)
     tomorrow = periods(NOW, "UTC").day_end
     await ledger.limit_status(GUILD, USER, (), 680, tomorrow)
-    with pytest.raises(LimitExceeded, match="resets at 2027-01-16 00:00 UTC"):
+    with pytest.raises(LimitExceeded, match="resets at Jan 16, 2027, 12:00\u202fAM UTC"):
         await ledger.limit_status(GUILD, USER, (), 680, NOW)
 
 

@@ -85,7 +85,7 @@ async def test_approve_starts_the_job_and_tells_the_member_who_approved(world):
     listing = await world.answer(await world.discord.invoke("jobs", user=MEMBER))
     assert "waiting for approval" in listing.embeds[0]["description"]
     second = await world.quote()  # the quote counts what already waits
-    assert "1 earlier job(s) of yours wait for a moderator: $0.680 reserved" in (
+    assert "1 earlier job of yours waits for a moderator: $0.680 reserved" in (
         world.embed_text(second.id)
     )
     # Someone without Manage Server is refused, privately.

@@ -16,10 +16,13 @@ from bot.errors import InvalidRequest, LimitExceeded
 from bot.i18n import (
     CATALOGUES,
     Money,
+    Month,
     Number,
     When,
     catalogue_for,
+    dumps,
     has,
+    loads,
     money,
     msg,
     t,
@@ -518,3 +521,16 @@ async def test_a_servers_language_is_fetched_once_when_its_shard_is_elsewhere(mo
     assert await cog_i18n.guild_locale(client, 99) == "fr"  # type: ignore[arg-type]
     assert client.fetches == 1
     assert await cog_i18n.guild_locale(client, None) == "en"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("locale", "shown"),
+    [("en", "January 2027"), ("fr", "janvier 2027"), ("de", "Januar 2027"),
+     ("es-ES", "enero de 2027"), ("pt-BR", "janeiro de 2027"), ("ja", "2027年1月")],
+)
+def test_a_month_is_named_in_the_readers_language(locale, shown):
+    assert Month("2027-01").iso == "2027-01"
+    assert t(locale, "alert.crossed", percent=50, spent=Money(5000), budget=Money(10000),
+             month=Month("2027-01"), timezone="UTC").count(shown) == 1
+    assert loads(dumps(msg("alert.crossed", month=Month("2027-01")))) == msg(
+        "alert.crossed", month=Month("2027-01"))

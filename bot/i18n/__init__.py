@@ -48,6 +48,13 @@ class When:
 
 
 @dataclass(frozen=True, slots=True)
+class Month:
+    """A calendar month (``"2027-01"``), named in the reader's language (``janvier 2027``)."""
+
+    iso: str
+
+
+@dataclass(frozen=True, slots=True)
 class Number:
     """A decimal number with ``digits`` decimals, with the locale's decimal mark."""
 
@@ -55,7 +62,7 @@ class Number:
     digits: int = 1
 
 
-Value = Union[str, int, Money, When, Number, "Msg"]
+Value = Union[str, int, Money, When, Month, Number, "Msg"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,8 @@ def _encode(value: Value) -> object:
         return {"when": [value.at, value.timezone]}
     if isinstance(value, Number):
         return {"number": [value.value, value.digits]}
+    if isinstance(value, Month):
+        return {"month": value.iso}
     return value
 
 
@@ -121,6 +130,8 @@ def _decode(data: object) -> Value:
             return When(float(data["when"][0]), str(data["when"][1]))
         if "number" in data:
             return Number(float(data["number"][0]), int(data["number"][1]))
+        if "month" in data:
+            return Month(str(data["month"]))
     raise ValueError(data)
 
 
@@ -208,6 +219,8 @@ def _show(locale: str | None, value: Value, markup: bool) -> str:
         return formats.discord_time(value.at) if markup else when(locale, value.at, value.timezone)
     if isinstance(value, Number):
         return formats.number(locale, value.value, value.digits)
+    if isinstance(value, Month):
+        return formats.month(locale, value.iso)
     if isinstance(value, Msg):
         return value.render(locale, markup=markup)
     return str(value)

@@ -19,7 +19,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time, get_datetime_format
+from babel.dates import format_date, format_skeleton, format_time, get_datetime_format
 from babel.numbers import format_decimal, parse_pattern
 
 CURRENCY: Final = "USD"
@@ -75,6 +75,16 @@ def number(locale: str | None, value: float, digits: int) -> str:
 def count(locale: str | None, value: int) -> str:
     """A quantity (``1 000 000`` in French) for the ``{count}`` of a plural message."""
     return format_decimal(value, locale=babel_locale(locale))
+
+
+def month(locale: str | None, iso: str) -> str:
+    """A calendar month by name: ``2027-01`` -> ``January 2027``, ``janvier 2027``, ``2027年1月``
+    (a month is not a moment, so not Discord markup); anything else is shown as it is."""
+    try:
+        first = dt.date.fromisoformat(f"{iso}-01")
+    except ValueError:
+        return iso
+    return format_skeleton("yMMMM", first, locale=babel_locale(locale))
 
 
 def discord_time(at: float, style: str = "f") -> str:

@@ -12,7 +12,7 @@ from typing import Final
 import discord
 
 from bot.alerts import marker
-from bot.i18n import Money, t
+from bot.i18n import Money, Month, t
 from bot.ledger import Ledger
 from bot.ledger.alerts import BudgetAlert, month_span
 from cogs.utils.i18n import guild_locale
@@ -63,7 +63,7 @@ class DiscordAlertPoster:
         key = "alert.reached" if alert.threshold >= 100 else "alert.crossed"
         text = t(
             locale, key, percent=alert.threshold, spent=Money(alert.spent_mills),
-            budget=Money(alert.budget_mills), month=alert.month, timezone=policy.timezone,
+            budget=Money(alert.budget_mills), month=Month(alert.month), timezone=policy.timezone,
         )
         if lines:
             text += "\n" + t(locale, "alert.top", count=len(lines)) + "\n" + "\n".join(lines)

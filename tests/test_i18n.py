@@ -534,3 +534,18 @@ def test_a_month_is_named_in_the_readers_language(locale, shown):
              month=Month("2027-01"), timezone="UTC").count(shown) == 1
     assert loads(dumps(msg("alert.crossed", month=Month("2027-01")))) == msg(
         "alert.crossed", month=Month("2027-01"))
+
+
+def test_init_starts_a_new_language_with_cldrs_plural_forms(tmp_path, capsys):
+    from bot.i18n.catalogues import _check_one, load, parse
+
+    assert i18n_command(["init", "ko", "--to", str(tmp_path)]) == 0
+    korean = parse("ko", tmp_path.joinpath("ko.po").read_bytes())
+    assert korean.entries.keys() == english_entries().keys()
+    assert korean.catalog.num_plurals == 1
+    problems = _check_one(korean, load("en"))
+    assert len(problems) == len(korean.entries)
+    assert all(line.endswith("is not translated") for line in problems)
+    assert i18n_command(["init", "ko", "--to", str(tmp_path)]) == 2  # not overwritten
+    assert i18n_command(["init", "xx-nowhere", "--to", str(tmp_path)]) == 2
+    assert "not a locale CLDR knows" in capsys.readouterr().err

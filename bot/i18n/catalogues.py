@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Final
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.plurals import get_plural
-from babel.messages.pofile import PoFileError, read_po
+from babel.messages.pofile import PoFileError, read_po, write_po
 
 DEFAULT: Final = "en"
 CATALOGUES: Final = ("en", "fr", "de", "es-ES", "pt-BR", "ja")
@@ -141,6 +142,48 @@ def texts(name: str) -> Iterator[tuple[str, str]]:
     for key, entry in load(name).entries.items():
         for form in entry.forms:
             yield key, form
+
+
+# -- a new language ------------------------------------------------------------------------
+
+HEADER_COMMENT: Final = (
+    "# Animate's messages in {name}: msgctxt is the key the code names, msgid the English\n"
+    "# text, msgstr the translation (see CONTRIBUTING.md, \"Adding a message\").\n"
+)
+
+
+def new_catalogue(name: str) -> bytes:
+    """A ``.po`` file for a new language: every English message, nothing translated yet, and
+    the plural forms CLDR gives the language (raises ValueError for a locale CLDR lacks)."""
+    try:
+        Locale.parse(locale_of(name))
+    except (ValueError, UnknownLocaleError) as exc:
+        raise ValueError(f"{name}: not a locale CLDR knows ({exc})") from exc
+    catalog = Catalog(locale=locale_of(name), project="animate-bot", version=None,
+                      header_comment=HEADER_COMMENT.format(name=name), fuzzy=False)
+    forms = get_plural(locale_of(name)).num_plurals
+    for entry in english_entries().values():
+        flags = ("python-brace-format",) if "{" in "".join(entry.sources) else ()
+        if entry.source_plural is None:
+            catalog.add(entry.source, "", context=entry.key, flags=flags)
+        else:
+            catalog.add((entry.source, entry.source_plural), ("",) * forms, context=entry.key,
+                        flags=flags)
+    out = io.BytesIO()
+    write_po(out, catalog, width=0)
+    text = out.getvalue().decode("utf-8")
+    # The header the other catalogues have: no placeholder names, dates or addresses.
+    text = _UNUSED_HEADERS.sub("", text)
+    text = _VERSION.sub('"Project-Id-Version: animate-bot\\\\n"', text)
+    return _PERCENT_FLAGS.sub("", text).encode("utf-8")
+
+
+_UNUSED_HEADERS: Final = re.compile(
+    r'^"(Report-Msgid-Bugs-To|POT-Creation-Date|PO-Revision-Date|Last-Translator|Language-Team'
+    r'|Generated-By):.*\n', re.MULTILINE)
+_VERSION: Final = re.compile(r'^"Project-Id-Version: .*"$', re.MULTILINE)
+# Babel marks a text with "%" as python-format; the catalogues use {placeholders} only.
+_PERCENT_FLAGS: Final = re.compile(r"(^#, python-format\n|, python-format(?=\n))", re.MULTILINE)
 
 
 # -- the check -----------------------------------------------------------------------------

@@ -47,8 +47,12 @@ class StateConflict(AnimateError):
 
 
 class DatabaseUnavailable(AnimateError):
-    """The database cannot be reached (PostgreSQL restarting or the network down). Nothing
-    that failed this way was written; the pool reconnects by itself once the server is back."""
+    """The database cannot be reached (PostgreSQL restarting or the network down); the pool
+    reconnects by itself once the server is back.
+
+    For a write the outcome is unknown: a connection lost during COMMIT leaves a transaction
+    that may have committed. Whoever wrote reads the row back and carries on from its real
+    state (never "someone else moved it on"); nothing is assumed written or unwritten."""
 
     def __init__(self, key: str = "error.database_unavailable", /, **values: Value) -> None:
         super().__init__(key, **values)

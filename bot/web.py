@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -16,6 +17,10 @@ from bot.metrics import Metrics
 log = logging.getLogger(__name__)
 
 MAX_CALLBACK_BYTES: Final = 64 * 1024
+# What ``secrets.token_urlsafe`` makes (the ledger's tokens are 32 of these characters), with
+# room either side. Anything else is refused before any lookup: a NUL byte, say, is an error
+# in PostgreSQL's text type, and anyone who reaches the port could flood the error log.
+CALLBACK_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class WebServer:
@@ -86,7 +91,11 @@ class WebServer:
         except web.HTTPRequestEntityTooLarge:
             self._metrics.callbacks.labels("too_large").inc()
             return web.json_response({"error": "body too large"}, status=413)
-        job = await self._ledger.job_for_callback(request.match_info["token"])
+        token = request.match_info["token"]
+        job = (
+            await self._ledger.job_for_callback(token)
+            if CALLBACK_TOKEN.fullmatch(token) else None
+        )
         if job is None:
             self._metrics.callbacks.labels("unknown").inc()
             log.info("callback with an unknown token ignored")

@@ -322,3 +322,45 @@ async def test_metrics_are_refused_on_a_non_loopback_address_without_a_token(tmp
         ) as response:
             assert response.status == 200
     assert any("/metrics is refused on 0.0.0.0" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("token", ["a\x00b" * 12, "%00", "x" * 65, "é" * 32, "short", "a b" * 8])
+async def test_a_callback_token_of_the_wrong_shape_is_404_before_any_lookup(
+    postgres_url, caplog, token,
+):
+    from yarl import URL
+
+    from bot.ledger import Ledger
+    from bot.metrics import Metrics
+    from bot.web import WebServer
+
+    async def nothing() -> dict[str, object]:
+        return {}
+
+    async def refresh() -> None:
+        return None
+
+    poked: list[int] = []
+    async with await Ledger.open(postgres_url) as ledger:
+        lookups: list[str] = []
+        real = ledger.job_for_callback
+
+        async def job_for_callback(value: str):  # type: ignore[no-untyped-def]
+            lookups.append(value)
+            return await real(value)
+
+        ledger.job_for_callback = job_for_callback  # type: ignore[method-assign]
+        server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(),
+                           poke=poked.append, health=nothing, refresh_metrics=refresh)
+        await server.start()
+        try:
+            url = URL(f"http://127.0.0.1:{server.port}/callbacks/{token}", encoded=False)
+            async with aiohttp.ClientSession() as session, session.post(
+                url, data=b"{}"
+            ) as response:
+                assert response.status == 404
+        finally:
+            await server.close()
+    assert lookups == []
+    assert poked == []
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -242,7 +242,9 @@ class PostgresDatabase(Database):
         A connection that the server dropped while it sat in the pool (a restart, or an
         administrator ending it) fails at its first use, before anything was written: it is
         thrown away and a fresh one tried. While the server cannot be reached at all, the
-        caller gets ``DatabaseUnavailable``."""
+        caller gets ``DatabaseUnavailable``; so does a connection lost later, the COMMIT
+        included, and then the transaction may have committed (the answer was lost, not
+        necessarily the write): the caller reads back what it wrote."""
         for attempt in range(2):
             try:
                 async with self.pool.acquire() as conn:

@@ -56,6 +56,8 @@ def _keyed_names() -> set[str]:
     names, todo = set(), [AnimateError, CheckRefused]
     while todo:
         cls = todo.pop()
+        if cls.__name__ in NOT_FOR_MEMBERS:
+            continue  # operators' sentences, and those of their subclasses (DatabaseUnusable)
         names.add(cls.__name__)
         todo.extend(cls.__subclasses__())
     return (names - NOT_FOR_MEMBERS - {"AnimateError"}) | {"msg", "Msg", "text"}

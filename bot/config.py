@@ -18,7 +18,7 @@ from dotenv import dotenv_values, find_dotenv
 
 from bot.errors import ConfigError
 from bot.pricing import format_usd, parse_usd
-from bot.storage.base import redact
+from bot.storage.dsn import redact
 
 
 class Secret:

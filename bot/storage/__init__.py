@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Final
 
 from bot.errors import ConfigError
-from bot.storage.base import Connection, Database, Row, SchemaTooNew, as_dict, redact
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, as_dict
+from bot.storage.dsn import problem, redact, scrub
 
 __all__ = [
     "Connection", "Database", "DatabaseUnusable", "Row", "as_dict", "is_postgres",
@@ -58,17 +59,19 @@ def unusable(exc: BaseException, target: str | Path) -> DatabaseUnusable | None:
     not about the database being unusable (a server that is down is ``DatabaseUnavailable``)."""
     if isinstance(exc, DatabaseUnusable):
         return exc
+    # A driver's error may quote the URL or a piece of it: never shown as it is.
+    why = scrub(str(exc), str(target)) if is_postgres(target) else str(exc)
     if isinstance(exc, SchemaTooNew):
-        return DatabaseUnusable(f"cannot use {shown(target)} as the database: {exc}")
+        return DatabaseUnusable(f"cannot use {shown(target)} as the database: {why}")
     if is_postgres(target):
         try:
             import asyncpg
         except ImportError:  # pragma: no cover - then nothing was opened
             return None
         if isinstance(exc, asyncpg.PostgresError):
-            return DatabaseUnusable(f"PostgreSQL at {shown(target)} refused the bot: {exc}")
+            return DatabaseUnusable(f"PostgreSQL at {shown(target)} refused the bot: {why}")
         if isinstance(exc, ValueError | asyncpg.InterfaceError):  # a malformed URL
-            return DatabaseUnusable(f"{shown(target)} is not a usable PostgreSQL URL: {exc}")
+            return DatabaseUnusable(f"{shown(target)} is not a usable PostgreSQL URL: {why}")
         return None
     path = Path(str(target))
     if isinstance(exc, OSError):
@@ -95,6 +98,9 @@ async def open_database(target: str | Path, *, writable: bool = False) -> Databa
     not write fails here rather than at the first Confirm. Raises ``DatabaseUnusable`` (one
     line) for what retrying cannot fix, ``DatabaseUnavailable`` for a server that is down."""
     if is_postgres(target):
+        malformed = problem(str(target))
+        if malformed is not None:  # refused before the driver can quote a piece of it
+            raise DatabaseUnusable(f"{shown(target)} is not a usable PostgreSQL URL: {malformed}")
         try:
             from bot.storage.postgres import PostgresDatabase
         except ImportError:

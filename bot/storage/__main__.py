@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.errors import AnimateError
 from bot.storage import is_postgres, sqlite_path, unusable
-from bot.storage.base import redact
+from bot.storage.dsn import redact
 from bot.storage.copy import CopyRefused, copy_database
 
 

@@ -8,12 +8,13 @@ connecting, migrations, transactions and their locks, how a new row's id comes b
 from __future__ import annotations
 
 import contextlib
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final, Protocol
+
+from bot.storage.dsn import redact as redact  # the URL for messages, without secrets
 
 
 class Row(Protocol):
@@ -159,7 +160,3 @@ def migrations(engine: str) -> list[str]:
         raise RuntimeError(f"{engine} migrations are not numbered 1..n: {sorted(found)}")
     return [found[version].read_text() for version in sorted(found)]
 
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -19,7 +19,8 @@ from typing import Any, Final
 import asyncpg
 
 from bot.errors import DatabaseUnavailable
-from bot.storage.base import Connection, Database, Row, SchemaTooNew, migrations, redact
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, migrations
+from bot.storage.dsn import redact, scrub
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,8 @@ class PostgresDatabase(Database):
             )
         except UNREACHABLE as exc:
             raise DatabaseUnavailable(  # for operators only
-                f"cannot reach PostgreSQL at {redact(url)}: {exc}"
-            ) from exc
+                f"cannot reach PostgreSQL at {redact(url)}: {scrub(str(exc), url)}"
+            ) from None
         try:
             await cls._migrate(pool)
         except BaseException:

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.storage import open_database
-from bot.storage.dsn import redact
+from bot.storage.dsn import redact, without_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = {
@@ -89,10 +89,26 @@ def test_no_generated_url_shows_its_password(user, password, encode, hosts, data
         url += "?" + "&".join(query)
     shown = redact(url)
     assert SECRET not in shown
+    assert SECRET not in without_secrets(url)
     assert SECRET not in redact(shown)
     assert shown.startswith("postgresql://")
     if user and where in ("userinfo", "both") and not encode:
         assert shown.startswith(f"postgresql://{user}:***@")
+
+
+@pytest.mark.parametrize(
+    ("url", "bare"),
+    [
+        ("postgresql://bot:s3cr3t@db:5432/animate", "postgresql://bot@db:5432/animate"),
+        ("postgresql://:s3cr3t@db/animate", "postgresql://db/animate"),
+        ("postgresql://bot@db/animate?password=s3cr3t&sslmode=require",
+         "postgresql://bot@db/animate?sslmode=require"),
+        ("postgresql://bot:p@ss@db/animate?sslpassword=x", "postgresql://bot@db/animate"),
+    ],
+)
+def test_the_url_for_a_command_to_copy_leaves_the_secrets_out(url, bare):
+    """``animate-bot backup`` names the pg_dump command for PostgreSQL (PGPASSWORD set)."""
+    assert without_secrets(url) == bare
 
 
 def test_anything_that_is_not_a_url_is_not_shown_either():
@@ -137,6 +153,7 @@ def _run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ("-m", "bot.ledger", "check"),
         ("-m", "bot.storage", "copy", "--from", "{url}", "--to", "{sqlite}"),
         ("-m", "bot.storage", "copy", "--from", "{sqlite}", "--to", "{url}"),
+        ("-m", "bot", "backup", "{tmp}/backup.db"),  # names the pg_dump command instead
     ],
 )
 async def test_no_command_shows_the_password_of_a_url_it_cannot_use(tmp_path, command):
@@ -145,7 +162,7 @@ async def test_no_command_shows_the_password_of_a_url_it_cannot_use(tmp_path, co
     sqlite = tmp_path / "source.db"
     await (await SQLiteDatabase.open(sqlite)).close()
     for case, url in _urls().items():
-        args = [part.format(url=url, sqlite=sqlite) for part in command]
+        args = [part.format(url=url, sqlite=sqlite, tmp=tmp_path) for part in command]
         result = await asyncio.to_thread(
             _run, *args, cwd=tmp_path, DATABASE_URL=url, DISCORD_TOKEN="t.t.t",
             SHORTAPI_KEY="k", HTTP_PORT="0",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from bot.errors import AnimateError
 from bot.storage import is_postgres, sqlite_path, unusable
-from bot.storage.dsn import redact
 from bot.storage.copy import CopyRefused, copy_database
+from bot.storage.dsn import redact
 
 
 def _shown(target: str) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.storage import DatabaseUnusable, is_postgres, sqlite_path, unusable
+from bot.storage.dsn import without_secrets
 
 
 class BackupRefused(Exception):
@@ -32,7 +32,7 @@ class Backup:
 
 def pg_dump_advice(url: str) -> str:
     # The URL without its password, so the command works as shown (with PGPASSWORD set).
-    bare = re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
+    bare = without_secrets(url)
     return (
         f"the database is PostgreSQL: back it up with pg_dump, e.g. PGPASSWORD=... pg_dump "
         f"--format=custom --file=animate.dump '{bare}', and restore it into a new, empty "

@@ -39,35 +39,49 @@ def _parts(url: str) -> tuple[str, str | None, str] | None:
     return scheme, None, rest
 
 
-def _hide_query(query: str) -> str:
+def _hide_query(query: str, hidden: str | None) -> str:
     pieces = []
     for piece in query.split("&"):
         key, eq, _ = piece.partition("=")
-        pieces.append(f"{key}={HIDDEN}" if eq and _SECRET_KEY.search(unquote_plus(key))
-                      else piece)
+        if not (eq and _SECRET_KEY.search(unquote_plus(key))):
+            pieces.append(piece)
+        elif hidden is not None:
+            pieces.append(f"{key}={hidden}")
     return "&".join(pieces)
 
 
-def redact(url: str) -> str:
-    """``url`` without any secret: the password of the user info and the value of every
-    password-like query parameter become ``***`` (the fragment is dropped); anything that is
-    not a URL is hidden whole."""
+def _rebuild(url: str, hidden: str | None) -> str:
     parts = _parts(url)
     if parts is None:
         return HIDDEN
     scheme, userinfo, rest = parts
     rest = rest.split("#", 1)[0]
-    place, question, query = rest.partition("?")
+    place, _, query = rest.partition("?")
     shown = f"{scheme}://"
     if userinfo is not None:
         user, colon, _ = userinfo.partition(":")
         if any(c in user for c in "/?#@"):
             user, colon = HIDDEN, ""  # the '@' was not that of the user info: hide all of it
-        shown += f"{user}:{HIDDEN}@" if colon else f"{user}@"
+        if colon and hidden is not None:
+            shown += f"{user}:{hidden}@"
+        elif user:
+            shown += f"{user}@"
     shown += place
-    if question:
-        shown += "?" + _hide_query(query)
-    return shown
+    query = _hide_query(query, hidden) if query else ""
+    return f"{shown}?{query}" if query else shown
+
+
+def redact(url: str) -> str:
+    """``url`` for people to read: the password of the user info and the value of every
+    password-like query parameter become ``***`` (the fragment is dropped); anything that is
+    not a URL is hidden whole."""
+    return _rebuild(url, HIDDEN)
+
+
+def without_secrets(url: str) -> str:
+    """``url`` with its secrets left out, for a command to copy (the password then comes from
+    ``PGPASSWORD`` or ``~/.pgpass``)."""
+    return _rebuild(url, None)
 
 
 def secrets(url: str) -> list[str]:
@@ -122,7 +136,7 @@ def problem(url: str) -> str | None:
     hostspec = re.split(r"[/]", place, maxsplit=1)[0]
     for host in hostspec.split(",") if hostspec else []:
         if host.startswith("["):
-            address, bracket, port = host[1:].partition("]")
+            _, bracket, port = host[1:].partition("]")
             if not bracket:
                 return "an IPv6 address is not closed by ]"
             if port and not port.startswith(":"):

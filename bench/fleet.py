@@ -93,7 +93,8 @@ async def worker(args: argparse.Namespace) -> None:
         api = ShortAPIClient(session, args.base_url, Secret(args.key), limiter=limiter)
         port: list[int] = []
         def share(processes: int, quiet: float) -> None:  # as AnimateBot shares its rate
-            limiter.set_rate(args.max_provider_rps / scale / processes)
+            limiter.share(args.max_provider_rps / scale, processes,
+                          turn=ledger.provider_turn, settle=LEASE_SECONDS / 3 + 2)
             limiter.hold_off(quiet)
 
         runner = JobRunner(

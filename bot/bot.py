@@ -237,7 +237,12 @@ class AnimateBot(commands.Bot):
         """MAX_PROVIDER_RPS holds for the whole fleet: each live process sends its share (and
         a newcomer nothing for ``quiet`` seconds, until the others have made room)."""
         if self.api.limiter is not None:
-            self.api.limiter.set_rate(self.settings.max_provider_rps / processes)
+            # Below one request per window each, the processes take turns in the database;
+            # switching in or out waits the same round a newcomer waits.
+            self.api.limiter.share(
+                self.settings.max_provider_rps, processes, turn=self.ledger.provider_turn,
+                settle=self.settings.lease_seconds / 3 + 2,
+            )
             self.api.limiter.hold_off(quiet)
 
     def _worker_detail(self) -> str:

@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Final
+
+log = logging.getLogger(__name__)
 
 # Spacing a little wider than 1/rate keeps every one-second window under the rate even when
 # the network bunches requests slightly.
@@ -18,6 +22,15 @@ START: Final = 1  # a create: a member is waiting for their job to start
 ROUTINE: Final = 2  # a safety-net poll
 # The longest the limiter waits for a holder's ``sent()`` before letting the next one go.
 HOLD_MAX: Final = 1.0
+# How long to wait before asking the fleet for a turn again when the database did not answer.
+TURN_RETRY: Final = 1.0
+# Turns are spaced on the database's clock, the requests leave a database answer later: room
+# for that answer's delay to vary.
+TURN_SLACK: Final = 0.05
+
+# The fleet's turn (``bot.ledger.Ledger.provider_turn``): at most ``per_span`` requests in any
+# ``span`` seconds; returns 0.0 when the turn is taken, else how long to wait.
+FleetTurn = Callable[[int, float], Awaitable[float]]
 
 
 class RateLimiter:
@@ -38,6 +51,31 @@ class RateLimiter:
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
         self._held: asyncio.Future[None] | None = None
+        self._turns: tuple[FleetTurn, int, float] | None = None
+
+    def share(self, cap: float, processes: int, *, turn: FleetTurn | None, settle: float) -> bool:
+        """Pace this process as one of ``processes`` sharing ``cap`` requests per second.
+
+        Each paces itself at its share, at most ``floor(share)`` per window: their sum stays
+        within the cap as long as every share is at least one per window. Below that (a cap of
+        2 for 3 processes) each request also takes a turn from the fleet (``turn``, in the
+        database). Switching between the two is like joining a fleet: nothing goes for
+        ``settle`` seconds, until every process has counted the fleet again and switched too.
+        Returns whether turns are taken."""
+        self.set_rate(cap / processes)
+        in_window = cap * self._window
+        taking = turn is not None and processes > 1 and in_window / processes < 1
+        if taking != (self._turns is not None):
+            self.hold_off(settle)
+        if taking and turn is not None:
+            # floor(cap) in any window; a cap under one per window spaces the fleet's requests.
+            per_span, span = (
+                (math.floor(in_window), self._window) if in_window >= 1 else (1, 1 / cap)
+            )
+            self._turns = (turn, per_span, span * MARGIN + TURN_SLACK)
+        else:
+            self._turns = None
+        return taking
 
     def set_rate(self, rate: float) -> None:
         """A new rate from the next request on (a fleet shares MAX_PROVIDER_RPS out)."""
@@ -71,12 +109,27 @@ class RateLimiter:
         now = loop.time()
         if not self._waiting and self._held is None and now >= self._ready_at(now):
             self._grant(loop, hold)
-            return
-        future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._waiting, (priority, next(self._order), hold, future))
-        if self._pump is None or self._pump.done():
-            self._pump = loop.create_task(self._release(), name="provider-rate-limiter")
-        await future
+        else:
+            future: asyncio.Future[None] = loop.create_future()
+            heapq.heappush(self._waiting, (priority, next(self._order), hold, future))
+            if self._pump is None or self._pump.done():
+                self._pump = loop.create_task(self._release(), name="provider-rate-limiter")
+            await future
+        if self._turns is not None:
+            await self._fleet_turn(*self._turns)
+
+    @staticmethod
+    async def _fleet_turn(turn: FleetTurn, per_span: int, span: float) -> None:
+        """Wait for the fleet's turn (this process's line waits behind this request)."""
+        while True:
+            try:
+                wait = await turn(per_span, span)
+            except Exception:  # noqa: BLE001 - the database away: nothing goes meanwhile
+                log.warning("could not take a turn at the provider from the fleet; waiting")
+                wait = TURN_RETRY
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
 
     def sent(self) -> None:
         """The request let go by ``acquire(hold=True)`` is being sent now (or will not be)."""

@@ -491,3 +491,45 @@ def test_the_socket_guard_checks_the_address_it_is_about_to_connect_to():
     assert guard.refused == "10.0.0.7"
     guard.anywhere = True  # the configured base URL's own origin
     guard(local).close()
+
+
+@pytest.mark.parametrize(("in_window", "processes"), [(2, 3), (10, 11), (0.5, 2)])
+async def test_the_cap_holds_for_a_fleet_whose_shares_are_below_one_request_per_window(
+    database_url, in_window, processes,
+):
+    """MAX_PROVIDER_RPS 2 for 3 processes (or 10 for 11): each process's share is below one
+    request per window, and one each already went over the cap; they take turns in the
+    database instead. Under one request per window in all, the fleet spaces them."""
+    from bot.ledger import Ledger
+
+    window = 1.0 if in_window >= 1 else 0.2
+    cap = in_window / window  # per second
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+    async with await Ledger.open(database_url) as ledger:
+        limiters = [RateLimiter(cap, window=window) for _ in range(processes)]
+        for limiter in limiters:
+            assert limiter.share(cap, processes, turn=ledger.provider_turn, settle=0)
+
+        async def burst(limiter: RateLimiter) -> None:
+            for _ in range(2):
+                await limiter.acquire(hold=True)
+                sent.append(loop.time())
+                limiter.sent()
+
+        await asyncio.gather(*(burst(limiter) for limiter in limiters))
+    sent.sort()
+    span, most = (window, int(in_window)) if in_window >= 1 else (1 / cap, 1)
+    busiest = max(sum(1 for t in sent if start <= t < start + span) for start in sent)
+    assert busiest <= most
+
+
+def test_a_fleet_whose_shares_are_one_request_per_window_or_more_paces_itself():
+    async def turn(per_span: int, span: float) -> float:
+        raise AssertionError("no turn needed")
+
+    limiter = RateLimiter(10)
+    assert not limiter.share(10, 3, turn=turn, settle=0)  # 3 + 3 + 3 within 10
+    assert not limiter.share(10, 10, turn=turn, settle=0)
+    assert limiter.share(10, 11, turn=turn, settle=0)
+    assert not limiter.share(0.5, 1, turn=turn, settle=0)  # alone: spacing suffices

@@ -6,9 +6,10 @@ cap. Spend is never stored: it is the sum of ledger rows (dry-run rows excluded)
 
 The parts, by responsibility: ``quotes`` (quotes before Confirm), ``jobs`` (a job's states),
 ``spend`` (what a member has spent and may still spend), ``money`` (reserve, settle, refunds),
-``approvals`` (jobs awaiting a moderator), ``reading`` (totals and reports), ``alerts`` (budget
-alerts owed and sent) and ``check`` (``python -m bot.ledger check`` recomputes every total from
-the jobs and reports differences).
+``approvals`` (jobs awaiting a moderator), ``leases`` and ``pace`` (the fleet of processes:
+who works which job, turns at the provider), ``reading`` (totals and reports), ``alerts``
+(budget alerts owed and sent) and ``check`` (``python -m bot.ledger check`` recomputes every
+total from the jobs and reports differences).
 ``Ledger`` puts them together.
 """
 
@@ -22,6 +23,7 @@ from bot.ledger.check import find_problems
 from bot.ledger.jobs import Jobs
 from bot.ledger.leases import Leases
 from bot.ledger.money import Money
+from bot.ledger.pace import Pace
 from bot.ledger.quotes import Quotes
 from bot.ledger.reading import Reading, ReportRow
 from bot.ledger.spend import Usage
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 
-class Ledger(Quotes, Jobs, Leases, Approvals, Money, Reading, Alerts):
+class Ledger(Quotes, Jobs, Leases, Pace, Approvals, Money, Reading, Alerts):
     """Quotes, jobs and money on the shared database; caps come from ``policies``."""
 
     def __init__(self, db: Database, defaults: Defaults | None = None) -> None:

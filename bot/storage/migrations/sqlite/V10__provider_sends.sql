@@ -1,0 +1,8 @@
+-- Rolling upgrade: safe (a new table that only processes of this version use).
+-- The fleet's sends to ShortAPI in the last window, when MAX_PROVIDER_RPS is below one request
+-- per window for each process: every request first takes a turn here (bot.ledger.pace).
+-- SQLite has one process, which never needs it; the table keeps both engines' schemas alike.
+CREATE TABLE provider_sends (
+    at REAL NOT NULL
+);
+CREATE INDEX provider_sends_at ON provider_sends(at);

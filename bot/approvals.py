@@ -114,9 +114,14 @@ class ApprovalFlow:
             log.warning("job %d: could not show it waits for approval", job.id, exc_info=True)
         await self._post_card(job)
 
-    async def _post_card(self, job: Job) -> None:
+    async def _post_card(self, job: Job, *, look_first: bool = False) -> None:
+        """Post the card once: claimed in the database first (a sweep in another process may
+        be at it too); ``look_first`` when an interrupted attempt may have posted it."""
         try:
-            message_id = await self._desk.post_card(job)
+            if not await self._ledger.claim_approval_card(job.id, self._clock(), GRACE_SECONDS):
+                return
+            found = await self._desk.find_card(job) if look_first else None
+            message_id = found if found is not None else await self._desk.post_card(job)
             await self._ledger.set_approval_message(job.id, message_id)
         except Exception:
             log.exception("job %d: could not post its approval card; the sweep will", job.id)
@@ -185,16 +190,8 @@ class ApprovalFlow:
         for job in await self._ledger.untold_approvals(now - GRACE_SECONDS):
             await self._tell_approved(job)
         for job in await self._ledger.awaiting_approval():
-            if job.approval_message_id is None and job.created_at < now - GRACE_SECONDS:
-                try:
-                    found = await self._desk.find_card(job)
-                except Exception:
-                    log.exception("job %d: could not look for its approval card", job.id)
-                    continue
-                if found is not None:
-                    await self._ledger.set_approval_message(job.id, found)
-                else:
-                    await self._post_card(job)
+            if not job.approval_message_id and job.created_at < now - GRACE_SECONDS:
+                await self._post_card(job, look_first=True)
         self.sweeps += 1
 
     async def _sweep_forever(self) -> None:

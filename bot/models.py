@@ -100,7 +100,7 @@ class Job:
     outcome: str | None = None  # the failure reason to tell, as stored by ``bot.i18n.dumps``
     # Approval above a price (None when the job never needed one).
     approval_deadline: float | None = None
-    approval_message_id: int | None = None  # the card in the approvals channel
+    approval_message_id: int | None = None  # the card in the approvals channel (0: posting)
     decision: str | None = None  # approved | denied | expired | cancelled
     decided_by: int | None = None
     decided_at: float | None = None

@@ -130,3 +130,12 @@ async def test_an_approval_is_told_once_by_whoever_claims_it(ledger):
     await ledger.mark_approval_told(job.id, NOW + 101)
     assert await ledger.claim_approval_notice(job.id, NOW + 500, stale=60) is None
     assert await ledger.untold_approvals(NOW + 1000) == []
+
+
+async def test_the_card_is_posted_by_one_process_at_a_time(ledger):
+    job = await confirmed_job(ledger, options=EXPENSIVE)
+    assert await ledger.claim_approval_card(job.id, NOW, stale=120)
+    assert not await ledger.claim_approval_card(job.id, NOW + 1, stale=120)
+    assert await ledger.claim_approval_card(job.id, NOW + 200, stale=120)  # that one died
+    await ledger.set_approval_message(job.id, 555)
+    assert not await ledger.claim_approval_card(job.id, NOW + 1000, stale=120)

@@ -215,6 +215,11 @@ async def test_the_sweep_posts_a_card_and_tells_an_approval_a_failure_left_undon
     await world.discord.wait_for(
         lambda: "Waiting for a moderator's approval" in world.embed_text(quote.id)
     )
+    card_posts = f"/channels/{channel}/messages"
+    await world.discord.wait_for(lambda: ("POST", card_posts) in world.discord.requests)
+    await world.discord.wait_for(lambda: world.bot.approvals.sweeps >= 1)
+    job = await world.bot.ledger.get_job(1)
+    assert job.approval_message_id == 0  # claimed, never posted
     later = time.time() + 200
     world.bot.clock = lambda: later
     await world.bot.approvals.sweep()

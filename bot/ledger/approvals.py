@@ -61,6 +61,19 @@ class Approvals(Money):
         )
         return [job_from_row(row) for row in rows]
 
+    async def claim_approval_card(self, job_id: int, now: float, stale: float) -> bool:
+        """Take the posting of the job's card (``approval_message_id`` 0 while it is being
+        posted), unless it is posted or another attempt started less than ``stale`` seconds
+        ago: of several processes sweeping at once, one posts it."""
+        async with self.db.transaction() as db:
+            changed = await db.execute(
+                "UPDATE jobs SET approval_message_id = 0, updated_at = ? WHERE id = ? "
+                "AND state = ? AND (approval_message_id IS NULL "
+                "OR (approval_message_id = 0 AND updated_at < ?))",
+                (now, job_id, AWAITING_APPROVAL, now - stale),
+            )
+        return changed == 1
+
     async def set_approval_message(self, job_id: int, message_id: int) -> None:
         async with self.db.transaction() as db:
             await db.execute(

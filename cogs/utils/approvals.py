@@ -223,7 +223,7 @@ class DiscordApprovalDesk:
         """The card shows the decision; an approved member's quote shows who approved (a
         refused job's quote is shown failed by the job runner's telling)."""
         locale = await guild_locale(self.bot, job.guild_id)
-        if job.approval_message_id is not None:
+        if job.approval_message_id:  # 0: being posted
             channel = await self._messageable(await self._approvals_channel(job))
             assert isinstance(channel, discord.abc.GuildChannel | discord.Thread)
             await channel.get_partial_message(job.approval_message_id).edit(

@@ -237,3 +237,19 @@ async def test_the_sweep_posts_a_card_and_tells_an_approval_a_failure_left_undon
     await world.bot.approvals.sweep()
     await world.bot.approvals.sweep()
     assert len(notices(world, "was approved by")) == 1
+
+
+async def test_settings_show_approvals_and_alerts(world):
+    channel = await turn_on(world)
+    await admin(world, "alerts", channel=channel)
+    message = await admin(world, "settings")
+    fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+    assert fields["Approvals"] == f"from $0.500 in <#{channel}>"
+    assert fields["Budget alerts"] == f"<#{channel}>"
+    off = await admin(world, "approvals", above="0")
+    assert "Approvals are off" in off.content
+    missing = await admin(world, "approvals", above="1")
+    assert "Choose the channel" in missing.content
+    message = await admin(world, "settings")
+    fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+    assert fields["Approvals"] == "off"

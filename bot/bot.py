@@ -18,19 +18,23 @@ from bot.approvals import ApprovalFlow
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
 from bot.errors import ConfigError
+from bot.i18n import t
 from bot.jobs import JobRunner, Notifier
 from bot.ledger import Ledger
 from bot.metrics import Metrics
+from bot.privacy import PrivacySweep
 from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
 from cogs.utils.alerting import DiscordAlertPoster
 from cogs.utils.approvals import DiscordApprovalDesk
 from cogs.utils.delivery import DiscordNotifier
+from cogs.utils.i18n import guild_locale
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS: Final = (
-    "cogs.animate", "cogs.usage", "cogs.admin", "cogs.approvals", "cogs.errors",
+    "cogs.animate", "cogs.usage", "cogs.admin", "cogs.approvals", "cogs.mydata",
+    "cogs.errors",
 )
 # With callbacks, polling is only the safety net for callbacks that never come.
 CALLBACK_POLL_FACTOR: Final = 6
@@ -66,6 +70,7 @@ class AnimateBot(commands.Bot):
     jobs: JobRunner
     alerts: BudgetAlerts
     approvals: ApprovalFlow
+    privacy: PrivacySweep
     web: WebServer | None = None
 
     def __init__(
@@ -175,6 +180,11 @@ class AnimateBot(commands.Bot):
             clock=lambda: self.clock(),
         )
         self.approvals.start()
+        self.privacy = PrivacySweep(
+            self.ledger, self._erase_in_discord,
+            retention_days=self.settings.prompt_retention_days, clock=lambda: self.clock(),
+        )
+        self.privacy.start()
         # The one pass over the whole ledger; scrapes meanwhile wait for it, later ones read
         # only what is new.
         await self.refresh_metrics()
@@ -182,6 +192,22 @@ class AnimateBot(commands.Bot):
             await self._sync_commands_if_changed()
         else:
             log.info("application commands are synced by the process holding shard 0")
+
+    async def _erase_in_discord(self, action: str, channel_id: int, message_id: int) -> None:
+        """For the privacy sweep: delete a message of the bot's that held a forgotten member's
+        picture and prompt, or rename a thread the bot named after their prompt. Gone already,
+        or out of the bot's reach: nothing more can be done."""
+        try:
+            if action == "thread":
+                thread = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+                if isinstance(thread, discord.Thread):
+                    locale = await guild_locale(self, thread.guild.id)
+                    await thread.edit(name=t(locale, "delivery.thread"))
+                return
+            await self.get_partial_messageable(channel_id).get_partial_message(message_id).delete()
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.info("%s %s in %s not erased (%s): gone or out of reach",
+                     action, message_id, channel_id, exc)
 
     async def _start_web(self) -> None:
         server = WebServer(
@@ -297,6 +323,8 @@ class AnimateBot(commands.Bot):
             await self.alerts.close()
         if hasattr(self, "approvals"):
             await self.approvals.close()
+        if hasattr(self, "privacy"):
+            await self.privacy.close()
         if hasattr(self, "jobs"):
             await self.jobs.close()
         await super().close()

@@ -73,6 +73,8 @@ class Settings:
     lease_seconds: float = 30.0
     shard_ids: tuple[int, ...] | None = None
     metrics_token: Secret | None = None
+    # Prompts and picture links older than this are erased (0: kept forever).
+    prompt_retention_days: int = 90
 
     @property
     def syncs_commands(self) -> bool:
@@ -146,6 +148,10 @@ class Settings:
                        f"{self.lease_seconds / 3:g} s; a stopped process's jobs are taken over "
                        f"at once, a dead one's within {self.lease_seconds:g} s"),
             ("metrics", self._metrics_line()),
+            ("privacy", (
+                f"prompts and picture links erased after {self.prompt_retention_days} days"
+                if self.prompt_retention_days else "prompts and picture links kept forever"
+            )),
             ("log level", self.log_level),
         ]
 
@@ -500,4 +506,8 @@ def load_settings(
         lease_seconds=_number(env, "LEASE_SECONDS", 30.0, minimum=3, maximum=3600),
         shard_ids=shard_ids,
         metrics_token=_optional_secret(env, "METRICS_TOKEN"),
+        prompt_retention_days=_integer(
+            env, "PROMPT_RETENTION_DAYS", 90, minimum=0, maximum=36500,
+            what="a whole number of days",
+        ),
     )

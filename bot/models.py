@@ -43,6 +43,9 @@ class Quote:
     expires_at: float
     dry_run: bool = False
     picture: PictureRef | None = None
+    # When the prompt and picture link were erased (the member was forgotten, or
+    # PROMPT_RETENTION_DAYS passed): ``prompt`` and ``image_url`` are empty from then on.
+    erased_at: float | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Quote:
@@ -71,6 +74,7 @@ class Quote:
             picture=None if row["picture_key"] is None else PictureRef(
                 row["picture_channel_id"], row["picture_message_id"], row["picture_key"]
             ),
+            erased_at=row["erased_at"],
         )
 
 

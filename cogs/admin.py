@@ -19,11 +19,12 @@ from discord.ext import commands
 
 from bot import chart
 from bot.errors import InvalidRequest
-from bot.i18n import Money, Number, Value, msg, stored, t
+from bot.i18n import DEFAULT, Money, Number, Value, msg, stored, t
 from bot.limits import UNLIMITED, GuildPolicy, periods
 from bot.policy import describe_limit
 from bot.pricing import MAX_USD, AmountTooLarge, parse_usd
 from cogs.utils.embeds import channel_mentions
+from cogs.utils.forget import ask_to_forget
 from cogs.utils.i18n import CheckRefused, private, public, text
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ async def member_names(
     gate = asyncio.Semaphore(NAME_LOOKUPS)
 
     async def name(user_id: int) -> str:
+        if user_id < 0:  # detached from a member who asked to be forgotten (/mydata forget)
+            return t(DEFAULT, "privacy.forgotten_member")
         async with gate:
             member = guild.get_member(user_id) if guild is not None else None
             if member is None and guild is not None:
@@ -247,6 +250,13 @@ class Admin(
             interaction, "admin.refunded", price=Money(refunded.charged_mills), job=job,
             member=f"<@{refunded.user_id}>",
         )
+
+    @app_commands.command(name="forget", description=text("cmd.animate-admin.forget.description"))
+    @app_commands.describe(member=text("cmd.animate-admin.forget.member.description"))
+    async def forget(self, interaction: Interaction, member: discord.User) -> None:
+        """The member's own /mydata forget, for a request that reached the server another way:
+        a private confirmation first."""
+        await ask_to_forget(interaction, member.id)
 
     @app_commands.command(name="pause", description=text("cmd.animate-admin.pause.description"))
     async def pause(self, interaction: Interaction) -> None:

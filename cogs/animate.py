@@ -219,6 +219,8 @@ async def _job_here(interaction: discord.Interaction[AnimateBot], job_id: int) -
         job = None
     if job is None or job.guild_id != interaction.guild_id:
         raise InvalidRequest("error.job_not_here")
+    if job.quote.erased_at is not None:
+        raise InvalidRequest("error.job_erased")  # forgotten, or older than the retention
     return job
 
 
@@ -305,6 +307,9 @@ class Animate(commands.Cog):
         are checked once it is submitted)."""
         if interaction.guild_id is None:
             raise InvalidRequest("error.command_server_only", command="Animate")
+        author = message.author.id
+        if author != interaction.user.id and not await self.bot.ledger.pictures_allowed(author):
+            raise InvalidRequest("error.pictures_not_allowed")  # /mydata pictures allow:false
         pictures = pictures_in(message)
         if not pictures:
             raise InvalidRequest("error.no_picture")

@@ -48,13 +48,13 @@ async def test_commands_are_synced_only_when_they_change(tmp_path):
     async with running_world(tmp_path) as world:
         assert world.discord.command_syncs == 1
         names = sorted((c["type"], c["name"]) for c in world.discord.global_commands)
-        assert names == [(1, "animate"), (1, "animate-admin"), (1, "jobs"), (1, "usage"),
-                         (3, "Animate")]
+        assert names == [(1, "animate"), (1, "animate-admin"), (1, "jobs"), (1, "mydata"),
+                         (1, "usage"), (3, "Animate")]
         admin = next(c for c in world.discord.global_commands if c["name"] == "animate-admin")
         assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
         assert sorted(o["name"] for o in admin["options"]) == [
-            "alerts", "approvals", "blocked-words", "budget", "channels", "limit", "pause",
-            "refund", "report", "resume", "settings", "timezone"]
+            "alerts", "approvals", "blocked-words", "budget", "channels", "forget", "limit",
+            "pause", "refund", "report", "resume", "settings", "timezone"]
         animate = next(c for c in world.discord.global_commands if c["name"] == "animate")
         assert [o["name"] for o in animate["options"]] == [
             "image", "prompt", "resolution", "duration", "aspect_ratio", "audio", "multi_shot"]

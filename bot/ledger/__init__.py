@@ -8,7 +8,8 @@ The parts, by responsibility: ``quotes`` (quotes before Confirm), ``jobs`` (a jo
 ``spend`` (what a member has spent and may still spend), ``money`` (reserve, settle, refunds),
 ``approvals`` (jobs awaiting a moderator), ``leases`` and ``pace`` (the fleet of processes:
 who works which job, turns at the provider), ``reading`` (totals and reports), ``alerts``
-(budget alerts owed and sent) and ``check`` (``python -m bot.ledger check`` recomputes every
+(budget alerts owed and sent), ``privacy`` (a member's data: show, export, forget, the sweep for
+forgets and prompt retention) and ``check`` (``python -m bot.ledger check`` recomputes every
 total from the jobs and reports differences).
 ``Ledger`` puts them together.
 """
@@ -24,6 +25,7 @@ from bot.ledger.jobs import Jobs
 from bot.ledger.leases import Leases
 from bot.ledger.money import Money
 from bot.ledger.pace import Pace
+from bot.ledger.privacy import Forgotten, MemberData, Privacy
 from bot.ledger.quotes import Quotes
 from bot.ledger.reading import Reading, ReportRow
 from bot.ledger.spend import Usage
@@ -33,12 +35,12 @@ from bot.policy import Policies
 from bot.storage import Database, open_database
 
 __all__ = [
-    "FINAL_STATES", "UNFINISHED_STATES", "Job", "Ledger", "PictureRef", "Quote", "ReportRow",
-    "Usage",
+    "FINAL_STATES", "UNFINISHED_STATES", "Forgotten", "Job", "Ledger", "MemberData", "PictureRef",
+    "Quote", "ReportRow", "Usage",
 ]
 
 
-class Ledger(Quotes, Jobs, Leases, Pace, Approvals, Money, Reading, Alerts):
+class Ledger(Quotes, Jobs, Leases, Pace, Approvals, Money, Reading, Alerts, Privacy):
     """Quotes, jobs and money on the shared database; caps come from ``policies``."""
 
     def __init__(self, db: Database, defaults: Defaults | None = None) -> None:

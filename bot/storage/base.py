@@ -140,14 +140,15 @@ class Database(ABC):
 # Every table of the schema, parents before children (what ``copy`` moves, in this order).
 TABLES: Final = (
     "meta", "quotes", "jobs", "ledger", "guild_settings", "limit_overrides", "allowed_channels",
-    "audit", "blocked_words", "budget_alerts",
+    "audit", "blocked_words", "budget_alerts", "member_settings", "forgets", "forget_pending",
+    "discord_deletions",
 )
 # Not data but the state of the processes running on a database (the fleet's leases, its recent
 # sends to the provider): a copy leaves them behind, and the new database's processes claim the
 # copied jobs as ownerless.
 RUNTIME_TABLES: Final = ("workers", "provider_sends")
 # Tables whose ``id`` the database hands out.
-ID_TABLES: Final = ("jobs", "ledger", "audit")
+ID_TABLES: Final = ("jobs", "ledger", "audit", "forgets", "discord_deletions")
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 

@@ -57,7 +57,10 @@ class DiscordAlertPoster:
         since, until = month_span(alert.month, policy.timezone)
         top = await self.ledger.top_spenders(alert.guild_id, since, until, TOP)
         lines = [
-            t(locale, "alert.top_line", rank=rank, member=f"<@{user_id}>", spent=Money(mills))
+            t(locale, "alert.top_line", rank=rank, spent=Money(mills), member=(
+                f"<@{user_id}>" if user_id >= 0  # else detached from a forgotten member
+                else t(locale, "privacy.forgotten_member")
+            ))
             for rank, (user_id, mills) in enumerate(top, start=1)
         ]
         key = "alert.reached" if alert.threshold >= 100 else "alert.crossed"

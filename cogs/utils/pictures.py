@@ -110,6 +110,8 @@ async def fresh_url(client: discord.Client, quote: Quote, now: float) -> str:
     the member) when the picture is gone or its only link has expired."""
     ref = quote.picture
     if ref is None:
+        if not quote.image_url:  # erased: its member was forgotten
+            raise PictureUnavailable("error.picture_deleted")
         if _expired(quote.image_url, now):
             raise PictureUnavailable("error.picture_expired")
         return quote.image_url

@@ -84,6 +84,9 @@ async def test_approve_starts_the_job_and_tells_the_member_who_approved(world):
     assert "1080p · 8 s" in text
     listing = await world.answer(await world.discord.invoke("jobs", user=MEMBER))
     assert "waiting for approval" in listing.embeds[0]["description"]
+    report = await admin(world, "report", period="this-month")
+    assert "Waiting for approval: 1 job, $0.680 reserved." in report.content
+    assert report.attachments[0].data.decode().splitlines()[1].endswith(",1")
     second = await world.quote()  # the quote counts what already waits
     assert "1 earlier job of yours waits for a moderator: $0.680 reserved" in (
         world.embed_text(second.id)

@@ -164,3 +164,31 @@ async def test_a_dropped_connection_after_confirm_still_starts_the_reserved_job(
     assert len(videos(world)) == 1
     told = [m.content or "" for m in world.discord.messages.values() if m.ephemeral]
     assert not any("othing was charged" in text for text in told), told
+
+
+@pytest.mark.parametrize("kind", ["video", "failure"])
+async def test_a_second_post_of_a_job_within_minutes_returns_the_first_message(world, kind):
+    """No fencing reaches Discord: a process stalled between "posting" and the upload, then
+    taken over, posts again. Discord's nonce with enforce_nonce makes that second post return
+    the first message (the marker scan covers a repost hours later)."""
+    from bot.i18n import msg
+    from cogs.utils.delivery import DiscordNotifier
+
+    if kind == "failure":
+        world.api.plan_next(Plan(statuses=[1, 3], error="provider broke"))
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    async with asyncio.timeout(20):
+        while True:  # a row has no event
+            jobs = await world.bot.ledger.recent_jobs(world.discord.guild_id, MEMBER.id)
+            if jobs and (job := jobs[0]).told_at is not None:
+                break
+            await asyncio.sleep(0.05)
+    before = len(world.discord.messages)
+    stalled = DiscordNotifier(world.bot, world.bot.ledger, clock=world.bot.clock)
+    if kind == "video":
+        again = await stalled.deliver(job, None)  # the other process's attempt, as a link
+        assert again == job.result_message_id
+    else:
+        await stalled.failed(job, msg("job.failed.provider", error="provider broke"))
+    assert len(world.discord.messages) == before

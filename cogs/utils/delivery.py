@@ -55,6 +55,15 @@ def marker(job: Job) -> str:
     return f"· job {job.id})"
 
 
+def nonce(job: Job, kind: str) -> str:
+    """Discord's idempotency key for the job's one post of ``kind`` ("v" its video, "f" its
+    failure), sent with ``enforce_nonce``: a second attempt within a few minutes (a lost answer,
+    a stalled process taken over) gets the first message back instead of posting again. Random
+    per job (its callback token), so another database's job of the same id is another post; at
+    most 25 characters, as Discord allows."""
+    return f"{(job.callback_token or str(job.id))[:22]}:{kind}"
+
+
 def _scan_from(job: Job) -> int:
     """A message id older than anything an attempt for ``job`` may have posted: the time the
     first such attempt was recorded, less the margin, but never before the quote message."""
@@ -141,7 +150,7 @@ class DiscordNotifier:
     @staticmethod
     async def _post(
         locale: str, job: Job, target: Messageable, content: str, video: Path | None,
-        *, failed: bool = False,
+        *, failed: bool = False, once: str | None = None,
     ) -> discord.Message:
         # Only the member the message is for may be pinged, never anyone named in a prompt.
         mention = discord.AllowedMentions(users=[discord.Object(job.user_id)])
@@ -152,25 +161,33 @@ class DiscordNotifier:
         else:
             actions = ("again", "edit") if failed else ("again", "edit", "delete")
         view = result_buttons(job.id, locale, actions)
+        # ``once``: the post's nonce (discord.py adds enforce_nonce), for a post made once.
+        key = discord.utils.MISSING if once is None else once
         if video is None:
-            return await target.send(content, allowed_mentions=mention, view=view)
+            return await target.send(content, allowed_mentions=mention, view=view, nonce=key)
         file = discord.File(video, filename=f"animate-{job.id}.mp4")
-        return await target.send(content, allowed_mentions=mention, file=file, view=view)
+        return await target.send(
+            content, allowed_mentions=mention, file=file, view=view, nonce=key
+        )
 
     async def _send(
         self, locale: str, job: Job, target: Messageable, content: str, video: Path | None,
-        *, failed: bool = False,
+        *, failed: bool = False, once: str | None = None,
     ) -> discord.Message:
-        """``failed``: the job's failure (Again and Edit), else its video (Delete too)."""
+        """``failed``: the job's failure (Again and Edit), else its video (Delete too);
+        ``once``: the post's nonce (``nonce()``) when it must happen once."""
         try:
-            return await self._post(locale, job, target, content, video, failed=failed)
+            return await self._post(
+                locale, job, target, content, video, failed=failed, once=once
+            )
         except discord.HTTPException as exc:
             if not _gone(exc) or isinstance(target, discord.DMChannel):
                 raise
             log.info("job %d: cannot post in %s (%s); sending by DM", job.id, target.id, exc)
         by_dm = t(locale, "delivery.by_dm")
         return await self._post(
-            locale, job, await self._dm(job), f"{by_dm}\n{content}", video, failed=failed
+            locale, job, await self._dm(job), f"{by_dm}\n{content}", video, failed=failed,
+            once=once,
         )
 
     async def image_url(self, job: Job) -> str:
@@ -225,14 +242,18 @@ class DiscordNotifier:
         message: discord.Message | None = None
         if video is not None:
             try:
-                message = await self._send(locale, job, target, ready, video)
+                message = await self._send(
+                    locale, job, target, ready, video, once=nonce(job, "v")
+                )
             except discord.HTTPException as exc:
                 if exc.status != 413 and exc.code != TOO_LARGE:
                     raise
                 log.info("job %d: upload refused as too large; posting the link", job.id)
         if message is None:
             link = t(locale, "delivery.link", url=job.video_url or "")
-            message = await self._send(locale, job, target, f"{ready}\n{link}", None)
+            message = await self._send(
+                locale, job, target, f"{ready}\n{link}", None, once=nonce(job, "v")
+            )
         return message.id
 
     async def delivered(self, job: Job) -> None:
@@ -271,4 +292,4 @@ class DiscordNotifier:
             locale, "delivery.failed", member=f"<@{job.user_id}>",
             reason=embeds.safe_text(reason, 1500), price=Money(job.price_mills), tag=marker(job),
         )
-        await self._send(locale, job, target, text, None, failed=True)
+        await self._send(locale, job, target, text, None, failed=True, once=nonce(job, "f"))

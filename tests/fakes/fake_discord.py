@@ -407,6 +407,11 @@ class FakeDiscord:
         """Shards recommended by ``GET /gateway/bot``."""
         self.bot_permissions = ALL_PERMISSIONS
         """What the bot may do in the guild's channels (REST checks Manage Messages with it)."""
+        self.nonce_window = 5 * 60.0
+        """Seconds a message's nonce is remembered for ``enforce_nonce`` ("the past few
+        minutes" in Discord's documentation)."""
+        self._nonces: dict[tuple[int, str], tuple[float, int]] = {}
+        """(author, nonce) -> (monotonic time, message id) of messages created with a nonce."""
         self.attachment_url_lifetime = 24 * 3600.0
         """Seconds a signed attachment URL works (Discord's are observed to last about a day)."""
         self.clock_offset = 0.0
@@ -2411,6 +2416,17 @@ class FakeDiscord:
     async def _rt_create_message(self, ctx: _Ctx, m: re.Match[str]) -> _Reply:
         channel = self._channel(m[1])
         body = ctx.body
+        nonce = body.get("nonce")
+        if nonce is not None and len(str(nonce)) > 25:
+            return _error(400, 50035, "Invalid Form Body")
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord: a message the same author created with the same nonce in the past few
+            # minutes is returned, and no new message is created.
+            seen = self._nonces.get((self.bot_user_id, str(nonce)))
+            if seen is not None and time.monotonic() - seen[0] < self.nonce_window:
+                earlier = self.messages.get(seen[1])
+                if earlier is not None and not earlier.deleted:
+                    return _Reply(200, self.message_payload(earlier))
         self._validate_message_body(body, ctx.files)
         self._check_upload_size(ctx.files, self.filesize_limit)
         metadata = channel.get("thread_metadata")
@@ -2427,6 +2443,8 @@ class FakeDiscord:
             files=files,
             flags=flags,
         )
+        if nonce is not None:
+            self._nonces[(self.bot_user_id, str(nonce))] = (time.monotonic(), msg.id)
         await self._dispatch_message_event("MESSAGE_CREATE", msg)
         return _Reply(200, self.message_payload(msg))
 

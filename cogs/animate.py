@@ -3,16 +3,23 @@ Confirm; Again and Edit on a finished video make a new quote for whoever pressed
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InvalidRequest, LimitExceeded, NotQuoteOwner, QuoteUnavailable
+from bot.errors import (
+    DatabaseUnavailable,
+    InvalidRequest,
+    LimitExceeded,
+    NotQuoteOwner,
+    QuoteUnavailable,
+)
 from bot.i18n import DEFAULT, Msg, msg, t
 from bot.images import MAX_IMAGE_BYTES, check_declared
 from bot.ledger import Job, Quote
@@ -40,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUOTE_ID = r"(?P<quote>[A-Za-z0-9_-]{8,32})"
+# Pauses before each read-back of a Confirm whose write failed (the member waits on "thinking").
+READ_BACK_DELAYS: Final = (0.0, 0.5, 1.0, 2.0)
 
 
 def quote_buttons(locale: str, quote_id: str) -> discord.ui.View:
@@ -116,6 +125,12 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             role_ids=role_ids(interaction.user),
             approval_ttl=bot.settings.approval_ttl_hours * 3600,
         )
+    except DatabaseUnavailable:
+        # The outcome is unknown (a COMMIT whose answer was lost may have landed): read back.
+        landed = await _confirmed_after_all(bot, quote_id, interaction.user.id)
+        if landed is None:
+            raise
+        job = landed
     except (QuoteUnavailable, NotQuoteOwner, LimitExceeded) as exc:
         if quote is not None and quote.state == "open" and now >= quote.expires_at:
             await _show_expired(interaction, quote)
@@ -145,6 +160,23 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
             )
         except Exception:
             log.warning("job %d: could not update the quote message", job.id, exc_info=True)
+
+
+async def _confirmed_after_all(bot: AnimateBot, quote_id: str, user_id: int) -> Job | None:
+    """After a Confirm whose write failed: the job it made if it landed after all, None if it
+    did not (or the database stays away: the member is told to look at /jobs; a job that did
+    land is claimed by the next lease round and runs)."""
+    for delay in READ_BACK_DELAYS:
+        await asyncio.sleep(delay)
+        try:
+            job = await bot.ledger.job_for_quote(quote_id)
+        except DatabaseUnavailable:
+            continue
+        if job is not None and job.user_id == user_id:
+            log.info("quote %s: its Confirm landed although its answer was lost", quote_id)
+            return job
+        return None
+    return None
 
 
 async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) -> None:

@@ -43,6 +43,11 @@ class Jobs:
         )
         return [job_from_row(row) for row in rows]
 
+    async def job_for_quote(self, quote_id: str) -> Job | None:
+        """The job a quote was confirmed into, if it was (a Confirm whose answer was lost)."""
+        row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.quote_id = ?", (quote_id,))
+        return None if row is None else job_from_row(row)
+
     async def job_for_callback(self, token: str) -> Job | None:
         row = await self.db.fetchone(f"{JOB_SELECT} WHERE j.callback_token = ?", (token,))
         return None if row is None else job_from_row(row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -9,10 +11,12 @@ from typing import Final
 from bot.errors import InvalidRequest
 from bot.i18n import Money, Msg, Value, dumps, msg
 from bot.limits import UNLIMITED, Caps, Defaults, GuildPolicy, resolve, zone
-from bot.moderation import MAX_BLOCKED_WORD_LENGTH, MAX_BLOCKED_WORDS, clean_entry
+from bot.moderation import MAX_BLOCKED_WORD_LENGTH, MAX_BLOCKED_WORDS, BlockedWords, clean_entry
 from bot.storage import Connection, Database
 
 PERIODS: Final = ("daily", "monthly")
+# Servers whose compiled blocked words a process keeps (the least recently quoted go first).
+MATCHERS_KEPT: Final = 256
 _GUILD_COLUMNS: Final = {
     "timezone": "timezone",
     "paused": "paused",
@@ -113,6 +117,8 @@ async def audit(
 class Policies:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # guild -> (its list's version, the list compiled): see ``blocked_matcher``.
+        self._matchers: OrderedDict[int, tuple[int, BlockedWords]] = OrderedDict()
 
     async def get(self, guild_id: int) -> GuildPolicy:
         async with self._db.read() as db:
@@ -279,6 +285,31 @@ class Policies:
         )
         return [str(r["word"]) for r in rows]
 
+    async def blocked_matcher(self, guild_id: int) -> BlockedWords:
+        """The server's blocked words compiled, as each quote checks them. Compiled again only
+        when the list changed, in this process or any other: its version (bumped with every
+        change) is read each time, one row by key."""
+        async with self._db.read() as db:
+            row = await db.fetchone(
+                "SELECT blocked_words_version FROM guild_settings WHERE guild_id = ?",
+                (guild_id,),
+            )
+            version = int(row["blocked_words_version"]) if row is not None else 0
+            kept = self._matchers.get(guild_id)
+            if kept is not None and kept[0] == version:
+                self._matchers.move_to_end(guild_id)
+                return kept[1]
+            rows = await db.fetchall(
+                "SELECT word FROM blocked_words WHERE guild_id = ?", (guild_id,)
+            )
+        # Compiling a full list takes tens of milliseconds: not on the event loop.
+        matcher = await asyncio.to_thread(BlockedWords, [str(r["word"]) for r in rows])
+        self._matchers[guild_id] = (version, matcher)
+        self._matchers.move_to_end(guild_id)
+        while len(self._matchers) > MATCHERS_KEPT:
+            self._matchers.popitem(last=False)
+        return matcher
+
     async def set_blocked_words(
         self, guild_id: int, actor_id: int, now: float, entries: Sequence[str], *, add: bool
     ) -> list[str]:
@@ -290,6 +321,9 @@ class Policies:
         if too_long:
             raise InvalidRequest("error.blocked_word_too_long", limit=MAX_BLOCKED_WORD_LENGTH)
         async with self._db.transaction() as db:
+            # Counted and changed under the server's lock: two changes at once (two processes)
+            # cannot both count the list before the other's inserts and pass the cap together.
+            await db.lock_guild(guild_id)
             rows = await db.fetchall(
                 "SELECT word FROM blocked_words WHERE guild_id = ?", (guild_id,)
             )
@@ -312,6 +346,15 @@ class Policies:
                         (guild_id, word),
                     )
             if changed:
+                await db.execute(
+                    "INSERT INTO guild_settings (guild_id) VALUES (?) ON CONFLICT DO NOTHING",
+                    (guild_id,),
+                )
+                await db.execute(
+                    "UPDATE guild_settings SET blocked_words_version = blocked_words_version + 1 "
+                    "WHERE guild_id = ?",
+                    (guild_id,),
+                )
                 detail = msg(f"audit.blocked_words.{'add' if add else 'remove'}",
                              words=", ".join(changed))
                 await audit(db, guild_id, actor_id, "blocked-words", detail, now)

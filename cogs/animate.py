@@ -30,7 +30,7 @@ from cogs.utils import embeds
 from cogs.utils.delete import DeleteButton
 from cogs.utils.i18n import private, public, text
 from cogs.utils.pictures import Picture, fresh_url, pictures_in
-from cogs.utils.quoting import MAX_PROMPT, clean_prompt, post_quote
+from cogs.utils.quoting import MAX_PROMPT, check_still_allowed, clean_prompt, post_quote
 from cogs.utils.replies import reply_private
 from cogs.utils.ui import AnimateModal
 from cogs.utils.views import (
@@ -115,6 +115,13 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
         )
         return
     await interaction.response.defer()
+    if quote is not None and quote.state == "open":
+        try:
+            await check_still_allowed(interaction, quote)
+        except InvalidRequest as exc:
+            log.info("quote %s: refused at Confirm (%s)", quote_id, exc.message.key)
+            await reply_private(interaction, exc.message.render(private(interaction)))
+            return
     now = bot.clock()
     try:
         job = await bot.ledger.confirm_quote(

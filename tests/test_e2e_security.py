@@ -60,3 +60,26 @@ async def test_a_video_and_a_failure_sent_by_dm_are_recognised_as_the_jobs_own(w
     click = await world.discord.click(message.id, f"animate:delete:{job.id}", user=MEMBER)
     assert "deleted" in (await world.private_reply(click)).lower()
     assert world.discord.messages[message.id].deleted
+
+
+async def test_a_word_blocked_after_the_quote_is_refused_at_confirm(world):
+    quote = await world.quote(prompt="a dragon over the sea")
+    await world.bot.ledger.policies.set_blocked_words(
+        world.discord.guild_id, MEMBER.id, world.bot.clock(), ["dragon"], add=True
+    )
+    click = await world.click(quote, "Confirm")
+    assert "not allowed in this server" in await world.private_reply(click)
+    assert world.api.creates == []
+    assert await world.bot.ledger.ledger_rows() == []
+
+
+async def test_a_channel_closed_to_animate_after_the_quote_is_refused_at_confirm(world):
+    quote = await world.quote()
+    other = world.discord.add_channel("art")
+    await world.bot.ledger.policies.set_channel(
+        world.discord.guild_id, MEMBER.id, world.bot.clock(), other, True
+    )
+    click = await world.click(quote, "Confirm")
+    assert "can be used in" in await world.private_reply(click)
+    assert world.api.creates == []
+    assert await world.bot.ledger.ledger_rows() == []

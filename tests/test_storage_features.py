@@ -1,5 +1,6 @@
 """Issue 13's storage on both engines: where a quote's picture lives, and blocked words."""
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -56,3 +57,31 @@ async def test_blocked_words_are_normalised_audited_and_bounded(ledger):
     with pytest.raises(InvalidRequest):
         await policies.set_blocked_words(GUILD, MANAGER, NOW, many, add=True)
     assert await policies.blocked_words(GUILD) == ["bad wolf"]
+
+
+async def test_two_processes_adding_blocked_words_at_once_never_pass_the_cap(database_url):
+    """Each counts the list and inserts in one transaction: with the server's lock, never
+    both on the count before the other's inserts (issue 18)."""
+    async with await Ledger.open(database_url) as one, await Ledger.open(database_url) as two:
+        batches = ([f"one{i}" for i in range(300)], [f"two{i}" for i in range(300)])
+        results = await asyncio.gather(
+            one.policies.set_blocked_words(GUILD, MANAGER, NOW, batches[0], add=True),
+            two.policies.set_blocked_words(GUILD, MANAGER, NOW, batches[1], add=True),
+            return_exceptions=True,
+        )
+        assert sorted(type(r).__name__ for r in results) == ["InvalidRequest", "list"]
+        assert len(await one.policies.blocked_words(GUILD)) == 300
+
+
+async def test_every_process_sees_a_change_of_the_list_at_its_next_check(database_url):
+    """Each process keeps the server's list compiled; a change made by another process is
+    seen at the next quote (issue 18)."""
+    async with await Ledger.open(database_url) as one, await Ledger.open(database_url) as two:
+        assert not (await two.policies.blocked_matcher(GUILD)).found_in("a dragon")
+        await one.policies.set_blocked_words(GUILD, MANAGER, NOW, ["dragon"], add=True)
+        assert (await two.policies.blocked_matcher(GUILD)).found_in("a dragon")
+        same = await two.policies.blocked_matcher(GUILD)
+        assert same is await two.policies.blocked_matcher(GUILD)  # not rebuilt unchanged
+        await one.policies.set_blocked_words(GUILD, MANAGER, NOW, ["dragon"], add=False)
+        assert not (await two.policies.blocked_matcher(GUILD)).found_in("a dragon")
+        assert not (await two.policies.blocked_matcher(GUILD + 1)).found_in("a dragon")

@@ -16,7 +16,7 @@ from bot.errors import InvalidRequest
 from bot.i18n import Money, Msg, Number, msg
 from bot.images import MAX_IMAGE_BYTES, check_declared, check_magic, fetch_picture
 from bot.ledger import Quote
-from bot.moderation import contains_blocked
+from bot.limits import GuildPolicy
 from bot.pricing import VideoOptions, price_mills
 from cogs.utils import embeds
 from cogs.utils.i18n import public
@@ -43,9 +43,26 @@ def clean_prompt(prompt: str) -> str:
 
 async def check_blocked_words(bot: AnimateBot, guild_id: int, prompt: str) -> None:
     """Refuse a prompt with one of the server's blocked words, without saying which."""
-    if contains_blocked(prompt, await bot.ledger.policies.blocked_words(guild_id)):
+    if (await bot.ledger.policies.blocked_matcher(guild_id)).found_in(prompt):
         log.info("guild %s: a prompt was refused for a blocked word", guild_id)
         raise InvalidRequest("error.prompt_blocked")
+
+
+def check_channel(policy: GuildPolicy, interaction: discord.Interaction[AnimateBot]) -> None:
+    """Refuse a channel (or a thread of one) the server has not opened to /animate."""
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    if policy.channels and not {interaction.channel_id, parent_id} & policy.channels:
+        where = embeds.channel_mentions(policy.channels)
+        raise InvalidRequest("error.channel_not_allowed", channels=where)
+
+
+async def check_still_allowed(interaction: discord.Interaction[AnimateBot], quote: Quote) -> None:
+    """At Confirm, what the quote passed may have changed since (up to QUOTE_TTL_SECONDS): a
+    word blocked, the channel closed. Raises InvalidRequest; nothing is reserved then."""
+    bot = interaction.client
+    await check_blocked_words(bot, quote.guild_id, quote.prompt)
+    check_channel(await bot.ledger.policies.get(quote.guild_id), interaction)
 
 
 async def post_quote(
@@ -69,11 +86,8 @@ async def post_quote(
     price = price_mills(options)
     await check_blocked_words(bot, interaction.guild_id, prompt)
     policy = await bot.ledger.policies.get(interaction.guild_id)
+    check_channel(policy, interaction)
     channel = interaction.channel
-    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
-    if policy.channels and not {interaction.channel_id, parent_id} & policy.channels:
-        where = embeds.channel_mentions(policy.channels)
-        raise InvalidRequest("error.channel_not_allowed", channels=where)
     now = bot.clock()
     headroom, usage = await bot.ledger.limit_status(
         interaction.guild_id, interaction.user.id, role_ids(interaction.user), price, now

@@ -87,7 +87,8 @@ class Headroom:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America"),
+        # a name too long for a file name: zoneinfo reads the name as a path below TZPATH.
         raise InvalidRequest("error.timezone_unknown", name=name) from None
 
 

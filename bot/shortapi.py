@@ -28,6 +28,7 @@ FAILED: Final = 3
 STATUS_NAMES: Final = {0: "queued", 1: "rendering", 2: "done", 3: "failed"}
 NO_REASON: Final = "no reason given"
 MAX_REDIRECTS: Final = 5
+MAX_URL: Final = 1500  # a result link and the words around it fit in a 2,000-character message
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 UNSAFE_RESULT: Final = "provider.unsafe_result"  # catalogue keys (bot/locales)
 NOT_A_VIDEO: Final = "provider.not_a_video"
@@ -107,6 +108,19 @@ def _message(body: Mapping[str, Any]) -> str:
         if isinstance(value, str) and value.strip():
             return value.strip()[:300]
     return NO_REASON
+
+
+def _clean_link(url: str) -> bool:
+    """One http(s) URL with a host, nothing else: it may be posted as a link in a message, so
+    no spaces, line breaks or markdown around it, and short enough for a Discord message."""
+    if len(url) > MAX_URL or not url.startswith(("http://", "https://")):
+        return False
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return False
+    try:
+        return bool(yarl.URL(url).host)
+    except ValueError:
+        return False
 
 
 def _origin(url: yarl.URL) -> tuple[str, str | None, int | None]:
@@ -328,7 +342,7 @@ class ShortAPIClient:
                 items = result.get(key)
                 if isinstance(items, list) and items and isinstance(items[0], dict):
                     url = items[0].get("url")
-                    if isinstance(url, str) and url.startswith(("http://", "https://")):
+                    if isinstance(url, str) and _clean_link(url):
                         video_url = url
                         break
         error = None

@@ -4,7 +4,17 @@ import re
 import pytest
 
 from bot.errors import InvalidRequest, LimitExceeded
-from bot.limits import UNLIMITED, Caps, Defaults, GuildPolicy, Spent, check, periods, resolve
+from bot.limits import (
+    UNLIMITED,
+    Caps,
+    Defaults,
+    GuildPolicy,
+    Spent,
+    check,
+    periods,
+    resolve,
+    zone,
+)
 
 UTC = dt.UTC
 
@@ -98,3 +108,10 @@ def test_a_zero_limit_disables_animate_and_pause_refuses_politely():
         check(128, Spent(0, 0, 0), zero, SPAN, paused=False)
     with pytest.raises(LimitExceeded, match="paused"):
         check(128, Spent(0, 0, 0), CAPS, SPAN, paused=True)
+
+
+@pytest.mark.parametrize("name", ["America", "Etc", "a" * 300, "UTC\x00", "../etc", ""])
+def test_a_time_zone_name_that_is_a_folder_or_no_file_is_refused_in_words(name):
+    """Admin input (issue 18): zoneinfo raises OSError for a folder or an overlong name."""
+    with pytest.raises(InvalidRequest):
+        zone(name)

@@ -115,6 +115,19 @@ async def test_query_success_reads_the_video_url_from_images(fake, client):
     assert second.video_url == f"{fake.base_url}/videos/job-1.mp4"
 
 
+@pytest.mark.parametrize("url", [
+    "https://cdn.example/v.mp4 [click here](https://evil.example)",  # markdown in a link post
+    "https://cdn.example/v.mp4\n@everyone",
+    "https:///v.mp4",  # no host
+    "https://cdn.example/" + "v" * 2100,  # longer than a Discord message
+])
+async def test_a_result_url_that_is_not_one_clean_link_is_not_taken(fake, client, url):
+    """The URL is posted as a link when the video is too large (issue 18: text from outside)."""
+    fake.plan_next(Plan(statuses=[2], video_url=url))
+    created = await client.create(ARGS)
+    assert (await client.query(created.job_id)).video_url is None
+
+
 async def test_query_failed_status_carries_the_reason(fake, client):
     fake.plan_next(Plan(statuses=[3], error="content policy"))
     await client.create(ARGS)

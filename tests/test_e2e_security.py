@@ -83,3 +83,16 @@ async def test_a_channel_closed_to_animate_after_the_quote_is_refused_at_confirm
     assert "can be used in" in await world.private_reply(click)
     assert world.api.creates == []
     assert await world.bot.ledger.ledger_rows() == []
+
+
+async def test_the_nonce_of_a_post_reveals_nothing_of_the_jobs_callback_token(world):
+    """Discord shows a message's nonce to the clients that receive it; the callback token is
+    the secret that lets a callback in (issue 18: secrets never in messages)."""
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    message = await world.discord.wait_for_message(lambda m: m.videos)
+    job = await world.bot.ledger.get_job(1)
+    token = job.callback_token
+    assert token and message.nonce
+    pieces = {token[i:i + 6] for i in range(len(token) - 5)}
+    assert not any(piece in str(message.nonce) for piece in pieces), (message.nonce, token)

@@ -10,6 +10,7 @@ thread are public.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -59,9 +60,12 @@ def nonce(job: Job, kind: str) -> str:
     """Discord's idempotency key for the job's one post of ``kind`` ("v" its video, "f" its
     failure), sent with ``enforce_nonce``: a second attempt within a few minutes (a lost answer,
     a stalled process taken over) gets the first message back instead of posting again. Random
-    per job (its callback token), so another database's job of the same id is another post; at
-    most 25 characters, as Discord allows."""
-    return f"{(job.callback_token or str(job.id))[:22]}:{kind}"
+    per job (derived from its callback token), so another database's job of the same id is
+    another post; at most 25 characters, as Discord allows. A one-way digest: Discord shows a
+    message's nonce to the clients that receive it, and the token lets callbacks in."""
+    seed = job.callback_token or str(job.id)
+    digest = hashlib.sha256(f"animate-nonce:{seed}".encode()).hexdigest()
+    return f"{digest[:22]}:{kind}"
 
 
 def _scan_from(job: Job) -> int:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from bot.lifecycle import AWAITING_APPROVAL, FINAL_STATES, UNFINISHED_STATES
 from bot.pricing import VideoOptions
 from bot.storage.base import Row
 
-UNFINISHED_STATES: Final = ("reserved", "submitting", "running", "succeeded")
-FINAL_STATES: Final = ("delivered", "failed", "expired")
-# Reserved, but no job runner works it until someone decides: a moderator (approved -> reserved;
-# denied -> failed), the member (cancelled -> failed) or the clock (-> expired).
-AWAITING_APPROVAL: Final = "awaiting_approval"
+# A job's states live in bot.lifecycle with the moves between them.
+__all__ = [
+    "AWAITING_APPROVAL", "FINAL_STATES", "JOB_SELECT", "UNFINISHED_STATES", "Job", "PictureRef",
+    "Quote", "job_from_row",
+]
 
 
 @dataclass(frozen=True, slots=True)

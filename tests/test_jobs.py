@@ -271,7 +271,7 @@ async def test_poll_delay_is_the_interval_jittered(tmp_path):
     try:
         runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=5.0,  # type: ignore[arg-type]
                            provider_rps=10)
-        delays = [runner._poll_delay() for _ in range(50)]
+        delays = [runner.scheduler.poll_delay() for _ in range(50)]
         assert all(4.0 <= d <= 5.0 for d in delays)  # jittered below the interval
         assert len({round(d, 3) for d in delays}) > 10
     finally:
@@ -323,7 +323,7 @@ async def test_an_unexpected_error_while_creating_refunds_instead_of_hanging(env
     async def broken(*args, **kwargs):
         raise TypeError("bug")
 
-    monkeypatch.setattr(runner._api, "create", broken)
+    monkeypatch.setattr(runner.steps.api, "create", broken)
     job = await confirmed_job(ledger)
     runner.submit(job)
     assert "wrong on our side" in str(await notifier.wait("failed", job.id))
@@ -357,22 +357,22 @@ async def test_a_long_line_is_told_its_place_without_an_edit_storm(tmp_path):
     runner = JobRunner(ledger, None, notifier, poll_interval=1,  # type: ignore[arg-type]
                        max_active=1, max_active_per_user=1000)
     try:
-        runner._active[999_999] = 1  # the one slot is taken
+        runner.line.active[999_999] = 1  # the one slot is taken
         jobs = [await confirmed_job(ledger, limit=10**6) for _ in range(100)]
         for job in jobs:
             runner.submit(job)
-        await runner._tasks.join()
+        await runner.tasks.join()
         first = [e for e in notifier.events if e[0] == "progress"]
         assert len(first) == 100  # every job heard its place once
-        runner._active.clear()
-        runner._max_active = 0  # nothing can start; move the line by cancelling the front
+        runner.line.active.clear()
+        runner.line.max_active = 0  # nothing can start; move the line by cancelling the front
         await runner.cancel_waiting(jobs[0].id, "cancelled")
-        await runner._tasks.join()
+        await runner.tasks.join()
         updates = [e for e in notifier.events if e[0] == "progress"][100:]
         assert len(updates) == 10  # only the front of the line is re-announced
         assert updates[0] == ("progress", jobs[1].id, ("waiting", 1))
     finally:
-        await runner._tasks.cancel_all()
+        await runner.tasks.cancel_all()
         await ledger.close()
 
 
@@ -426,7 +426,7 @@ async def test_a_job_whose_create_still_waits_for_the_rate_limiter_can_be_cancel
                 runner.submit(job)
             await fake.wait_for(lambda: len(fake.creates) >= 1)
             last = jobs[-1]  # out of our line, its create waiting its turn at the limiter
-            assert last.id not in {job.id for job in runner._queue}
+            assert last.id not in {job.id for job in runner.line.queue}
             cancelled = await runner.cancel_waiting(last.id, "Cancelled by the member.")
             assert cancelled is not None
             assert cancelled.state == "failed"
@@ -532,7 +532,7 @@ async def test_an_unexpected_error_in_delivery_retries_then_posts_a_link(env, mo
         downloads += 1
         raise error
 
-    monkeypatch.setattr(runner._api, "download", broken_download)
+    monkeypatch.setattr(runner.steps.api, "download", broken_download)
     job = await confirmed_job(ledger)
     runner.submit(job)
     assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
@@ -571,8 +571,8 @@ async def test_the_deadline_never_refunds_a_job_that_just_succeeded(env):
     stale = await ledger.get_job(job.id)
     await ledger.mark_succeeded(job.id, "https://v/1.mp4", NOW + 1)
     clock.offset = 10_000  # far past the deadline, as seen by a poll that read the job earlier
-    await runner._fail(stale, "The video took too long to render.", state="expired",
-                       only_from=("running",))
+    await runner.steps.fail(stale, "The video took too long to render.", state="expired",
+                             only_from=("running",))
     assert (await ledger.get_job(job.id)).state == "succeeded"
     job = await ledger.settle(job.id, 1, NOW + 2)
     assert job.state == "delivered"

@@ -93,11 +93,11 @@ async def runner_on(
 
 async def die(runner: JobRunner) -> None:
     """As kill -9 would: everything stops, nothing is handed back."""
-    for task in (runner._loop_task, runner._lease_task):
+    for task in (runner._loop_task, runner.fleet.lease_task):
         assert task is not None
         task.cancel()
-    await runner._tasks.cancel_all()
-    runner._lease_task = None  # so that close() hands nothing back
+    await runner.tasks.cancel_all()
+    runner.fleet.lease_task = None  # so that close() hands nothing back
 
 
 @pytest.mark.parametrize("how", ["killed", "stopped"])

@@ -17,7 +17,8 @@ from bot.errors import StateConflict
 from bot.i18n import Msg, dumps
 from bot.ledger.jobs import load_job
 from bot.ledger.money import Money
-from bot.models import AWAITING_APPROVAL, JOB_SELECT, Job, job_from_row
+from bot.lifecycle import AWAITING_APPROVAL, EXPIRED, FAILED, RESERVED, check_move
+from bot.models import JOB_SELECT, Job, job_from_row
 
 
 class Approvals(Money):
@@ -25,9 +26,10 @@ class Approvals(Money):
         """The moderator's approval, if nobody decided first; the job is then ``reserved``."""
         async with self.db.transaction() as db:
             changed = await db.execute(
-                "UPDATE jobs SET state = 'reserved', owner = NULL, decision = 'approved', "
+                "UPDATE jobs SET state = ?, owner = NULL, decision = 'approved', "
                 "decided_by = ?, decided_at = ?, updated_at = ? WHERE id = ? AND state = ?",
-                (moderator_id, now, now, job_id, AWAITING_APPROVAL),
+                (RESERVED, moderator_id, now, now, job_id,
+                 *check_move((AWAITING_APPROVAL,), RESERVED)),
             )
             if changed != 1:
                 raise StateConflict(f"job {job_id} is no longer awaiting approval")
@@ -39,7 +41,7 @@ class Approvals(Money):
         """Deny, cancel or expire a job awaiting approval: refunded in full, if nobody
         decided first."""
         return await self.refund(
-            job_id, "expired" if decision == "expired" else "failed", str(reason), now,
+            job_id, EXPIRED if decision == "expired" else FAILED, str(reason), now,
             only_from=(AWAITING_APPROVAL,), outcome=dumps(reason), decided=(decision, by),
         )
 

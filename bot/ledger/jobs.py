@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.errors import DuplicateProviderJob, StateConflict
+from bot.lifecycle import RESERVED, RUNNING, SUBMITTING, SUCCEEDED, check_move
 from bot.models import FINAL_STATES, JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
 
@@ -61,8 +62,11 @@ class Jobs:
         **fields: Any,
     ) -> Job:
         """Set ``fields`` (and ``also``: an SQL assignment with its parameters) if the job is
-        in one of the ``expected`` states; StateConflict otherwise."""
+        in one of the ``expected`` states; StateConflict otherwise. A change of ``state`` must
+        be a move ``bot.lifecycle`` allows from each of them."""
         expected = tuple(expected)
+        if "state" in fields:
+            check_move(expected, fields["state"])
         extra_sql, extra_params = also
         assignments = ", ".join([f"{name} = ?" for name in fields] + [extra_sql] * bool(extra_sql))
         owned = ("", ()) if self.worker_id is None else (
@@ -81,7 +85,7 @@ class Jobs:
 
     async def mark_submitting(self, job_id: int, now: float) -> Job:
         return await self._update_job(
-            job_id, ("reserved",), state="submitting", submitted_at=now, updated_at=now
+            job_id, (RESERVED,), state=SUBMITTING, submitted_at=now, updated_at=now
         )
 
     async def mark_running(
@@ -99,25 +103,25 @@ class Jobs:
                 f"provider job {provider_job_id} already belongs to job {other['id']}"
             )
         return await self._update_job(
-            job_id, ("submitting",), state="running", provider_job_id=provider_job_id,
+            job_id, (SUBMITTING,), state=RUNNING, provider_job_id=provider_job_id,
             provider_amount_mills=amount_mills, updated_at=now,
             also=("deadline_at = ? + (deadline_at - created_at)", (now,)),
         )
 
     async def record_status(self, job_id: int, status: int, now: float) -> Job:
         return await self._update_job(
-            job_id, ("running",), provider_status=status, updated_at=now
+            job_id, (RUNNING,), provider_status=status, updated_at=now
         )
 
     async def mark_succeeded(self, job_id: int, video_url: str, now: float) -> Job:
         return await self._update_job(
-            job_id, ("running",), state="succeeded", video_url=video_url, provider_status=2,
+            job_id, (RUNNING,), state=SUCCEEDED, video_url=video_url, provider_status=2,
             updated_at=now,
         )
 
     async def mark_posting(self, job_id: int, now: float) -> Job:
         """Written before each attempt to post the video: after a crash, look before reposting."""
-        return await self._update_job(job_id, ("succeeded",), posting_at=now, updated_at=now)
+        return await self._update_job(job_id, (SUCCEEDED,), posting_at=now, updated_at=now)
 
     async def set_thread(self, job_id: int, thread_id: int) -> None:
         async with self.db.transaction() as db:

@@ -16,8 +16,17 @@ from bot.ledger.jobs import load_job
 from bot.ledger.quotes import usable_quote, use_quote
 from bot.ledger.spend import Spend
 from bot.ledger.spend import spent as read_spent
+from bot.lifecycle import (
+    AWAITING_APPROVAL,
+    DELIVERED,
+    EXPIRED,
+    FAILED,
+    RESERVED,
+    SUCCEEDED,
+    check_move,
+)
 from bot.limits import check
-from bot.models import AWAITING_APPROVAL, FINAL_STATES, Job
+from bot.models import Job
 from bot.policy import audit
 from bot.storage import Connection
 
@@ -66,7 +75,7 @@ class Money(Spend):
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     quote.id, quote.guild_id, quote.channel_id, quote.user_id,
-                    AWAITING_APPROVAL if awaiting else "reserved", quote.price_mills,
+                    AWAITING_APPROVAL if awaiting else RESERVED, quote.price_mills,
                     secrets.token_urlsafe(24), now, now + job_timeout, now,
                     now + approval_ttl if awaiting else None,
                 ),
@@ -96,11 +105,11 @@ class Money(Spend):
         operator, which stays on the job as ``provider_amount_mills``."""
         async with self.db.transaction() as db:
             job = await load_job(db, job_id)
-            if job.state != "succeeded":
+            if job.state != SUCCEEDED:
                 raise StateConflict(f"job {job_id} cannot be settled from state {job.state}")
             await self._finish(
-                db, job, "state = 'delivered', result_message_id = ?, finished_at = ?, "
-                "updated_at = ?", (result_message_id, now, now),
+                db, job, "state = ?, result_message_id = ?, finished_at = ?, updated_at = ?",
+                (DELIVERED, result_message_id, now, now),
             )
             await db.execute(
                 INSERT_ROW,
@@ -122,11 +131,9 @@ class Money(Spend):
         In the same transaction the member is owed hearing about it (``told_at`` stays empty
         until they have been; ``outcome`` is what to tell them, see ``bot.i18n.dumps``).
         ``decided``: (decision, by whom) for a job that awaited approval."""
-        if state not in ("failed", "expired"):
+        if state not in (FAILED, EXPIRED):
             raise ValueError(state)
-        only_from = tuple(only_from)
-        if set(only_from) & set(FINAL_STATES):
-            raise ValueError(only_from)
+        only_from = check_move(only_from, state)
         async with self.db.transaction() as db:
             job = await load_job(db, job_id)
             if job.state not in only_from:
@@ -159,9 +166,9 @@ class Money(Spend):
                 raise InvalidRequest("error.no_such_job", job=job_id) from None
             if job.guild_id != guild_id:
                 raise InvalidRequest("error.no_such_job", job=job_id)
-            if job.state in ("failed", "expired"):
+            if job.state in (FAILED, EXPIRED):
                 raise InvalidRequest("error.refund_failed_job", job=job_id)
-            if job.state != "delivered":
+            if job.state != DELIVERED:
                 raise InvalidRequest(
                     "error.refund_not_delivered", job=job_id, state=msg(f"state.{job.state}")
                 )

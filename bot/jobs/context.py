@@ -1,0 +1,75 @@
+"""What every part of the job runner shares, and what it needs from outside.
+
+``Context`` is the ledger, the clock, the task group and whether the runner is closing: the
+runner makes one and hands it to each part; only ``JobRunner.close`` sets ``closing``.
+``ProviderAPI`` and ``Notifier`` are the two outside ports (ShortAPI, and the chat side that
+cogs/ implements with discord.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bot.i18n import Msg
+from bot.ledger import Job, Ledger
+from bot.shortapi import CreatedJob, JobStatus
+from bot.tasks import TaskGroup
+
+
+class NotSent(Exception):
+    """Shutting down, or our lease is in doubt: what has not been sent yet is not sent."""
+
+
+@dataclass(eq=False)
+class Context:
+    ledger: Ledger
+    clock: Callable[[], float]
+    tasks: TaskGroup = field(default_factory=TaskGroup)
+    closing: bool = False
+
+
+class ProviderAPI(Protocol):
+    """ShortAPI as the runner uses it (``ShortAPIClient``, or ``DryRunAPI`` for dry runs)."""
+
+    async def create(
+        self,
+        args: Mapping[str, object],
+        *,
+        callback_url: str | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> CreatedJob: ...
+
+    async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus: ...
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int) -> int: ...
+
+
+class Notifier(Protocol):
+    """What the job runner needs from the chat side (implemented with discord.py in cogs)."""
+
+    async def progress(
+        self, job: Job, phase: str, elapsed: float, position: int | None = None
+    ) -> None:
+        """Show that the job is still going (called at most every ``PROGRESS_EVERY`` s).
+
+        ``phase`` is ``waiting`` (in our queue, at ``position``), ``queued`` or ``rendering``.
+        """
+
+    async def find_delivery(self, job: Job) -> int | None:
+        """The id of the job's result message if an interrupted attempt posted it, else None."""
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        """Post the video file (or, when ``video`` is None, ``job.video_url`` as a link).
+
+        Returns the posted message's id. Raising means "not posted; try again later".
+        """
+
+    async def delivered(self, job: Job) -> None:
+        """The video is posted and the money settled: show the job as done."""
+
+    async def failed(self, job: Job, reason: Msg, *, post: bool = True) -> None:
+        """Show on the quote card that the job failed and was refunded, and (with ``post``)
+        tell the member in a message that ends with the job's marker, like a video's."""

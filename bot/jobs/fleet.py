@@ -1,0 +1,174 @@
+"""Fleet membership: who holds the lease on this process's jobs, and its share of the fleet.
+
+Several processes may share one database: each works only the jobs it holds a lease on
+(``bot.ledger.leases``) and takes over those of a process that died. ``Fleet`` owns this
+process's worker id and its lease (when it was last renewed, the task that keeps it) and
+whether the fleet has counted it yet. It touches only the ledger's lease records; what to do
+with the jobs each round (take over, forget those taken from us) is the runner's, passed in as
+callbacks. With SQLite the lease is simply its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+
+from bot.jobs.context import Context
+
+log = logging.getLogger(__name__)
+
+# The workers of this process (a test or a benchmark may run several runners in one process).
+_OUR_WORKERS: set[str] = set()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+class Fleet:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        lease_seconds: float,
+        detail: str,
+        on_fleet_size: Callable[[int, float], None] | None,
+        each_round: Callable[[], Awaitable[None]],
+        keep_only: Callable[[set[int]], None],
+    ) -> None:
+        """``each_round``: take over what is owed (every third of a lease); ``keep_only``: the
+        jobs still ours after our lease had run out (forget the others)."""
+        self._ctx = ctx
+        self._on_fleet_size = on_fleet_size
+        self._each_round = each_round
+        self._keep_only = keep_only
+        self._counted_fleet = False
+        # This process in the fleet: unique per run, readable by operators.
+        self.host = socket.gethostname()
+        self.worker_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(3)}"
+        _OUR_WORKERS.add(self.worker_id)
+        self._detail = detail
+        self.lease_seconds = lease_seconds
+        self._lease_renewed = -math.inf  # loop time of the last renewal that succeeded
+        self.lease_task: asyncio.Task[None] | None = None
+
+    @property
+    def joined(self) -> bool:
+        """Started as a member of the fleet (a runner never started works alone)."""
+        return self.lease_task is not None
+
+    @property
+    def holds_lease(self) -> bool:
+        """Our lease was renewed recently enough that nobody can have taken our jobs: checked
+        before every step that reaches outside (a create, a post)."""
+        if self.lease_task is None:
+            return True  # not in a fleet (a runner that was never started)
+        age = asyncio.get_running_loop().time() - self._lease_renewed
+        return age < self.lease_seconds * 2 / 3
+
+    async def enter(self) -> None:
+        """Take the place of a predecessor on this machine that died, and join."""
+        self._ctx.ledger.worker_id = self.worker_id
+        await self._end_dead_leases_here()
+        await self._join()
+
+    def keep(self) -> None:
+        """Keep the lease from now on (its own task)."""
+        self.lease_task = asyncio.get_running_loop().create_task(
+            self._keep_lease(), name="job-lease"
+        )
+
+    async def stop(self) -> None:
+        if self.lease_task is not None:
+            self.lease_task.cancel()
+            await asyncio.gather(self.lease_task, return_exceptions=True)
+
+    async def leave(self) -> None:
+        """Nothing of ours runs any more: the other processes may take every job now."""
+        if self.lease_task is None:
+            return
+        try:
+            handed = await self._ctx.ledger.leave_fleet(self.worker_id)
+        except Exception:
+            log.exception("could not hand the jobs back; others take them over when the "
+                          "lease runs out")
+        else:
+            log.info("handed %d unfinished jobs back to the fleet", handed)
+
+    async def _join(self) -> None:
+        await self._ctx.ledger.join_fleet(
+            self.worker_id, self.lease_seconds, host=self.host, pid=os.getpid(),
+            detail=self._detail,
+        )
+        self._lease_renewed = asyncio.get_running_loop().time()
+
+    async def _end_dead_leases_here(self) -> None:
+        """A process restarted on the same machine takes its predecessor's jobs at once rather
+        than after its lease: a lease taken here by a process that no longer runs is over.
+        (A predecessor with our own pid is gone too: a restarted container is pid 1 again.)"""
+        for worker, pid in await self._ctx.ledger.live_workers_on(self.host):
+            if worker in _OUR_WORKERS:
+                continue
+            if pid == os.getpid() or not _running(pid):
+                log.info("the lease of %s ended with its process", worker)
+                await self._ctx.ledger.end_lease(worker)
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease while the process lives (in its own task: a long takeover round
+        must not let it run out), and take over the jobs of processes whose lease ran out
+        (they died) or that handed theirs back (they stopped)."""
+        renewing = asyncio.get_running_loop().create_task(self._renew_forever())
+        try:
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                try:
+                    await self.share()
+                    await self._each_round()
+                except Exception:
+                    log.exception("could not take over jobs; trying again")
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self._renew()
+            except Exception:
+                log.exception("could not renew the job lease; trying again")
+
+    async def share(self) -> None:
+        """Fleet-wide caps that are shared out (the provider's rate) follow the fleet's size:
+        ``on_fleet_size(processes, quiet)``, where ``quiet`` is how long to send nothing.
+
+        A process joining a running fleet is quiet for one round of the others (a third of a
+        lease, and a margin): until each has counted it, their shares add up to the whole
+        MAX_PROVIDER_RPS, and anything the newcomer sent would go over it."""
+        if self._on_fleet_size is None:
+            return
+        processes = max(1, await self._ctx.ledger.live_workers())
+        joining = not self._counted_fleet and processes > 1
+        self._counted_fleet = True
+        self._on_fleet_size(processes, self.lease_seconds / 3 + 2 if joining else 0.0)
+
+    async def _renew(self) -> None:
+        if await self._ctx.ledger.renew_lease(self.worker_id, self.lease_seconds):
+            self._lease_renewed = asyncio.get_running_loop().time()
+            return
+        # Our lease ran out (database unreachable, process stalled): other processes may have
+        # taken some of our jobs. Keep only those still ours.
+        log.warning("job lease had run out; taking back only the jobs nobody took over")
+        await self._join()
+        self._keep_only(await self._ctx.ledger.held_jobs(self.worker_id))

@@ -1,0 +1,219 @@
+"""The job runner: puts the fleet, the line, the scheduler, the steps and the teller together.
+
+``JobRunner`` owns no job state of its own; it starts and stops the parts, takes jobs in
+(``submit``, ``resume``), answers the members' and the provider's requests (``cancel_waiting``,
+``poke``), and decides in ``resume`` what happens to each job after a restart or a takeover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot.errors import StateConflict
+from bot.i18n import Msg, dumps, msg
+from bot.jobs.context import Context, Notifier, ProviderAPI
+from bot.jobs.fleet import Fleet
+from bot.jobs.line import Line
+from bot.jobs.schedule import Scheduler
+from bot.jobs.steps import Steps
+from bot.jobs.telling import Teller
+from bot.ledger import Job, Ledger
+from bot.lifecycle import FAILED, FINAL_STATES, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        ledger: Ledger,
+        api: ProviderAPI,
+        notifier: Notifier,
+        *,
+        poll_interval: float,
+        clock: Callable[[], float] = time.time,
+        max_active: int = 50,
+        max_active_per_user: int = 2,
+        max_concurrent: int = 16,
+        temp_dir: Path | None = None,
+        callback_url: Callable[[str], str] | None = None,
+        provider_rps: float | None = None,
+        dry_run_api: ProviderAPI | None = None,
+        on_amount_anomaly: Callable[[str], None] | None = None,
+        fresh_image_url: Callable[[Job], Awaitable[str]] | None = None,
+        lease_seconds: float = 30.0,
+        worker_detail: str = "",
+        on_fleet_size: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._ctx = ctx = Context(ledger, clock)
+        self.tasks = ctx.tasks
+        self.fleet = Fleet(
+            ctx, lease_seconds=lease_seconds, detail=worker_detail, on_fleet_size=on_fleet_size,
+            each_round=self._each_round, keep_only=self._keep_only,
+        )
+        self.teller = Teller(ctx, notifier, poll_interval=poll_interval)
+        self.line = Line(
+            ctx, self.fleet, max_active=max_active, max_per_user=max_active_per_user,
+            start=lambda job: self.steps.submit(job), show_position=self.teller.show_position,
+        )
+        self.scheduler = Scheduler(
+            ctx, poll_interval=poll_interval, provider_rps=provider_rps,
+            poll=lambda job_id: self.steps.poll(job_id),
+        )
+        self.steps = Steps(
+            ctx, api=api, dry_run_api=dry_run_api, notifier=notifier, fleet=self.fleet,
+            line=self.line, scheduler=self.scheduler, teller=self.teller,
+            finished=self._finished, poll_interval=poll_interval, max_concurrent=max_concurrent,
+            temp_dir=temp_dir, callback_url=callback_url, fresh_image_url=fresh_image_url,
+            on_amount_anomaly=on_amount_anomaly,
+        )
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self.fleet.worker_id
+
+    @property
+    def holds_lease(self) -> bool:
+        return self.fleet.holds_lease
+
+    @property
+    def in_flight(self) -> int:
+        return self.line.in_flight
+
+    @property
+    def waiting(self) -> int:
+        return self.line.waiting
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the fleet, resume every unfinished job nobody works, then start the scheduler
+        loop and the lease keeper."""
+        ledger = self._ctx.ledger
+        await self.fleet.enter()
+        await ledger.listen_for_pokes(self._poke_here)
+        await ledger.listen_for_slots(self.line.on_line_moved)
+        await self.fleet.share()
+        await self.resume()
+        self._loop_task = asyncio.get_running_loop().create_task(
+            self.scheduler.run(), name="job-scheduler"
+        )
+        self.fleet.keep()
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop starting work; let creates already on the wire finish (a create cut off midway
+        would have to be refunded on restart), then cancel the rest: it resumes on restart."""
+        self._ctx.closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        await self.fleet.stop()
+        submitting = [task for task in self.line.starting if not task.done()]
+        if submitting:
+            await asyncio.wait(submitting, timeout=grace)
+        await self.tasks.cancel_all()
+        await self.fleet.leave()
+
+    async def resume(self) -> None:
+        """What happens to each job this process takes on: every one nobody works when the bot
+        (re)starts, and later those of a process that died. A job is ours until its member has
+        heard how it ended."""
+        claimed = await self._ctx.ledger.claim_jobs(self.worker_id)
+        for job in claimed:
+            if self.line.holds(job.id):
+                continue  # ours already (our lease ran out and nobody took it meanwhile)
+            if job.state in FINAL_STATES:
+                # The money moved but the bot stopped before the member heard of it.
+                self.tasks.spawn(self.teller.tell(job), name=f"tell-{job.id}")
+                continue
+            if job.state != RESERVED:
+                self.line.active[job.id] = job.user_id
+            if job.state == RESERVED:
+                # Nothing was sent to the provider yet: starting it now cannot double-charge.
+                self.line.enqueue(job)
+            elif job.state == SUBMITTING:
+                # A create may or may not have reached the provider, and it cannot be looked up
+                # without a job id. Resending could start (and bill) a second video, so refund.
+                await self.steps.fail(job, msg("job.failed.restarted"), only_from=(SUBMITTING,))
+            elif job.state == RUNNING:
+                self.scheduler.schedule(job.id, 0.0)
+            elif job.state == SUCCEEDED:
+                self.tasks.spawn(self.steps.deliver(job), name=f"deliver-{job.id}")
+        if claimed or self._loop_task is None:
+            log.info("resumed %d jobs: %d active, %d waiting", len(claimed),
+                     len(self.line.active), len(self.line.queue))
+        self.line.pump()
+
+    async def _each_round(self) -> None:
+        """Every third of a lease: take over what is owed."""
+        self.line.held_back = False  # a missed notice delays a waiting job one round
+        await self.resume()
+
+    def _keep_only(self, held: set[int]) -> None:
+        """Our lease had run out: forget the jobs another process took over meanwhile (their
+        moves would fail anyway)."""
+        for job_id in {*self.line.active, *(job.id for job in self.line.queue)} - held:
+            log.info("job %d: taken over by another process", job_id)
+            self.line.forget(job_id)
+            self.scheduler.forget(job_id)
+            self._finished(job_id)
+
+    def _finished(self, job_id: int) -> None:
+        """The job's money has moved (or it is not ours any more): nothing here follows it."""
+        self.scheduler.done(job_id)
+        self.teller.forget(job_id)
+        self.line.finished(job_id)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        """Queue a reserved job once this process holds it; it starts as soon as the caps
+        allow, in order of arrival."""
+        self.tasks.spawn(self._take(job), name=f"take-{job.id}")
+
+    async def _take(self, job: Job) -> None:
+        held = await self._ctx.ledger.claim_job(self.worker_id, job.id)
+        if held is None:
+            log.info("job %d: another process works it", job.id)
+            return
+        if self.line.holds(held.id):
+            return
+        if held.state == RESERVED:
+            self.line.enqueue(held)
+            self.line.pump()
+
+    async def cancel_waiting(self, job_id: int, reason: Msg) -> Job | None:
+        """Refund a job that has not been sent to the provider; None if too late."""
+        if not self.line.leave(job_id) and job_id not in self.line.active:
+            return None
+        # Out of our line, but its create may still wait for the rate limiter. Refunded only
+        # while still "reserved": ``about_to_send`` then finds it refunded and sends nothing.
+        # One transaction decides between cancel and send.
+        try:
+            job = await self._ctx.ledger.refund(
+                job_id, FAILED, str(reason), self._ctx.clock(), only_from=(RESERVED,),
+                outcome=dumps(reason),
+            )
+        except StateConflict:
+            return None
+        self.line.pump()
+        self.tasks.spawn(self.teller.tell(job), name=f"tell-{job_id}")
+        return job
+
+    def poke(self, job_id: int) -> None:
+        """Check a job now (a provider callback said it changed), here if this process holds
+        it, else wherever it is held (the other processes hear it from the database)."""
+        if job_id in self.line.active:
+            self.scheduler.poke(job_id)
+        elif not self._ctx.closing:
+            self.tasks.spawn(self._ctx.ledger.poke_holder(job_id), name=f"poke-holder-{job_id}")
+
+    def _poke_here(self, job_id: int) -> None:
+        """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored."""
+        if job_id in self.line.active:
+            self.scheduler.poke(job_id)

@@ -1,0 +1,367 @@
+"""How a job moves: the steps that reach outside, each recording the state it leads to.
+
+Each step reads the job, does one side effect and writes the next state through the ledger,
+along the moves ``bot.lifecycle`` allows: ``submit`` (reserved -> submitting -> running),
+``poll`` (running -> succeeded, or refunded), ``deliver`` (succeeded -> delivered, settled at
+the quote) and ``fail`` (the refund every step ends in when it cannot go on). ``Steps`` owns
+the delivery and missing-video counts and the bound on concurrent downloads; it reads the
+fleet's lease before each side effect, puts jobs back in ``Line``, hands running jobs to the
+``Scheduler`` and finished ones to the ``Teller``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from bot.errors import AnimateError, DuplicateProviderJob, StateConflict
+from bot.i18n import Msg, dumps, msg
+from bot.jobs.context import Context, Notifier, NotSent, ProviderAPI
+from bot.jobs.fleet import Fleet
+from bot.jobs.line import Line
+from bot.jobs.schedule import Scheduler
+from bot.jobs.telling import Teller
+from bot.ledger import Job
+from bot.lifecycle import EXPIRED, FAILED, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
+from bot.moderation import content_refusal
+from bot.pricing import amount_anomaly, format_usd, provider_args
+from bot.shortapi import FAILED as PROVIDER_FAILED
+from bot.shortapi import SUCCEEDED as PROVIDER_SUCCEEDED
+from bot.shortapi import CreatedJob, JobStatus, ShortAPIError, TooLarge
+
+log = logging.getLogger(__name__)
+
+DELIVERY_ATTEMPTS: Final = 5
+# Attempts that post the file; the ones after it post the link instead (no download, a small
+# message), and only when those fail too is the member refunded.
+FILE_ATTEMPTS: Final = 3
+# Attempts to write down that the provider accepted a create (the job exists and is billed
+# there, so it is worth insisting before giving up on it).
+RECORD_ATTEMPTS: Final = 5
+MISSING_URL_ATTEMPTS: Final = 3
+
+
+class Steps:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        api: ProviderAPI,
+        dry_run_api: ProviderAPI | None,
+        notifier: Notifier,
+        fleet: Fleet,
+        line: Line,
+        scheduler: Scheduler,
+        teller: Teller,
+        finished: Callable[[int], None],
+        poll_interval: float,
+        max_concurrent: int,
+        temp_dir: Path | None,
+        callback_url: Callable[[str], str] | None,
+        fresh_image_url: Callable[[Job], Awaitable[str]] | None,
+        on_amount_anomaly: Callable[[str], None] | None,
+    ) -> None:
+        self._ctx = ctx
+        self.api = api
+        self._dry_run_api = dry_run_api
+        self._notifier = notifier
+        self._fleet = fleet
+        self._line = line
+        self._scheduler = scheduler
+        self._teller = teller
+        self._finished = finished
+        self._poll_interval = poll_interval
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._temp_dir = temp_dir
+        self._callback_url = callback_url
+        # Discord's picture URLs expire: a job that waited in line gets a fresh one to send.
+        self._fresh_image_url = fresh_image_url
+        self._on_amount_anomaly = on_amount_anomaly
+        self._missing_url: dict[int, int] = {}
+        self._delivery_attempts: dict[int, int] = {}
+
+    def _api_for(self, job: Job) -> ProviderAPI:
+        """A job runs in the mode of its quote, whatever the bot's mode is now: a dry-run quote
+        never reaches the provider, and a live job is always followed at the real one."""
+        if job.quote.dry_run:
+            if self._dry_run_api is None:
+                raise RuntimeError("a dry-run job but no dry-run provider")
+            return self._dry_run_api
+        return self.api
+
+    # -- submit: reserved -> submitting -> running ----------------------------------------
+
+    async def submit(self, job: Job) -> None:
+        granted = await self._line.slot_for(job)
+        if granted is None:
+            self._finished(job.id)  # cancelled or taken over while it waited
+        if not granted:
+            return
+        ctx = self._ctx
+        image_url = job.quote.image_url
+        if self._fresh_image_url is not None:
+            try:
+                image_url = await self._fresh_image_url(job)
+            except AnimateError as exc:
+                log.warning("job %d: its picture is unavailable: %s", job.id, exc)
+                await self.fail(job, exc.message, only_from=(RESERVED,))
+                return
+            except Exception:
+                if ctx.closing or not self._fleet.holds_lease:  # as for a create not sent
+                    self._line.back_in_line(job)
+                    return
+                log.exception("job %d: could not read its picture again", job.id)
+                await self.fail(job, msg("job.failed.internal"), only_from=(RESERVED,))
+                return
+        args = provider_args(job.quote.options, prompt=job.quote.prompt, image_url=image_url)
+        callback = (
+            self._callback_url(job.callback_token)
+            if self._callback_url is not None and job.callback_token
+            else None
+        )
+
+        async def about_to_send() -> None:
+            # Written when the rate limiter lets the create go, not while it waits its turn:
+            # a restart then refunds only creates that may really have reached the provider,
+            # and one that was still waiting simply starts again.
+            nonlocal job
+            if ctx.closing or not self._fleet.holds_lease:
+                raise NotSent
+            job = await ctx.ledger.mark_submitting(job.id, ctx.clock())
+
+        try:
+            created = await self._api_for(job).create(
+                args, callback_url=callback, before_send=about_to_send
+            )
+        except NotSent:
+            # Our lease is in doubt: back in line, ours or taken over. Shutting down: still
+            # reserved, it starts after the restart or elsewhere.
+            self._line.back_in_line(job)
+            return
+        except StateConflict:
+            self._finished(job.id)  # cancelled or refunded while it waited
+            return
+        except ShortAPIError as exc:
+            log.warning("job %d: create failed: %s", job.id, exc)
+            refusal = content_refusal(str(exc.message.values.get("reason") or ""))
+            await self.fail(job, refusal or exc.message, only_from=(RESERVED, SUBMITTING))
+            return
+        except Exception:
+            # Never leave a job stuck in "submitting": the member gets their money back now.
+            log.exception("job %d: create failed unexpectedly", job.id)
+            await self.fail(job, msg("job.failed.internal"), only_from=(RESERVED, SUBMITTING))
+            return
+        started = await self._record_start(job, created)
+        if started is None:
+            return
+        job = started
+        log.info("job %d: started at provider as %s", job.id, created.job_id)
+        self._check_amount(job, created)
+        await self._teller.progress(job, "queued", force=True)
+        self._scheduler.schedule(job.id, self._scheduler.poll_delay())
+
+    async def _record_start(self, job: Job, created: CreatedJob) -> Job | None:
+        """Write down that the provider took the job (so it is followed from now on, whatever
+        else is odd about the answer); None when the job was refunded instead."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                return await self._ctx.ledger.mark_running(
+                    job.id, created.job_id, created.amount_mills, self._ctx.clock()
+                )
+            except DuplicateProviderJob as exc:
+                log.error(  # noqa: TRY400 - the provider's mistake, not a bug of ours
+                    "job %d: ShortAPI answered with a job id that is not new (%s); "
+                    "refunding this job, the other one is followed as before", job.id, exc,
+                )
+                await self.fail(job, msg("job.failed.duplicate_id"), only_from=(SUBMITTING,))
+                return None
+            except StateConflict as exc:
+                log.info("job %d: moved on elsewhere (%s)", job.id, exc)
+                self._finished(job.id)
+                return None
+            except Exception:
+                log.exception(
+                    "job %d: could not record its start as provider job %s (attempt %d)",
+                    job.id, created.job_id, attempt + 1,
+                )
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        await self.fail(job, msg("job.failed.internal"), only_from=(SUBMITTING,))
+        return None
+
+    def _check_amount(self, job: Job, created: CreatedJob) -> None:
+        """The member pays the quote whatever the provider says it charged; the operator hears
+        about every difference, and about nonsense as an anomaly."""
+        anomaly = amount_anomaly(created.amount_text, created.amount_mills, job.price_mills)
+        if anomaly is not None:
+            log.warning(
+                "job %d: ANOMALY: provider amount %r is %s (quote %s); the member pays the quote",
+                job.id, created.amount_text, anomaly, format_usd(job.price_mills),
+            )
+            if self._on_amount_anomaly is not None:
+                self._on_amount_anomaly(anomaly)
+        elif created.amount_mills is not None and created.amount_mills != job.price_mills:
+            log.warning(
+                "job %d: provider charged %s, quote %s; the member pays the quote",
+                job.id, format_usd(created.amount_mills), format_usd(job.price_mills),
+            )
+
+    # -- poll: running -> succeeded, failed or expired -----------------------------------
+
+    async def poll(self, job_id: int) -> None:
+        ledger = self._ctx.ledger
+        job = await ledger.get_job(job_id)
+        if job.state != RUNNING or job.provider_job_id is None:
+            return
+        if self._ctx.clock() >= job.deadline_at:
+            await self.fail(job, msg("job.failed.too_long"), state=EXPIRED, only_from=(RUNNING,))
+            return
+        urgent = self._scheduler.take_urgent(job_id)
+        try:
+            status = await self._api_for(job).query(job.provider_job_id, urgent=urgent)
+        except ShortAPIError as exc:
+            log.warning("job %d: query failed: %s", job.id, exc)
+            self._scheduler.schedule(job.id, self._scheduler.poll_delay())
+            return
+        # Another poll (one a callback asked for) may have finished the job meanwhile.
+        job = await ledger.get_job(job_id)
+        if job.state != RUNNING:
+            return
+        if status.status == PROVIDER_SUCCEEDED:
+            await self._on_succeeded(job, status)
+        elif status.status == PROVIDER_FAILED:
+            await self.fail(
+                job,
+                content_refusal(status.error)
+                or msg("job.failed.provider", error=str(status.error)),
+                only_from=(RUNNING,),
+            )
+        else:
+            if status.status != job.provider_status:
+                job = await ledger.record_status(job.id, status.status, self._ctx.clock())
+            await self._teller.progress(job, status.name)
+            self._scheduler.schedule(job.id, self._scheduler.poll_delay())
+
+    async def _on_succeeded(self, job: Job, status: JobStatus) -> None:
+        if status.video_url is None:
+            misses = self._missing_url[job.id] = self._missing_url.get(job.id, 0) + 1
+            if misses >= MISSING_URL_ATTEMPTS:
+                await self.fail(job, msg("job.failed.no_video"), only_from=(RUNNING,))
+            else:
+                self._scheduler.schedule(job.id, self._scheduler.poll_delay())
+            return
+        self._missing_url.pop(job.id, None)
+        job = await self._ctx.ledger.mark_succeeded(job.id, status.video_url, self._ctx.clock())
+        # Delivered in its own task: a slow download or upload must not hold a polling slot.
+        self._ctx.tasks.spawn(self.deliver(job), name=f"deliver-{job.id}")
+
+    # -- deliver: succeeded -> delivered (settled), or refunded ----------------------------
+
+    async def deliver(self, job: Job) -> None:
+        async with self._slots:  # bounds concurrent downloads and uploads (disk, bandwidth)
+            await self._deliver_now(job)
+
+    async def _deliver_now(self, job: Job) -> None:
+        """One attempt to post the result. Whatever goes wrong on our side or Discord's (a full
+        disk, dropped connections, Discord refusing) takes the same road: try again later, then
+        post the link instead of the file, then refund. The provider's file being gone or not a
+        video refunds at once."""
+        attempt = self._delivery_attempts.get(job.id, 0)
+        try:
+            message_id = await self._post_result(job, as_link=attempt >= FILE_ATTEMPTS)
+            # A failed write here is retried like a failed post: the next attempt finds the
+            # message by its marker and settles on it.
+            job = await self._ctx.ledger.settle(job.id, message_id, self._ctx.clock())
+        except NotSent:
+            delay = self._fleet.lease_seconds / 3
+            self._ctx.tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+            return
+        except StateConflict as exc:
+            log.info("job %d: moved on elsewhere (%s)", job.id, exc)
+            self._delivery_attempts.pop(job.id, None)
+            self._finished(job.id)
+            return
+        except ShortAPIError as exc:
+            log.warning("job %d: download failed: %s", job.id, exc)
+            self._delivery_attempts.pop(job.id, None)
+            await self.fail(job, exc.message, only_from=(SUCCEEDED,))
+            return
+        except Exception:
+            attempts = self._delivery_attempts[job.id] = attempt + 1
+            if attempts >= DELIVERY_ATTEMPTS:
+                log.exception("job %d: could not post the video; refunding", job.id)
+                self._delivery_attempts.pop(job.id, None)
+                await self.fail(job, msg("job.failed.not_posted"), only_from=(SUCCEEDED,))
+                return
+            log.exception("job %d: could not post the video; retrying", job.id)
+            delay = self._poll_interval * 2**attempts
+            self._ctx.tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+            return
+        self._delivery_attempts.pop(job.id, None)
+        self._teller.forget(job.id)
+        self._finished(job.id)
+        log.info("job %d: delivered", job.id)
+        await self._teller.tell(job)
+
+    async def _post_result(self, job: Job, *, as_link: bool) -> int | None:
+        """Post the video (or its link) unless an interrupted attempt already did; the id of
+        the message that carries it."""
+        video_url = job.video_url
+        assert video_url is not None
+        if job.posting_at is not None:
+            # An earlier attempt may have posted before the bot died: never post twice.
+            found = await self._notifier.find_delivery(job)
+            if found is not None:
+                log.info("job %d: already posted as message %d", job.id, found)
+                return found
+        if not self._fleet.holds_lease:
+            raise NotSent  # the job may have been taken over: look again once renewed
+        ledger = self._ctx.ledger
+        if as_link:
+            job = await ledger.mark_posting(job.id, self._ctx.clock())
+            return await self._notifier.deliver(job, None)
+        with tempfile.TemporaryDirectory(prefix="animate-", dir=self._temp_dir) as tmp:
+            path: Path | None = Path(tmp) / f"animate-{job.id}.mp4"
+            assert path is not None
+            try:
+                await self._api_for(job).download(
+                    video_url, path, max_bytes=job.quote.upload_limit
+                )
+            except TooLarge:
+                log.info("job %d: video exceeds the upload limit; posting a link", job.id)
+                path = None
+            job = await ledger.mark_posting(job.id, self._ctx.clock())
+            return await self._notifier.deliver(job, path)
+
+    async def _deliver_later(self, job_id: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            job = await self._ctx.ledger.get_job(job_id)
+        except Exception:
+            log.exception("job %d: could not read it back for delivery; trying later", job_id)
+            self._ctx.tasks.spawn(self._deliver_later(job_id, delay), name=f"redeliver-{job_id}")
+            return
+        if job.state == SUCCEEDED:
+            await self.deliver(job)
+
+    # -- fail: refunded from wherever the step stood --------------------------------------
+
+    async def fail(
+        self, job: Job, reason: Msg, *, only_from: tuple[str, ...], state: str = FAILED
+    ) -> None:
+        """Refund the job if it is still in one of ``only_from`` and tell the member (in the
+        server's language; the ledger keeps the reason in English for the audit trail)."""
+        try:
+            job = await self._ctx.ledger.refund(
+                job.id, state, str(reason), self._ctx.clock(), only_from=only_from,
+                outcome=dumps(reason),
+            )
+        except StateConflict as exc:
+            log.info("job %d: not refunded, it moved on (%s)", job.id, exc)
+            return
+        self._finished(job.id)
+        log.info("job %d: %s and refunded: %s", job.id, state, reason)
+        self._ctx.tasks.spawn(self._teller.tell(job), name=f"tell-{job.id}")

@@ -28,7 +28,11 @@ MAX_BLOCKED_WORD_LENGTH: Final = 100
 # joiner, variation selectors, Hangul fillers, tags, and the ranges reserved for more of them),
 # from the regex library's copy of the Unicode database (Python's unicodedata has no such
 # property); and every other format character (Cf) with them.
-_IGNORABLE: Final = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}]+")
+# Control characters too, but those that separate words (tab, line breaks, NEL).
+_IGNORABLE: Final = regex.compile(
+    r"[\p{Default_Ignorable_Code_Point}\p{Cf}\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]+"
+)
+_ASCII_CONTROLS: Final = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 # Scripts whose combining marks spell the word (kana voicing: ド is not ト; the vowel signs and
 # tone marks of Thai and the Indic scripts). Every other mark is an accent to strip.
 _SPELLING_SCRIPTS: Final = (
@@ -103,8 +107,8 @@ def normalise(text: str) -> str:
     """The form words are compared in: default-ignorable and format characters removed (they
     would split a word unseen), compatibility forms folded (NFKC: full-width and half-width
     letters, ligatures), case folded, accents stripped but the marks that spell a word kept."""
-    if text.isascii():
-        return text.lower()  # nothing to remove or fold: the common case, kept fast
+    if text.isascii():  # the common case, kept fast: nothing to fold, only controls to drop
+        return text.translate(_ASCII_CONTROLS).lower()
     visible = _IGNORABLE.sub("", text)
     folded = unicodedata.normalize("NFKC", visible).casefold().translate(_BARE)
     bare = _spelling_marks_on_their_letter(folded)

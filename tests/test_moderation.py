@@ -60,6 +60,11 @@ def test_content_refusals_are_explained_and_other_failures_are_not():
     "a dra\uffa0gon flies",  # half-width Hangul filler
     "a dra\u2060gon flies",  # word joiner
     "a dra\U000e0067gon flies",  # tag character
+    "a dra\x00gon flies",  # control characters other than line breaks and tabs
+    "a dra\x1fgon flies",
+    "a dra\x7fgon flies",
+    "a dra\x9bgon flies",
+    "a dra\x00gon flies é",  # the same outside plain ASCII
     "a_dragon_flies",
     "a__DRAGON__flies",
     "赤いdragonが空を飛ぶ",  # a Latin word inside Japanese, no spaces

@@ -32,7 +32,7 @@ MAX_BLOCKED_WORD_LENGTH: Final = 100
 _IGNORABLE: Final = regex.compile(
     r"[\p{Default_Ignorable_Code_Point}\p{Cf}\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]+"
 )
-_ASCII_CONTROLS: Final = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+_ASCII_CONTROLS: Final = dict.fromkeys([*range(0x09), *range(0x0E, 0x20), 0x7F])
 # Scripts whose combining marks spell the word (kana voicing: ド is not ト; the vowel signs and
 # tone marks of Thai and the Indic scripts). Every other mark is an accent to strip.
 _SPELLING_SCRIPTS: Final = (

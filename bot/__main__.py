@@ -248,7 +248,8 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Animate: a Discord bot that turns a picture into a short video, "
                     "with an exact price first and spend limits per member.",
-        epilog="Settings come from the environment and .env (see .env.example and the README).",
+        epilog="Settings come from the environment and .env (see .env.example and "
+               "docs/operations.md).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--env-file", type=Path, metavar="PATH", help=env_file_help)

@@ -551,3 +551,15 @@ def test_init_starts_a_new_language_with_cldrs_plural_forms(tmp_path, capsys):
     assert i18n_command(["init", "ko", "--to", str(tmp_path)]) == 2  # not overwritten
     assert i18n_command(["init", "xx-nowhere", "--to", str(tmp_path)]) == 2
     assert "not a locale CLDR knows" in capsys.readouterr().err
+
+
+async def test_the_translator_reads_every_catalogue_before_the_bot_serves():
+    """Reading the catalogues and CLDR's data takes a few hundred milliseconds on a busy machine:
+    done in a thread when the bot sets its translator, not in the first answer."""
+    from bot.i18n.catalogues import load
+
+    load.cache_clear()
+    await Translator().load()
+    assert load.cache_info().currsize == len(CATALOGUES)
+    assert t("fr", "admin.report", period="x", timezone="UTC", count=2, total=Money(0))
+    assert load.cache_info().misses == len(CATALOGUES)

@@ -17,7 +17,7 @@ import gettext
 import io
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -26,7 +26,6 @@ from typing import Final
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import PoFileError, read_po, write_po
 
@@ -54,12 +53,12 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Catalogue:
-    """One language's messages by key, and gettext's view of them for plural forms."""
+    """One language's messages by key, and the rule that picks a plural form."""
 
     name: str
     entries: dict[str, Entry]
     catalog: Catalog
-    translations: gettext.GNUTranslations
+    plural: Callable[[int], int]  # count -> index of its form, from the Plural-Forms header
     faults: tuple[str, ...]  # entries the catalogue cannot use, one line each
 
     def usable(self, key: str) -> Entry | None:
@@ -79,7 +78,8 @@ class Catalogue:
             return None
         if entry.source_plural is None:
             return entry.forms[0]
-        return self.translations.npgettext(key, entry.source, entry.source_plural, count or 0)
+        form = self.plural(count or 0)
+        return entry.forms[form] if 0 <= form < len(entry.forms) else entry.forms[-1]
 
 
 def path_of(name: str) -> str:
@@ -122,10 +122,16 @@ def parse(name: str, data: bytes) -> Catalogue:
         strings = message.string
         forms = (strings,) if isinstance(strings, str) else tuple(str(s) for s in strings or ())
         entries[key] = Entry(key, source, plural, forms, message.fuzzy, message.lineno or 0)
-    mo = io.BytesIO()
-    write_mo(mo, catalog)
-    mo.seek(0)
-    return Catalogue(name, entries, catalog, gettext.GNUTranslations(mo), tuple(faults))
+    try:
+        pick = gettext.c2py(catalog.plural_expr)  # gettext's own reading of the header
+    except (ValueError, SyntaxError):
+        faults.append(f"Plural-Forms {catalog.plural_forms!r} cannot be read")
+        pick = _other
+    return Catalogue(name, entries, catalog, pick, tuple(faults))
+
+
+def _other(count: int) -> int:
+    return 1 if count != 1 else 0
 
 
 def english_entries() -> dict[str, Entry]:
@@ -248,13 +254,9 @@ def _plurals_follow_cldr(found: Catalogue) -> bool:
     """Whether the file's Plural-Forms gives one form to each of CLDR's plural categories of
     its language (whatever expression a translation tool wrote)."""
     rule = Locale.parse(locale_of(found.name)).plural_form
-    try:
-        pick = gettext.c2py(found.catalog.plural_expr)
-    except (ValueError, SyntaxError):
-        return False
     forms: dict[str, set[int]] = {}
     for n in _SAMPLES:
-        forms.setdefault(rule(n), set()).add(pick(n))
+        forms.setdefault(rule(n), set()).add(found.plural(n))
     picked = [next(iter(f)) for f in forms.values() if len(f) == 1]
     # Babel's tags leave out "other", which every language has.
     return found.catalog.num_plurals == len(rule.tags | {"other"}) == len(forms) == len(set(picked))

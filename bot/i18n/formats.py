@@ -87,6 +87,16 @@ def month(locale: str | None, iso: str) -> str:
     return format_skeleton("yMMMM", first, locale=babel_locale(locale))
 
 
+def warm(locale: str) -> None:
+    """Load CLDR's data a locale's formats use (Babel reads it from disk on first use)."""
+    money(locale, 0)
+    number(locale, 0.0, 1)
+    count(locale, 0)
+    month(locale, "2027-01")
+    when(locale, 0.0)
+    babel_locale(locale).plural_form(0)
+
+
 def discord_time(at: float, style: str = "f") -> str:
     """Discord's timestamp markup: each reader sees the moment in their own time zone and
     language (``f``: date and time, ``R``: relative, "in 3 hours")."""

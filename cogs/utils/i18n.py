@@ -9,6 +9,7 @@ same text. English where a language has no catalogue.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Final
@@ -16,7 +17,7 @@ from typing import Any, Final
 import discord
 from discord import app_commands
 
-from bot.i18n import DEFAULT, Msg, Value, catalogue_for, t, translated
+from bot.i18n import DEFAULT, Msg, Value, catalogue_for, preload, t, translated
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,10 @@ def _key(string: app_commands.locale_str, context: app_commands.TranslationConte
 class Translator(app_commands.Translator):
     """Command names, descriptions and choices from the catalogues (set with
     ``CommandTree.set_translator``; discord.py sends them as ``*_localizations`` on sync)."""
+
+    async def load(self) -> None:
+        # Reading the catalogues and CLDR's data takes long enough to stall the event loop.
+        await asyncio.to_thread(preload, [locale.value for locale in discord.Locale])
 
     async def translate(
         self,

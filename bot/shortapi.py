@@ -394,6 +394,11 @@ class ShortAPIClient:
                             current = current.join(yarl.URL(location))
                             continue
                         return await self._save(response, dest, max_bytes)
+                except aiohttp.InvalidURL:
+                    # Not a URL aiohttp can fetch (a host written as one number, say): asking
+                    # again cannot help, and it is no place the bot downloads from.
+                    log.warning("download refused: %s is not a valid URL", current.host)
+                    raise UnsafeResult(UNSAFE_RESULT) from None
                 except aiohttp.ClientConnectorError:
                     if guard.refused is not None:
                         log.warning("download refused: %s is not a public address (from %s)",

@@ -369,6 +369,10 @@ async def test_a_redirect_to_another_local_address_is_never_followed(fake, clien
         "http://127.0.0.1:{port}/metrics",  # the bot's own machine, another port
         "http://localhost:{port}/metrics",  # a name that resolves to it
         "http://[::ffff:127.0.0.1]:{port}/metrics",
+        "http://2130706433:{port}/metrics",  # 127.0.0.1 written as one number
+        "http://0x7f000001:{port}/metrics",
+        "http://127.1:{port}/metrics",
+        "https://localhost:{port}/metrics",
     ],
 )
 async def test_a_result_url_naming_a_local_address_is_never_fetched(fake, client, tmp_path,

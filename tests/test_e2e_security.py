@@ -97,3 +97,18 @@ async def test_the_nonce_of_a_post_reveals_nothing_of_the_jobs_callback_token(wo
     assert message.nonce
     pieces = {token[i:i + 6] for i in range(len(token) - 5)}
     assert not any(piece in str(message.nonce) for piece in pieces), (message.nonce, token)
+
+
+async def test_the_buttons_that_mark_a_failure_post_work(world):
+    """A failure post carries Again and Edit (the bot's mark on it): Again quotes anew."""
+    world.api.plan_next(Plan(statuses=[3], error="render farm down"))
+    quote = await world.quote(prompt="a cat on a boat")
+    await world.click(quote, "Confirm")
+    failure = await world.discord.wait_for_message(
+        lambda m: "could not be made" in (m.content or "")
+    )
+    ids = [c.get("custom_id") for row in failure.components for c in row.get("components", [])]
+    assert ids == ["animate:again:1", "animate:edit:1"]
+    again = await world.discord.click(failure.id, "animate:again:1", user=MEMBER)
+    fresh = await world.answer(again)
+    assert "a cat on a boat" in world.embed_text(fresh.id)

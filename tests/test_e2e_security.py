@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from cogs.utils.delivery import DiscordNotifier
-from tests.e2e import MEMBER, running_world
+from tests.e2e import MANAGER, MEMBER, running_world
 from tests.fakes.fake_shortapi import Plan
 
 
@@ -112,3 +112,18 @@ async def test_the_buttons_that_mark_a_failure_post_work(world):
     again = await world.discord.click(failure.id, "animate:again:1", user=MEMBER)
     fresh = await world.answer(again)
     assert "a cat on a boat" in world.embed_text(fresh.id)
+
+
+async def test_the_reviews_bypasses_of_blocked_words_are_refused_through_animate(world):
+    added = await world.discord.invoke(
+        "animate-admin", {"action": "add", "words": "dragon, ドラゴン"}, user=MANAGER,
+        subcommand="blocked-words",
+    )
+    assert "blocked words added" in await world.private_reply(added)
+    for prompt in ("a dra\u034fgon", "a dragon\ufe0f", "a dra\ufe00gon", "a dra\u180bgon",
+                   "a dra\u115fgon", "a dra\u3164gon", "a_dragon_flies", "赤いドラゴンが空を飛ぶ"):
+        text = await world.private_reply(await world.animate(prompt=prompt))
+        assert "not allowed in this server" in text, prompt
+    assert world.api.creates == []
+    allowed = await world.quote(prompt="トラコン")  # not ドラゴン: the voicing marks differ
+    assert "トラコン" in world.embed_text(allowed.id)

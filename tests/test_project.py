@@ -138,13 +138,26 @@ def test_ci_finds_pyenv_pythons_and_skips_a_missing_one(tmp_path):
     assert 'echo ".ci/run: Python $minor is not installed here; skipping it"' in script
 
 
+def _anchors(document: Path) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings."""
+    text = re.sub(r"```.*?```", "", document.read_text(), flags=re.DOTALL)
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+    }
+
+
 def test_readme_links_only_to_pages_that_exist_and_every_page_is_linked():
     """The README is the table of contents: each docs/ page is reachable from it, and each
-    relative link in the README and the docs/ pages names a file that is there."""
+    relative link in the README and the docs/ pages names a file (and heading) that is there."""
     pages = sorted((ROOT / "docs").glob("*.md"))
     assert pages
     for page in pages:
         assert f"](docs/{page.name})" in README, page.name
     for document in [ROOT / "README.md", *pages]:
-        for target in re.findall(r"\]\(([^)#:]+?)(?:#[^)]*)?\)", document.read_text()):
-            assert (document.parent / target).exists(), f"{document.name}: {target}"
+        text = re.sub(r"```.*?```", "", document.read_text(), flags=re.DOTALL)
+        for target, anchor in re.findall(r"\]\(([^)#:\s]*)(?:#([^)\s]*))?\)", text):
+            linked = document.parent / target if target else document
+            assert linked.exists(), f"{document.name}: {target}"
+            if anchor and linked.suffix == ".md":
+                assert anchor in _anchors(linked), f"{document.name}: {target}#{anchor}"

@@ -5,6 +5,7 @@ to write. Building and running them is .ci/containers' part, where an engine ans
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -194,3 +195,58 @@ def test_ci_builds_and_runs_the_containers_or_says_in_one_line_why_not(tmp_path)
         "skipping the image build and the compose run\n"
     )
     assert result.stderr == ""
+
+
+ENGINE_STUB = r"""#!/bin/bash
+# A container engine that answers: records each call, and plays a fleet whose check passes
+# and whose bots stop after Discord refused the token.
+echo "$*" >> "$CALLS"
+case "$1" in
+  info|build) exit 0 ;;
+  inspect) echo "exited 5 2" ;;
+  compose)
+    shift
+    case "$*" in
+      version) ;;
+      *" run --rm "*)
+        cp .env "$DOTENV"
+        echo "  HTTP server  0.0.0.0:8080 (/healthz, /metrics, callbacks): port free"
+        echo "  database     PostgreSQL postgresql://animate:***@postgres:5432/animate: opened"
+        echo "  metrics      METRICS_TOKEN not set: /metrics is refused (403) on 0.0.0.0" ;;
+      *" ps -aq "*) echo c0ffee ;;
+      *" logs "*) echo "bot-a-1  | animate-bot: Discord refused DISCORD_TOKEN" ;;
+    esac ;;
+esac
+"""
+
+
+def test_ci_container_run_checks_each_bot_and_the_restart_policy(tmp_path):
+    """.ci/containers against a stand-in engine: the .env it writes is .env.example with the
+    required values, each bot is checked in its container, the fleet is started, and it is
+    cleaned up."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "docker").write_text(ENGINE_STUB)
+    (stub / "docker").chmod(0o755)
+    calls, dotenv = tmp_path / "calls", tmp_path / "dotenv"
+    result = subprocess.run(
+        [str(ROOT / ".ci" / "containers")],
+        env={**os.environ, "PATH": f"{stub}:{os.environ['PATH']}", "CALLS": str(calls),
+             "DOTENV": str(dotenv)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.rstrip().endswith("the image and the compose file work as shipped")
+    made = dict(line.split("=", 1) for line in dotenv.read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert made.keys() == env_example().keys()
+    assert made["HTTP_HOST"] == "127.0.0.1"  # as an owner's copy says: compose must win
+    assert made["DISCORD_TOKEN"]
+    assert made["SHORTAPI_DRY_RUN"] == "true"
+    assert len(made["POSTGRES_PASSWORD"]) == 32
+    log = calls.read_text().splitlines()
+    assert log[:3] == ["info", "compose version", "build -t animate-bot:ci ."]
+    assert sum(" run --rm bot-a check" in line for line in log) == 1
+    assert sum(" run --rm bot-b check" in line for line in log) == 1
+    assert any(line.endswith(" up -d") for line in log)
+    assert log[-1].endswith("down -v --remove-orphans")

@@ -289,10 +289,7 @@ def settings_from(environment: Environment) -> Settings:
     try:
         return load_settings(environment.values, base_dir=environment.base_dir)
     except MissingSetting as exc:
-        if environment.env_file is not None:
-            raise ConfigError(f"{exc}; read {environment.env_file}") from None
-        raise ConfigError(f"{exc}; {environment.source().removeprefix('the environment only: ')}"
-                          ) from None
+        raise ConfigError(f"{exc}; {environment.looked()}") from None
 
 
 def setup_logging(level: str) -> None:

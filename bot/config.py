@@ -401,8 +401,13 @@ class Environment:
         """Where settings came from, for check and the log."""
         if self.env_file is not None:
             return str(self.env_file)
-        where = self.searched_from or Path.cwd()
-        return f"the environment only: no .env found from {where} upwards"
+        return f"the environment only: {self.looked()}"
+
+    def looked(self) -> str:
+        """Where the .env file was read or looked for, for a setting found missing."""
+        if self.env_file is not None:
+            return f"read {self.env_file}"
+        return f"no .env found from {self.searched_from or Path.cwd()} upwards"
 
     def warnings(self) -> list[str]:
         """One line per key of the .env file that is no setting."""

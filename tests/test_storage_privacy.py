@@ -86,6 +86,10 @@ async def test_forget_erases_everything_but_ledger_rows_inside_their_period(ledg
     assert before.today_mills == 170  # the running job's reserve (the other was yesterday)
     assert before.month_mills == 340
 
+    async with ledger.db.transaction() as db:  # the job went through a moderators' card
+        await db.execute("INSERT INTO guild_settings (guild_id, approval_channel_id) "
+                         "VALUES (?, ?)", (GUILD, 7700))
+        await db.execute("UPDATE jobs SET approval_message_id = 9900 WHERE id = ?", (done.id,))
     forgotten = await ledger.forget(MEMBER, NOW)
     assert (forgotten.erased_jobs, forgotten.pending_jobs, forgotten.deleted_quotes) == (2, 1, 1)
     assert await ledger.check() == []
@@ -107,7 +111,7 @@ async def test_forget_erases_everything_but_ledger_rows_inside_their_period(ledg
             assert (table, row["scope"]) == ("limit_overrides", "member"), (table, row)
     # The picture copies (the quote messages) are queued for deletion in Discord.
     queued = {message for _, _, _, message in await ledger.deletions()}
-    assert {9001, 9002} <= queued
+    assert {9001, 9002, 9900} <= queued
     assert 9003 not in queued
     threads = {channel for _, action, channel, _ in await ledger.deletions() if action == "thread"}
     assert threads == {9100, 9101}  # named after the prompt: renamed

@@ -94,12 +94,16 @@ async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> 
     (the tombstone instead). Money columns stay; the ledger rows follow in ``detach``. The quote
     message (which holds the bot's copy of the picture) is queued for deletion in Discord."""
     row = await db.fetchone(
-        "SELECT q.id, q.channel_id, q.message_id, j.thread_id FROM jobs j "
-        "JOIN quotes q ON q.id = j.quote_id WHERE j.id = ?",
+        "SELECT q.id, q.channel_id, q.message_id, j.thread_id, j.approval_message_id, "
+        "g.approval_channel_id FROM jobs j JOIN quotes q ON q.id = j.quote_id "
+        "LEFT JOIN guild_settings g ON g.guild_id = j.guild_id WHERE j.id = ?",
         (job_id,),
     )
     if row is None:
         return
+    if row["approval_message_id"] and row["approval_channel_id"] is not None:
+        # The moderators' card shows the picture and the prompt too.
+        await _queue_deletion(db, row["approval_channel_id"], row["approval_message_id"], now)
     if row["message_id"] is not None:
         await _queue_deletion(db, row["channel_id"], row["message_id"], now)
         await _forget_picture(db, row["message_id"], row["id"], now)

@@ -5,6 +5,7 @@ are not reset; the append-only tables allow only the designed detach."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -213,3 +214,16 @@ async def test_one_process_of_a_fleet_claims_each_sweep(ledger):
     assert not await ledger.claim_sweep(NOW + 1, 60)
     assert not await ledger.claim_sweep(NOW + 59, 60)
     assert await ledger.claim_sweep(NOW + 60, 60)
+
+
+async def test_of_several_processes_at_once_one_wins_each_sweep(database_url):
+    """A fleet shares one database: each process claims the round; exactly one wins it."""
+    ledgers = [await Ledger.open(database_url) for _ in range(3)]
+    try:
+        won = await asyncio.gather(*(ledger.claim_sweep(NOW, 60) for ledger in ledgers * 3))
+        assert sum(won) == 1
+        won = await asyncio.gather(*(ledger.claim_sweep(NOW + 60, 60) for ledger in ledgers))
+        assert sum(won) == 1
+    finally:
+        for ledger in ledgers:
+            await ledger.close()

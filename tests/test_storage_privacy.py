@@ -6,6 +6,7 @@ are not reset; the append-only tables allow only the designed detach."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -68,7 +69,7 @@ async def holders(ledger: Ledger) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-async def test_forget_erases_everything_but_ledger_rows_inside_their_period(ledger):
+async def test_forget_erases_everything_but_ledger_rows_inside_their_period(ledger, database_url):
     # Last month: a delivered job. This month: a delivered job, one still running, an open
     # quote, the member's setting, a limit a manager set for them (audited, naming them),
     # and an admin refund the member made as a manager of another member's job.
@@ -135,6 +136,14 @@ async def test_forget_erases_everything_but_ledger_rows_inside_their_period(ledg
     assert await ledger.check() == []
     assert [(table, row["scope"]) for table, row in await holders(ledger)] == [
         ("limit_overrides", "member")]
+    # The operator's command agrees (it is what an owner runs after any forget).
+    option = "--database-url" if "://" in database_url else "--database"
+    checked = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.ledger", "check", option, database_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await checked.communicate()
+    assert checked.returncode == 0, output.decode()
     # The server's totals are unchanged.
     report = await ledger.report(GUILD, 0, next_month)
     assert sum(r.net_mills for r in report) == 170 * 4 - 170  # four reserves, one admin refund

@@ -223,6 +223,7 @@ async def test_one_process_of_a_fleet_claims_each_sweep(ledger):
     assert not await ledger.claim_sweep(NOW + 1, 60)
     assert not await ledger.claim_sweep(NOW + 59, 60)
     assert await ledger.claim_sweep(NOW + 60, 60)
+    assert await ledger.claim_sweep(NOW - 3600, 60)  # the clock was set back an hour
 
 
 async def test_of_several_processes_at_once_one_wins_each_sweep(database_url):

@@ -433,10 +433,11 @@ class Privacy:
                 "INSERT INTO meta (key, value) VALUES (?, '0') ON CONFLICT (key) DO NOTHING",
                 (SWEEP_KEY,),
             )
+            # A round claimed in the future means a clock was set back: claim it again.
             return await db.execute(
-                "UPDATE meta SET value = ? WHERE key = ? "
-                "AND CAST(value AS DOUBLE PRECISION) <= ?",
-                (repr(now), SWEEP_KEY, now - every),
+                "UPDATE meta SET value = ? WHERE key = ? AND (CAST(value AS DOUBLE PRECISION) "
+                "<= ? OR CAST(value AS DOUBLE PRECISION) > ?)",
+                (repr(now), SWEEP_KEY, now - every, now + every),
             ) == 1
 
     async def deletions(self, limit: int = BATCH) -> list[tuple[int, str, int, int]]:

@@ -402,7 +402,10 @@ class Admin(
         except Exception:
             log.exception("guild %s: could not draw the spending chart", interaction.guild_id)
         else:
-            files.append(discord.File(io.BytesIO(png), filename=f"animate-report-{period}.png"))
+            files.append(discord.File(
+                io.BytesIO(png), filename=f"animate-report-{period}.png",
+                description=t(public(interaction), "chart.alt", period=msg(f"choice.{period}")),
+            ))
         summary = t(
             private(interaction), "admin.report", period=msg(f"choice.{period}"),
             timezone=policy.timezone, count=len(rows), total=Money(total),

@@ -162,6 +162,7 @@ async def test_report_has_the_spending_chart_beside_the_csv(world):
     message = await admin(world, "report", period="this-month")
     names = [a.filename for a in message.attachments]
     assert names == ["animate-report-this-month.csv", "animate-report-this-month.png"]
+    assert message.attachments[1].description.startswith("Spending chart, this month: ")
     png = message.attachments[1].data
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     image = Image.open(io.BytesIO(png))

@@ -230,7 +230,7 @@ async def test_a_manager_forgets_a_member_and_the_audit_does_not_say_who(world):
     asked = await world.answer(await world.discord.invoke(
         "animate-admin", {"member": MEMBER}, user=MANAGER, subcommand="forget"
     ))
-    assert f"Forget <@{MEMBER.id}>?" in (asked.content or "")
+    assert f"Forget <@{MEMBER.id}> in this server?" in (asked.content or "")
     await confirm_forget(world, asked, user=MANAGER)
     assert {table for table, _ in await holders(world, MEMBER.id)} == {"ledger"}
     [entry] = await world.bot.ledger.policies.audit_log(world.discord.guild_id)

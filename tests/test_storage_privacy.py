@@ -237,3 +237,20 @@ async def test_of_several_processes_at_once_one_wins_each_sweep(database_url):
     finally:
         for ledger in ledgers:
             await ledger.close()
+
+
+async def test_a_managers_forget_covers_their_server_only(ledger):
+    here = await deliver(ledger, await confirm(ledger, MEMBER, NOW, 9001), NOW, 9101)
+    elsewhere_quote = replace(make_quote(user_id=MEMBER, guild_id=GUILD + 1), prompt=PROMPT)
+    await ledger.create_quote(elsewhere_quote)
+    elsewhere = await ledger.confirm_quote(elsewhere_quote.id, MEMBER, NOW, job_timeout=1200)
+    await ledger.set_pictures_allowed(MEMBER, False)
+    done = await ledger.forget(MEMBER, NOW, guild_id=GUILD, actor_id=MANAGER)
+    assert (done.erased_jobs, done.pending_jobs) == (1, 0)
+    assert (await ledger.get_job(here.id)).user_id < 0
+    kept = await ledger.get_job(elsewhere.id)
+    assert (kept.user_id, kept.quote.prompt) == (MEMBER, PROMPT)
+    assert not await ledger.pictures_allowed(MEMBER)  # the member's own setting stays
+    assert [e.action for e in await ledger.policies.audit_log(GUILD)] == ["forget"]
+    assert await ledger.policies.audit_log(GUILD + 1) == []
+    assert await ledger.check() == []

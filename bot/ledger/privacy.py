@@ -8,7 +8,8 @@ member's job), ``ledger`` (user_id; actor_id, the member on a reserve
 or a manager on an admin refund), ``audit`` (a manager as actor_id; a member named ``<@id>`` in
 a detail), ``member_settings``, and ``limit_overrides`` (a limit a manager set for the member).
 
-Forgetting, in one transaction and in every server: quotes never confirmed are deleted; jobs
+Forgetting, in one transaction, in every server (a manager's forget: in their server only):
+quotes never confirmed are deleted; jobs
 that are final and told are erased (``erase_job``: prompt, picture link and message references
 emptied, the member's id replaced by the forget's tombstone ``-forgets.id``); jobs still in
 progress go to ``forget_pending`` and are erased by the sweep once they have been delivered and
@@ -302,16 +303,18 @@ class Privacy:
         self, user_id: int, now: float, *, guild_id: int | None = None,
         actor_id: int | None = None,
     ) -> Forgotten:
-        """Forget ``user_id`` in every server (see the module's docstring). ``guild_id`` and
-        ``actor_id``: a server manager asked (``/animate-admin forget``); the audit records that
-        a forget happened there, not whom."""
+        """Forget ``user_id`` (see the module's docstring): in every server when the member
+        asks; in ``guild_id`` only when a manager of that server asks (``actor_id``,
+        ``/animate-admin forget``: a server's managers speak for their server, not for others),
+        and then the audit records that a forget happened there, not whom."""
+        scope, where = ("", ()) if guild_id is None else (" AND guild_id = ?", (guild_id,))
         async with self.db.transaction() as db:
             forget_id = await db.insert("INSERT INTO forgets (created_at) VALUES (?)", (now,))
             tombstone = -forget_id
             unconfirmed = await db.fetchall(
-                "SELECT q.id, q.channel_id, q.message_id FROM quotes q "
-                "WHERE q.user_id = ? AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.quote_id = q.id)",
-                (user_id,),
+                "SELECT q.id, q.channel_id, q.message_id FROM quotes q WHERE q.user_id = ? "  # noqa: S608 - scope: ours
+                f"AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.quote_id = q.id){scope}",
+                (user_id, *where),
             )
             for row in unconfirmed:
                 if row["message_id"] is not None:
@@ -319,7 +322,8 @@ class Privacy:
                     await _forget_picture(db, row["message_id"], row["id"], now)
                 await db.execute("DELETE FROM quotes WHERE id = ?", (row["id"],))
             jobs = await db.fetchall(
-                "SELECT id, state, told_at FROM jobs WHERE user_id = ? ORDER BY id", (user_id,)
+                f"SELECT id, state, told_at FROM jobs WHERE user_id = ?{scope} ORDER BY id",  # noqa: S608 - scope: ours
+                (user_id, *where),
             )
             erased = pending = 0
             for job in jobs:
@@ -332,17 +336,19 @@ class Privacy:
                         "ON CONFLICT (job_id) DO NOTHING",
                         (job["id"], tombstone),
                     )
-            await db.execute("DELETE FROM member_settings WHERE user_id = ?", (user_id,))
+            if guild_id is None:  # the member's own settings hold for every server
+                await db.execute("DELETE FROM member_settings WHERE user_id = ?", (user_id,))
             # Where the member acted as a server manager or moderator: other members' rows
             # name them.
             await db.execute(
-                "UPDATE jobs SET decided_by = ? WHERE decided_by = ?", (tombstone, user_id)
+                f"UPDATE jobs SET decided_by = ? WHERE decided_by = ?{scope}",  # noqa: S608 - scope: ours
+                (tombstone, user_id, *where),
             )
             await db.execute(
-                "UPDATE ledger SET actor_id = ? WHERE actor_id = ? AND user_id != ?",
-                (tombstone, user_id, user_id),
+                f"UPDATE ledger SET actor_id = ? WHERE actor_id = ? AND user_id != ?{scope}",  # noqa: S608 - scope: ours
+                (tombstone, user_id, user_id, *where),
             )
-            await self._forget_in_audit(db, user_id, tombstone)
+            await self._forget_in_audit(db, user_id, tombstone, scope, where)
             if guild_id is not None and actor_id is not None:
                 await audit(db, guild_id, actor_id, "forget", msg("audit.forget"), now)
         log.info("forget %d: %d jobs erased, %d to erase once finished, %d quotes deleted",
@@ -351,13 +357,16 @@ class Privacy:
         return Forgotten(tombstone, erased, pending, len(unconfirmed))
 
     @staticmethod
-    async def _forget_in_audit(db: Connection, user_id: int, tombstone: int) -> None:
+    async def _forget_in_audit(
+        db: Connection, user_id: int, tombstone: int, scope: str, where: tuple[int, ...]
+    ) -> None:
         await db.execute(
-            "UPDATE audit SET actor_id = ? WHERE actor_id = ?", (tombstone, user_id)
+            f"UPDATE audit SET actor_id = ? WHERE actor_id = ?{scope}",  # noqa: S608 - scope: ours
+            (tombstone, user_id, *where),
         )
         mention = f"<@{user_id}>"
         rows = await db.fetchall(
-            "SELECT id, detail FROM audit WHERE detail LIKE ?", (f"%{mention}%",)
+            f"SELECT id, detail FROM audit WHERE detail LIKE ?{scope}", (f"%{mention}%", *where)  # noqa: S608 - scope: ours
         )
         for row in rows:
             await db.execute(

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.storage import open_database
-from bot.storage.dsn import redact, without_secrets
+from bot.storage.dsn import problem, redact, without_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = {
@@ -182,3 +182,29 @@ async def test_the_database_is_named_without_its_password_once_open(postgres_url
         assert db.where.startswith(f"postgresql://{parts.username}@")
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://bot:p%40ss@db:5432/animate",
+    "postgresql://bot@[::1]:5432/animate",
+    "postgresql://bot@h1:5432,h2:5433/animate?sslmode=require",
+    "postgresql:///animate?host=/var/run/postgresql",
+    "postgres://db/animate",
+])
+def test_a_well_formed_url_is_read_as_it_is(url):
+    assert problem(url) is None
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("postgresql://bot:p@Zq@db/animate", "%40"),
+    ("postgresql://bot:pa/Zq@db/animate", "%2F"),
+    ("postgresql://bot@db:99999/animate", "port"),
+    ("postgresql://bot@db:x/animate", "port"),
+    ("postgresql://bot@[::1/animate", "IPv6"),
+    ("postgresql://bot@db/animate?password", "query"),
+])
+def test_a_malformed_url_is_refused_in_words_that_quote_none_of_it(url, why):
+    said = problem(url)
+    assert said is not None
+    assert why in said
+    assert "Zq" not in said

@@ -129,8 +129,8 @@ def problem(url: str) -> str | None:
     except ValueError:
         return "an IPv6 address is not closed by ]"
     if userinfo is not None and (url.count("@") > 1 or "@" not in netloc):
-        return ("the user name or password holds a character that must be percent-encoded "
-                "(@ as %40, / as %2F, ? as %3F, # as %23)")
+        return ("it has an @ that cannot be read reliably: percent-encode @ / ? # in the user "
+                "name and password (%40 %2F %3F %23), and any other @ (%40)")
     rest = rest.split("#", 1)[0]
     place, _, query = rest.partition("?")
     hostspec = re.split(r"[/]", place, maxsplit=1)[0]

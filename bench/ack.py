@@ -1,6 +1,6 @@
 """How fast /animate is acknowledged: INTERACTION_CREATE sent -> interaction callback received.
 
-The real bot (``tests.e2e.running_world``: AnimateBot with its cogs, SQLite, the fake ShortAPI)
+The real bot (``tests.e2e.world``: AnimateBot with its cogs, SQLite, the fake ShortAPI)
 and a bare discord.py bot whose /animate (same options) only defers -- the floor -- each run
 against their own :class:`FakeDiscord` in this one process and event loop. Invocations
 alternate between the two in random order, one at a time, each waiting until that bot has
@@ -63,9 +63,9 @@ from bench.fakes_server import _ready as ready
 from bench.fakes_server import _serve_forever as serve_forever
 from bot.models import UNFINISHED_STATES
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
-from tests.e2e import DISCORD_TOKEN, MEMBER, PNG, World, running_world
+from tests.e2e.test_web import free_port
+from tests.e2e.world import DISCORD_TOKEN, MEMBER, PNG, World, running_world
 from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, FakeUser
-from tests.test_web import free_port
 
 GOAL_RATIO_P99 = 1.5
 WARMUP = 10

@@ -1,0 +1,242 @@
+"""Job leases: one live process works each job; a dead one's jobs are taken over, a stopped
+one's at once; on both engines (PostgreSQL: several processes, here several ledgers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.config import Secret
+from bot.errors import DatabaseUnavailable
+from bot.jobs import JobRunner
+from bot.ledger import Ledger
+from bot.shortapi import ShortAPIClient
+from tests.fakes.fake_shortapi import FakeShortAPI, Plan
+from tests.helpers import NOW, confirmed_job
+from tests.unit.test_jobs import RecordingNotifier
+
+LEASE = 3.0  # the smallest allowed: takeovers within seconds
+
+
+async def test_a_live_workers_jobs_are_not_claimed_by_another(database_url):
+    async with await Ledger.open(database_url) as a, await Ledger.open(database_url) as b:
+        jobs = [await confirmed_job(a) for _ in range(3)]
+        await a.join_fleet("a", 30, host="h", pid=1, detail="")
+        await b.join_fleet("b", 30, host="h", pid=2, detail="")
+        assert [job.id for job in await a.claim_jobs("a")] == [job.id for job in jobs]
+        assert await b.claim_jobs("b") == []
+        assert await b.claim_job("b", jobs[0].id) is None
+        assert await a.held_jobs("a") == {job.id for job in jobs}
+
+
+async def test_a_dead_workers_jobs_are_claimed_once_its_lease_ran_out(database_url):
+    async with await Ledger.open(database_url) as a, await Ledger.open(database_url) as b:
+        job = await confirmed_job(a)
+        await a.join_fleet("a", 30, host="h", pid=1, detail="")
+        assert [j.id for j in await a.claim_jobs("a")] == [job.id]
+        assert await b.claim_jobs("b") == []
+        await a.join_fleet("a", -1, host="h", pid=1, detail="")  # as if 31 s went by
+        taken = await b.claim_jobs("b")
+        assert [j.id for j in taken] == [job.id]
+        assert not await a.renew_lease("a", 30)  # a learns its lease had run out
+        assert await a.held_jobs("a") == set()
+
+
+async def test_a_stopped_worker_hands_its_jobs_back_at_once(database_url):
+    async with await Ledger.open(database_url) as a, await Ledger.open(database_url) as b:
+        job = await confirmed_job(a)
+        await a.join_fleet("a", 300, host="h", pid=1, detail="")
+        await a.claim_jobs("a")
+        assert await a.leave_fleet("a") == 1
+        assert [j.id for j in await b.claim_jobs("b")] == [job.id]
+
+
+async def test_concurrent_claims_never_take_the_same_job_twice(database_url):
+    ledgers = [await Ledger.open(database_url) for _ in range(3)]
+    try:
+        jobs = [await confirmed_job(ledgers[0], limit=10**6) for _ in range(60)]
+        for i, ledger in enumerate(ledgers):
+            await ledger.join_fleet(f"w{i}", 30, host="h", pid=i, detail="")
+        batches = await asyncio.gather(*(
+            ledger.claim_jobs(f"w{i}", limit=25) for i, ledger in enumerate(ledgers)
+        ))
+        claimed = [job.id for batch in batches for job in batch]
+        assert len(claimed) == len(set(claimed))
+        assert set(claimed) <= {job.id for job in jobs}
+    finally:
+        for ledger in ledgers:
+            await ledger.close()
+
+
+@contextlib.asynccontextmanager
+async def runner_on(
+    database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession,
+    poll_interval: float = 0.05, **caps: int,
+) -> AsyncIterator[tuple[JobRunner, Ledger, RecordingNotifier]]:
+    ledger = await Ledger.open(database_url)
+    notifier = RecordingNotifier()
+    client = ShortAPIClient(session, api.base_url, Secret(api.key), backoff_base=0.01)
+    runner = JobRunner(ledger, client, notifier, poll_interval=poll_interval, clock=lambda: NOW,
+                       lease_seconds=LEASE, **caps)
+    await runner.start()
+    try:
+        yield runner, ledger, notifier
+    finally:
+        await runner.close()
+        await ledger.close()
+
+
+async def die(runner: JobRunner) -> None:
+    """As kill -9 would: everything stops, nothing is handed back."""
+    for task in (runner._loop_task, runner.fleet.lease_task):
+        assert task is not None
+        task.cancel()
+    await runner.tasks.cancel_all()
+    runner.fleet.lease_task = None  # so that close() hands nothing back
+
+
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+async def test_a_rendering_job_is_taken_over_and_delivered_once(database_url, how):
+    async with FakeShortAPI() as api, aiohttp.ClientSession() as session:
+        api.plan_next(Plan(statuses=[1, 1, 2]))
+        api.hold_queries = asyncio.Event()
+        async with runner_on(database_url, api, session) as (a, ledger_a, told_a):
+            job = await confirmed_job(ledger_a)
+            a.submit(job)
+            await api.wait_for(lambda: api.queries)  # created, and its first query waits
+            async with runner_on(database_url, api, session) as (b, ledger_b, told_b):
+                loop = asyncio.get_running_loop()
+                gone = loop.time()
+                if how == "killed":
+                    await die(a)
+                else:
+                    await a.close()
+                api.hold_queries.set()
+                assert await told_b.wait("delivered", job.id, timeout=LEASE + 5) == "delivered"
+                taken = loop.time() - gone
+        assert len(api.creates) == 1  # never sent again
+        assert [e for e in told_a.events if e[0] == "deliver"] == []
+        assert [e[0] for e in told_b.events].count("deliver") == 1
+        rows = [r["kind"] for r in await ledger_rows(database_url, job.id)]
+        assert rows == ["reserve", "settle"]
+        if how == "stopped":
+            assert taken < LEASE  # handed back at once: the next claim round takes it
+
+
+async def ledger_rows(database_url: str, job_id: int) -> list[dict[str, object]]:
+    async with await Ledger.open(database_url) as ledger:
+        assert await ledger.check() == []
+        return list(await ledger.ledger_rows(job_id))
+
+
+async def test_a_callback_reaching_another_process_gets_the_job_queried_at_once(tmp_path):
+    from tests.conftest import fresh_postgres
+
+    async with (
+        fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
+    ):
+        api.plan_next(Plan(statuses=[2]))  # done at the first look
+        slow = {"poll_interval": 60.0}  # only a poke can make the next query come soon
+        async with runner_on(url, api, session, **slow) as (a, ledger_a, told_a):
+            job = await confirmed_job(ledger_a)
+            a.submit(job)
+            await api.wait_for(lambda: api.creates)
+            await told_a.wait("progress", job.id)  # "queued": running, next poll in a minute
+            async with runner_on(url, api, session, **slow) as (b, _, _):
+                b.poke(job.id)  # as if the callback had reached b's HTTP server
+                await api.wait_for(lambda: api.queries, timeout=5)
+                assert await told_a.wait("delivered", job.id) == "delivered"
+
+
+@pytest.mark.parametrize(("max_active", "per_user", "users"), [(2, 10, 1), (10, 1, 1), (2, 10, 5)])
+async def test_the_caps_hold_for_the_fleet_and_the_line_is_first_come_first_served(
+    max_active, per_user, users,
+):
+    from tests.conftest import fresh_postgres
+
+    async with (
+        fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
+    ):
+        caps = {"max_active": max_active, "max_active_per_user": per_user}
+        api.hold_queries = asyncio.Event()
+        async with (
+            runner_on(url, api, session, **caps) as (a, ledger, told_a),
+            runner_on(url, api, session, **caps) as (b, _, told_b),
+        ):
+            jobs = []
+            for i in range(6):
+                api.plan_next(Plan(statuses=[1, 2]))
+                job = await confirmed_job(ledger, user_id=100 + i % users, limit=10**6)
+                (a if i % 2 == 0 else b).submit(job)  # confirms reach both processes
+                jobs.append(job)
+            allowed = min(max_active, per_user * users)
+            await api.wait_for(lambda: len(api.creates) >= allowed, timeout=30)
+            # Everyone else was told to wait: nobody else can start while the slots are held.
+            for job in jobs[allowed:]:
+                await told_either(told_a, told_b, "progress", job.id)
+            assert len(api.creates) == allowed
+            api.hold_queries.set()
+            for job in jobs:
+                assert await told_either(told_a, told_b, "delivered", job.id) == "delivered"
+            order = []
+            for job in jobs:
+                fresh = await ledger.get_job(job.id)
+                order.append((int(str(fresh.provider_job_id).rsplit("-", 1)[1]), job.id))
+            # Provider job ids are handed out in creation order: creates went in confirm order.
+            assert [job_id for _, job_id in sorted(order)] == [job.id for job in jobs]
+
+
+async def told_either(a: RecordingNotifier, b: RecordingNotifier, kind: str, job_id: int
+                      ) -> object:
+    """What either process told about the job (whichever holds it)."""
+    waits = [asyncio.ensure_future(n.wait(kind, job_id, timeout=20)) for n in (a, b)]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return done.pop().result()
+
+
+async def test_postgresql_unreachable_mid_job_then_back_loses_and_repeats_nothing():
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.conftest import fresh_postgres
+    from tests.fakes.tcp_proxy import TcpProxy
+
+    async with (
+        fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
+    ):
+        parts = urlsplit(url)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy.start()
+        via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+        try:
+            api.plan_next(Plan(statuses=[1, 1, 2]))
+            api.hold_queries = asyncio.Event()
+            async with runner_on(via_proxy, api, session) as (runner, ledger, told):
+                job = await confirmed_job(ledger)
+                runner.submit(job)
+                await api.wait_for(lambda: api.queries)  # rendering; its query is held
+                await proxy.cut()
+                with pytest.raises(DatabaseUnavailable):
+                    await ledger.ping()  # /healthz: "database": "error", HTTP 503
+                async with asyncio.timeout(LEASE + 5):
+                    for _ in itertools.count():  # a lease runs out with time, not an event
+                        if not runner.holds_lease:  # and "lease": "lapsed"
+                            break
+                        await asyncio.sleep(0.1)
+                api.hold_queries.set()  # the provider finishes while the database is away
+                await proxy.restore()
+                assert await told.wait("delivered", job.id, timeout=LEASE + 15) == "delivered"
+                assert runner.holds_lease
+                assert await ledger.ping()
+            assert len(api.creates) == 1
+            assert [e[0] for e in told.events].count("deliver") == 1
+            assert [r["kind"] for r in await ledger_rows(url, job.id)] == ["reserve", "settle"]
+        finally:
+            await proxy.close()

@@ -1,0 +1,79 @@
+"""The package's import graph has no circle, imports for type checking included: the cogs name
+``AnimateBot`` in their types, so nothing ``bot.bot`` imports may import a cog or ``bot.bot``."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("bot", "cogs")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(tree: ast.AST, modules: set[str]) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {name for name in found if name in modules}
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {
+        _module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+    }
+    names = set(files)
+    graph = {name: _imports(ast.parse(path.read_text()), names) for name, path in files.items()}
+    # Importing a.b runs a/__init__ first.
+    for edges in graph.values():
+        for name in list(edges):
+            parts = name.split(".")
+            edges.update(".".join(parts[:i]) for i in range(1, len(parts)) if
+                         ".".join(parts[:i]) in graph)
+    return graph
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def walk(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name):], name]
+        if name in done:
+            return None
+        for target in sorted(graph[name]):
+            if target != name and not (name.startswith(f"{target}.")):
+                found = walk(target, [*path, name])
+                if found:
+                    return found
+        done.add(name)
+        return None
+
+    for start in sorted(graph):
+        found = walk(start, [])
+        if found:
+            return found
+    return None
+
+
+def test_no_import_circle_in_bot_and_cogs():
+    assert _circle(_graph()) is None
+
+
+def test_the_circle_finder_sees_a_circle():
+    graph = {"bot.bot": {"cogs.utils.delivery"}, "cogs.utils.delivery": {"cogs.animate"},
+             "cogs.animate": {"bot.bot"}}
+    assert _circle(graph) == ["bot.bot", "cogs.utils.delivery", "cogs.animate", "bot.bot"]

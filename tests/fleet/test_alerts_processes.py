@@ -16,7 +16,7 @@ from tests.conftest import fresh_postgres
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_shortapi import FakeShortAPI
 from tests.helpers import make_quote
-from tests.process import bot_process
+from tests.process.launch import bot_process
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:

@@ -9,12 +9,6 @@ from tests.e2e.world import MANAGER, MEMBER, STRANGER, running_world
 from tests.fakes.fake_discord import FakeUser
 
 
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
-
-
 async def admin(world, sub, user=MANAGER, **options):
     interaction = await world.discord.invoke("animate-admin", options, user=user, subcommand=sub)
     return await world.answer(interaction)

@@ -9,12 +9,6 @@ from tests.e2e.world import MEMBER, PNG, STRANGER, running_world
 from tests.fakes.fake_shortapi import Plan, fake_mp4
 
 
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
-
-
 async def test_animate_quote_confirm_and_video_posted_in_a_thread(world):
     fake = world.discord
     quote = await world.quote(prompt="the cat starts surfing", resolution="1080p", duration=8)

@@ -7,19 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from tests.e2e.world import MANAGER, MEMBER, STRANGER, running_world
 from tests.fakes.fake_discord import FakeMessage, FakeUser
 
 EXPENSIVE = {"resolution": "1080p", "duration": 8}  # $0.680
 MODERATOR_2 = FakeUser(id=6565, name="mo", permissions=1 << 5)
-
-
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
 
 
 async def admin(world, sub, **options):

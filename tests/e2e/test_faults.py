@@ -9,12 +9,6 @@ from tests.e2e.world import MEMBER, running_world
 from tests.fakes.fake_shortapi import Plan
 
 
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
-
-
 def videos(world):
     return [m for m in world.discord.messages.values() if m.videos and not m.deleted]
 

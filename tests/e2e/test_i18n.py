@@ -4,9 +4,7 @@ clients speak Japanese, French, German or Korean (no catalogue: English)."""
 import asyncio
 import re
 
-import pytest
-
-from tests.e2e.world import MANAGER, MEMBER, running_world
+from tests.e2e.world import MANAGER, MEMBER
 from tests.fakes.fake_discord import FakeUser
 from tests.fakes.fake_shortapi import Plan
 
@@ -14,12 +12,6 @@ YUKI = FakeUser(id=7001, name="yuki", locale="ja")
 CAMILLE = FakeUser(id=7002, name="camille", locale="fr")
 JONAS = FakeUser(id=7003, name="jonas", locale="de")
 MINJI = FakeUser(id=7004, name="minji", locale="ko")
-
-
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
 
 
 async def server_speaks(world, locale: str) -> None:

@@ -25,12 +25,6 @@ from tests.fakes.fake_discord import (
 MODERATOR = FakeUser(id=7575, name="mod", permissions=MANAGE_MESSAGES)
 
 
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
-
-
 async def usage_fields(world: World, user: FakeUser = MEMBER) -> dict[str, str]:
     message = await world.answer(await world.discord.invoke("usage", user=user))
     return {f["name"]: f["value"] for f in message.embeds[0]["fields"]}

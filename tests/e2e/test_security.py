@@ -4,17 +4,9 @@
 import asyncio
 import dataclasses
 
-import pytest
-
 from cogs.utils.delivery import DiscordNotifier
-from tests.e2e.world import MANAGER, MEMBER, running_world
+from tests.e2e.world import MANAGER, MEMBER
 from tests.fakes.fake_shortapi import Plan
-
-
-@pytest.fixture
-async def world(tmp_path):
-    async with running_world(tmp_path) as world:
-        yield world
 
 
 async def test_a_failure_echoing_another_jobs_marker_is_not_taken_for_that_jobs_post(world):

@@ -13,12 +13,6 @@ from tests.conftest import database_errors
 from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote, spent_today
 
 
-@pytest.fixture
-async def ledger(database_url):
-    async with await Ledger.open(database_url) as ledger:
-        yield ledger
-
-
 async def test_schema_is_versioned_and_in_wal_mode(tmp_path):
     path = tmp_path / "animate.db"
     async with await Ledger.open(path):

@@ -2,16 +2,9 @@
 
 import pytest
 
-from bot.ledger import Ledger
 from bot.ledger.reading import LedgerEntry
 from bot.metrics import HOLE_TTL, LedgerTotals, Metrics
 from tests.helpers import NOW, confirmed_job
-
-
-@pytest.fixture
-async def ledger(database_url):
-    async with await Ledger.open(database_url) as ledger:
-        yield ledger
 
 
 async def add_row(raw_sql, row_id: int, amount: int) -> None:

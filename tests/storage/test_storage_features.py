@@ -13,12 +13,6 @@ from tests.helpers import GUILD, NOW, make_quote
 MANAGER = 6464
 
 
-@pytest.fixture
-async def ledger(database_url):
-    async with await Ledger.open(database_url) as ledger:
-        yield ledger
-
-
 async def test_a_quotes_picture_reference_round_trips(ledger):
     copied = make_quote()
     await ledger.create_quote(copied)

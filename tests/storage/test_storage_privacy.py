@@ -29,12 +29,6 @@ PICTURE = "https://cdn.example/attachments/1/2/member-cat.png?ex=1"
 MONTH_START = periods(NOW, "UTC").month_start
 
 
-@pytest.fixture
-async def ledger(database_url):
-    async with await Ledger.open(database_url) as ledger:
-        yield ledger
-
-
 async def confirm(ledger: Ledger, user: int, at: float, message_id: int) -> Job:
     quote = replace(make_quote(user_id=user, now=at), prompt=PROMPT if user == MEMBER else
                     "someone else's prompt", image_url=PICTURE if user == MEMBER else

@@ -292,10 +292,20 @@ def settings_from(environment: Environment) -> Settings:
         raise ConfigError(f"{exc}; {environment.looked()}") from None
 
 
+class OneLineFormatter(logging.Formatter):
+    """One record, one line: a message quoting text from outside (a provider's error that
+    echoes a member's prompt) shows its line breaks as \\n, so it cannot forge log lines. A
+    traceback, written by the code, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.replace("\r", "\\r").replace("\n", "\\n")
+        return super().formatMessage(record)
+
+
 def setup_logging(level: str) -> None:
     """discord.py's log lines, coloured only on a terminal: discord.py also colours them inside
     Docker, where they end up in files and log collectors as escape codes."""
-    plain = logging.Formatter(
+    plain = OneLineFormatter(
         "[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{"
     )
     if sys.stderr.isatty():

@@ -89,11 +89,12 @@ def _forget_text(detail: str, mention: str) -> str:
     return dumps(swap(stored))
 
 
-async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> None:
+async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> int | None:
     """Erase a final, told job of a forgotten member: its quote's prompt, picture link and
     message references, the job's video link, thread and result message, and the member's id
     (the tombstone instead). Money columns stay; the ledger rows follow in ``detach``. The quote
-    message (which holds the bot's copy of the picture) is queued for deletion in Discord."""
+    message (which holds the bot's copy of the picture) is queued for deletion in Discord; its
+    id is returned, for ``forget_pictures``."""
     row = await db.fetchone(
         "SELECT q.id, q.channel_id, q.message_id, j.thread_id, j.approval_message_id, "
         "g.approval_channel_id FROM jobs j JOIN quotes q ON q.id = j.quote_id "
@@ -101,13 +102,12 @@ async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> 
         (job_id,),
     )
     if row is None:
-        return
+        return None
     if row["approval_message_id"] and row["approval_channel_id"] is not None:
         # The moderators' card shows the picture and the prompt too.
         await _queue_deletion(db, row["approval_channel_id"], row["approval_message_id"], now)
     if row["message_id"] is not None:
         await _queue_deletion(db, row["channel_id"], row["message_id"], now)
-        await _forget_picture(db, row["message_id"], row["id"], now)
     if row["thread_id"] is not None:  # named after the prompt
         await _queue_deletion(db, row["thread_id"], 0, now, action="thread")
     await db.execute(
@@ -122,6 +122,7 @@ async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> 
         "WHERE id = ?",
         (tombstone, job_id),
     )
+    return None if row["message_id"] is None else int(row["message_id"])
 
 
 async def _queue_deletion(
@@ -134,17 +135,21 @@ async def _queue_deletion(
     )
 
 
-async def _forget_picture(db: Connection, message_id: int, own_quote: str, now: float) -> None:
-    """Other members' quotes made with Again or Edit from this picture point at the message
-    that is being deleted: their link to the picture goes too (a job of theirs still waiting
-    will find the picture gone, and is refunded with that reason)."""
-    await db.execute(
-        "UPDATE quotes SET image_url = '', picture_channel_id = NULL, picture_message_id = NULL, "
-        "picture_key = NULL WHERE picture_message_id = ? AND id != ? AND NOT EXISTS ("
-        "SELECT 1 FROM jobs j WHERE j.quote_id = quotes.id "
-        "AND j.state NOT IN ('delivered', 'failed', 'expired'))",
-        (message_id, own_quote),
-    )
+async def forget_pictures(db: Connection, message_ids: list[int]) -> None:
+    """Other members' quotes made with Again or Edit from these pictures point at messages that
+    are being deleted: their link to the picture goes too (a job of theirs still waiting will
+    find the picture gone, and is refunded with that reason). Called once the forgotten
+    member's own quotes no longer point there; one statement per ``BATCH`` messages."""
+    for start in range(0, len(message_ids), BATCH):
+        chunk = message_ids[start:start + BATCH]
+        await db.execute(
+            "UPDATE quotes SET image_url = '', picture_channel_id = NULL, "  # noqa: S608 - marks
+            "picture_message_id = NULL, picture_key = NULL "
+            f"WHERE picture_message_id IN ({','.join('?' * len(chunk))}) AND NOT EXISTS ("
+            "SELECT 1 FROM jobs j WHERE j.quote_id = quotes.id "
+            "AND j.state NOT IN ('delivered', 'failed', 'expired'))",
+            tuple(chunk),
+        )
 
 
 async def detach(db: Connection, guild_id: int, before: float, limit: int = BATCH) -> int:
@@ -316,11 +321,12 @@ class Privacy:
                 f"AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.quote_id = q.id){scope}",
                 (user_id, *where),
             )
+            pictures: list[int] = []
             for row in unconfirmed:
+                await db.execute("DELETE FROM quotes WHERE id = ?", (row["id"],))
                 if row["message_id"] is not None:
                     await _queue_deletion(db, row["channel_id"], row["message_id"], now)
-                    await _forget_picture(db, row["message_id"], row["id"], now)
-                await db.execute("DELETE FROM quotes WHERE id = ?", (row["id"],))
+                    pictures.append(int(row["message_id"]))
             jobs = await db.fetchall(
                 f"SELECT id, state, told_at FROM jobs WHERE user_id = ?{scope} ORDER BY id",  # noqa: S608 - scope: ours
                 (user_id, *where),
@@ -328,7 +334,8 @@ class Privacy:
             erased = pending = 0
             for job in jobs:
                 if job["state"] in FINAL_STATES and job["told_at"] is not None:
-                    await erase_job(db, job["id"], tombstone, now)
+                    message_id = await erase_job(db, job["id"], tombstone, now)
+                    pictures += [] if message_id is None else [message_id]
                     erased += 1
                 else:
                     pending += await db.execute(
@@ -336,6 +343,7 @@ class Privacy:
                         "ON CONFLICT (job_id) DO NOTHING",
                         (job["id"], tombstone),
                     )
+            await forget_pictures(db, pictures)
             if guild_id is None:  # the member's own settings hold for every server
                 await db.execute("DELETE FROM member_settings WHERE user_id = ?", (user_id,))
             # Where the member acted as a server manager or moderator: other members' rows
@@ -384,9 +392,12 @@ class Privacy:
                 "ORDER BY p.job_id LIMIT ?",
                 (limit,),
             )
+            pictures: list[int] = []
             for row in rows:
-                await erase_job(db, row["job_id"], row["tombstone"], now)
+                message_id = await erase_job(db, row["job_id"], row["tombstone"], now)
+                pictures += [] if message_id is None else [message_id]
                 await db.execute("DELETE FROM forget_pending WHERE job_id = ?", (row["job_id"],))
+            await forget_pictures(db, pictures)
         return [int(row["job_id"]) for row in rows]
 
     async def detach_due(self, now: float) -> int:

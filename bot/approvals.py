@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from bot.errors import StateConflict
-from bot.i18n import Msg, msg
+from bot.i18n import Msg, Number, msg
 from bot.ledger import Job, Ledger
 from bot.tasks import TaskGroup
 
@@ -203,7 +203,7 @@ class ApprovalFlow:
             await asyncio.sleep(self._sweep_seconds)
 
 
-def _hours(job: Job) -> str:
+def _hours(job: Job) -> Number:
     """How long the job waited for a decision, in hours (as set when it was confirmed)."""
-    waited = (job.approval_deadline or job.created_at) - job.created_at
-    return f"{waited / 3600:g}"
+    hours = round(((job.approval_deadline or job.created_at) - job.created_at) / 3600, 2)
+    return Number(hours, 0 if hours.is_integer() else 2)

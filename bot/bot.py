@@ -7,31 +7,31 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 import discord
 from discord.ext import commands
 
-from bot.alerts import BudgetAlerts
-from bot.approvals import ApprovalFlow
+from bot.alerts import AlertPoster, BudgetAlerts
+from bot.approvals import ApprovalDesk, ApprovalFlow
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
 from bot.errors import ConfigError
-from bot.i18n import t
 from bot.jobs import JobRunner, Notifier
-from bot.ledger import Ledger
+from bot.ledger import Job, Ledger
 from bot.metrics import Metrics
-from bot.privacy import PrivacySweep
+from bot.privacy import EraseInDiscord, PrivacySweep
 from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
-from cogs.utils.alerting import DiscordAlertPoster
-from cogs.utils.approvals import DiscordApprovalDesk
-from cogs.utils.delivery import DiscordNotifier
-from cogs.utils.i18n import guild_locale
 
 log = logging.getLogger(__name__)
 
+# Loaded first: its setup hands the bot its Discord side (``DiscordSide``) and sets the command
+# tree's translator, so that nothing in bot/ imports cogs/.
+WIRING: Final = "cogs.wiring"
 EXTENSIONS: Final = (
     "cogs.animate", "cogs.usage", "cogs.admin", "cogs.approvals", "cogs.mydata",
     "cogs.errors",
@@ -60,6 +60,18 @@ class GatewayUnreachable(BaseException):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class DiscordSide:
+    """The collaborators the core needs from the chat side, made with discord.py in cogs/ and
+    handed in by the ``cogs.wiring`` extension's ``setup`` (``AnimateBot.attach``)."""
+
+    notifier: Notifier
+    fresh_image_url: Callable[[Job], Awaitable[str]]  # a picture's URL read again from Discord
+    alert_poster: AlertPoster
+    approval_desk: ApprovalDesk
+    erase: EraseInDiscord
+
+
 class AnimateBot(commands.Bot):
     """Receives its HTTP session, ledger and API client from ``__main__`` (see ``open_bot``).
 
@@ -72,6 +84,7 @@ class AnimateBot(commands.Bot):
     approvals: ApprovalFlow
     privacy: PrivacySweep
     web: WebServer | None = None
+    side: DiscordSide | None = None
 
     def __init__(
         self,
@@ -126,14 +139,17 @@ class AnimateBot(commands.Bot):
 
         self.http.ws_connect = first_ws_connect  # type: ignore[method-assign]
 
-    async def setup_hook(self) -> None:
-        from cogs.utils.i18n import Translator
+    def attach(self, side: DiscordSide) -> None:
+        """The Discord side, from the ``cogs.wiring`` extension's setup."""
+        self.side = side
 
-        await self.tree.set_translator(Translator())
+    async def setup_hook(self) -> None:
+        await self.load_extension(WIRING)
+        side = self.side
+        if side is None:
+            raise RuntimeError(f"the {WIRING} extension gave the bot no Discord side")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        discord_notifier = DiscordNotifier(self, self.ledger, clock=lambda: self.clock())
-        notifier: Notifier = discord_notifier
         public = self.settings.callback_public_url
         poll = self.settings.poll_interval_seconds * (CALLBACK_POLL_FACTOR if public else 1)
         if self.settings.dry_run:
@@ -149,7 +165,7 @@ class AnimateBot(commands.Bot):
         self.jobs = JobRunner(
             self.ledger,
             self.api,
-            notifier,
+            side.notifier,
             dry_run_api=DryRunAPI(),
             on_amount_anomaly=self.metrics.observe_amount_anomaly,
             poll_interval=poll,
@@ -158,7 +174,7 @@ class AnimateBot(commands.Bot):
             max_active_per_user=self.settings.max_active_jobs_per_user,
             callback_url=(lambda token: f"{public}/callbacks/{token}") if public else None,
             provider_rps=self.settings.max_provider_rps,
-            fresh_image_url=discord_notifier.image_url,
+            fresh_image_url=side.fresh_image_url,
             lease_seconds=self.settings.lease_seconds,
             on_fleet_size=self._share_provider_rate,
             worker_detail=self._worker_detail(),
@@ -169,19 +185,16 @@ class AnimateBot(commands.Bot):
         # Budget alerts are sent by the fleet's workers: an owed alert of a process that died is
         # taken over with its lease, like its jobs.
         self.alerts = BudgetAlerts(
-            self.ledger, DiscordAlertPoster(self, self.ledger), worker=lambda: self.jobs.worker_id,
+            self.ledger, side.alert_poster, worker=lambda: self.jobs.worker_id,
             clock=lambda: self.clock(),
         )
         self.alerts.start()
         self.approvals = ApprovalFlow(
-            self.ledger, DiscordApprovalDesk(
-                self, self.ledger, discord_notifier, clock=lambda: self.clock()
-            ), self.jobs,
-            clock=lambda: self.clock(),
+            self.ledger, side.approval_desk, self.jobs, clock=lambda: self.clock(),
         )
         self.approvals.start()
         self.privacy = PrivacySweep(
-            self.ledger, self._erase_in_discord,
+            self.ledger, side.erase,
             retention_days=self.settings.prompt_retention_days, clock=lambda: self.clock(),
         )
         self.privacy.start()
@@ -192,22 +205,6 @@ class AnimateBot(commands.Bot):
             await self._sync_commands_if_changed()
         else:
             log.info("application commands are synced by the process holding shard 0")
-
-    async def _erase_in_discord(self, action: str, channel_id: int, message_id: int) -> None:
-        """For the privacy sweep: delete a message of the bot's that held a forgotten member's
-        picture and prompt, or rename a thread the bot named after their prompt. Gone already,
-        or out of the bot's reach: nothing more can be done."""
-        try:
-            if action == "thread":
-                thread = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
-                if isinstance(thread, discord.Thread):
-                    locale = await guild_locale(self, thread.guild.id)
-                    await thread.edit(name=t(locale, "delivery.thread"))
-                return
-            await self.get_partial_messageable(channel_id).get_partial_message(message_id).delete()
-        except (discord.NotFound, discord.Forbidden) as exc:
-            log.info("%s %s in %s not erased (%s): gone or out of reach",
-                     action, message_id, channel_id, exc)
 
     async def _start_web(self) -> None:
         server = WebServer(

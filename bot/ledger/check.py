@@ -1,14 +1,17 @@
 """The ledger check: recompute what every job should have moved and compare with the ledger.
 
-``python -m bot.ledger check`` runs it on the bot's database (see ``bot.ledger.__main__``).
+``python -m bot.ledger check`` runs it on the bot's database (see ``bot.ledger.__main__``);
+``python -m bot.storage copy`` verifies both sides of a copy with ``totals``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bot.models import JOB_SELECT, job_from_row
 from bot.storage import Database
+from bot.storage.base import TABLES
 
 
 async def find_problems(database: Database) -> list[str]:
@@ -99,3 +102,37 @@ def _same_member(row_user: int, job_user: int) -> bool:
     """A ledger row names its job's member; or, while a forgotten member's rows still count
     against their limits, the member whose job now carries a tombstone (a negative id)."""
     return row_user == job_user or (job_user < 0 <= row_user)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What must be equal on both sides after ``python -m bot.storage copy``."""
+
+    rows: dict[str, int]
+    ledger_mills: int  # every row, dry runs included
+    spend_mills: int  # what members were charged (dry runs excluded)
+    jobs_by_state: dict[str, int]
+    problems: tuple[str, ...]  # the ledger check
+
+
+async def totals(db: Database) -> Totals:
+    """The verdict on a copy's side: every table's rows, the money, the jobs by state and the
+    ledger check (``bot.storage.copy.copy_database`` is handed this function)."""
+    async with db.read() as conn:
+        rows = {}
+        for table in TABLES:
+            row = await conn.fetchone(f"SELECT COUNT(*) AS n FROM {table}")  # noqa: S608
+            rows[table] = int(row["n"]) if row else 0
+        money = await conn.fetchone(
+            "SELECT COALESCE(SUM(amount_mills), 0) AS total, "
+            "COALESCE(SUM(CASE WHEN dry_run = 0 THEN amount_mills END), 0) AS spend FROM ledger"
+        )
+        states = await conn.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+    assert money is not None
+    return Totals(
+        rows=rows,
+        ledger_mills=int(money["total"]),
+        spend_mills=int(money["spend"]),
+        jobs_by_state={r["state"]: int(r["n"]) for r in states},
+        problems=tuple(await find_problems(db)),
+    )

@@ -1,6 +1,9 @@
 """``python -m bot.storage copy --from SOURCE --to DESTINATION``: move the bot's data to another
 database (typically from the SQLite file to PostgreSQL). Exit 0 when the copy's totals and
-ledger checks agree, 1 when they differ, 2 when the copy was refused or failed."""
+ledger checks agree, 1 when they differ, 2 when the copy was refused or failed.
+
+The command line puts storage (the copy) and the ledger (its check) together: the one module
+of bot.storage allowed to import bot.ledger (see ruff's banned imports in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.errors import AnimateError
+from bot.ledger import check
 from bot.storage import is_postgres, sqlite_path, unusable
 from bot.storage.copy import CopyRefused, copy_database
 from bot.storage.dsn import redact
@@ -25,7 +29,7 @@ async def _copy(source: str, destination: str) -> int:
         print(f"no database at {sqlite_path(source)}", file=sys.stderr)
         return 2
     try:
-        copied, before, after = await copy_database(source, destination)
+        copied, before, after = await copy_database(source, destination, check.totals)
     except (CopyRefused, AnimateError) as exc:
         print(f"copy refused: {exc}", file=sys.stderr)
         return 2

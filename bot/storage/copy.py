@@ -2,58 +2,29 @@
 
 Copies every row of every table, ids included, into an empty database (a non-empty one is
 refused), in one transaction on the destination and one consistent read of the source; then
-runs the ledger check on both sides and compares the totals. Stop the bot first: what it writes
+verifies both sides with what the caller passes (the command line passes the ledger check's
+``bot.ledger.check.totals``: storage knows nothing of money). Stop the bot first: what it writes
 during the copy would not be copied.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
-from bot.ledger.check import find_problems
 from bot.storage import Database, open_database
 from bot.storage.base import ID_TABLES, RUNTIME_TABLES, TABLES
 
 log = logging.getLogger(__name__)
 
+Verdict = TypeVar("Verdict")
+
 
 class CopyRefused(Exception):
     """The destination is not empty, is the source, or the two do not match (for operators:
     a plain sentence, not a member's message)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """What must be equal on both sides after a copy."""
-
-    rows: dict[str, int]
-    ledger_mills: int  # every row, dry runs included
-    spend_mills: int  # what members were charged (dry runs excluded)
-    jobs_by_state: dict[str, int]
-    problems: tuple[str, ...]  # the ledger check
-
-
-async def totals(db: Database) -> Totals:
-    async with db.read() as conn:
-        rows = {}
-        for table in TABLES:
-            row = await conn.fetchone(f"SELECT COUNT(*) AS n FROM {table}")  # noqa: S608
-            rows[table] = int(row["n"]) if row else 0
-        money = await conn.fetchone(
-            "SELECT COALESCE(SUM(amount_mills), 0) AS total, "
-            "COALESCE(SUM(CASE WHEN dry_run = 0 THEN amount_mills END), 0) AS spend FROM ledger"
-        )
-        states = await conn.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
-    assert money is not None
-    return Totals(
-        rows=rows,
-        ledger_mills=int(money["total"]),
-        spend_mills=int(money["spend"]),
-        jobs_by_state={r["state"]: int(r["n"]) for r in states},
-        problems=tuple(await find_problems(db)),
-    )
 
 
 async def copy_rows(source: Database, destination: Database) -> dict[str, int]:
@@ -85,9 +56,11 @@ async def copy_rows(source: Database, destination: Database) -> dict[str, int]:
     return copied
 
 
-async def copy_database(source_target: str | Path, destination_target: str | Path
-                        ) -> tuple[dict[str, int], Totals, Totals]:
-    """Copy, then the totals of both sides (equal when all went well)."""
+async def copy_database(
+    source_target: str | Path, destination_target: str | Path,
+    verify: Callable[[Database], Awaitable[Verdict]],
+) -> tuple[dict[str, int], Verdict, Verdict]:
+    """Copy, then ``verify`` both sides (equal verdicts when all went well)."""
     if str(source_target) == str(destination_target):
         raise CopyRefused("--from and --to name the same database")
     source = await open_database(source_target)
@@ -95,7 +68,7 @@ async def copy_database(source_target: str | Path, destination_target: str | Pat
         destination = await open_database(destination_target)
         try:
             copied = await copy_rows(source, destination)
-            return copied, await totals(source), await totals(destination)
+            return copied, await verify(source), await verify(destination)
         finally:
             await destination.close()
     finally:

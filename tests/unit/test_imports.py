@@ -77,3 +77,26 @@ def test_the_circle_finder_sees_a_circle():
     graph = {"bot.bot": {"cogs.utils.delivery"}, "cogs.utils.delivery": {"cogs.animate"},
              "cogs.animate": {"bot.bot"}}
     assert _circle(graph) == ["bot.bot", "cogs.utils.delivery", "cogs.animate", "bot.bot"]
+
+
+def _direct_imports() -> dict[str, set[str]]:
+    """What each module names in its own import statements (no package __init__ added)."""
+    paths = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")]
+    names = {_module_name(path) for path in paths}
+    return {_module_name(path): _imports(ast.parse(path.read_text()), names) for path in paths}
+
+
+def test_layers_point_one_way_even_from_the_composition_roots():
+    """ruff's TID251 (bot/ruff.toml, bot/storage/ruff.toml) bans these imports but exempts the
+    composition roots, which may import discord (bot.bot, bot.__main__) or the ledger
+    (bot.storage.__main__): none of them may reach up into cogs/ either."""
+    imports = _direct_imports()
+    up_into_cogs = {name: sorted(target for target in targets if target.startswith("cogs"))
+                    for name, targets in imports.items() if name.startswith("bot")}
+    assert {name: found for name, found in up_into_cogs.items() if found} == {}
+    storage_up = {
+        name: sorted(t for t in targets if t.startswith(("bot.ledger", "bot.jobs")))
+        for name, targets in imports.items()
+        if name.startswith("bot.storage") and name != "bot.storage.__main__"
+    }
+    assert {name: found for name, found in storage_up.items() if found} == {}

@@ -63,9 +63,9 @@ from bench.fakes_server import _ready as ready
 from bench.fakes_server import _serve_forever as serve_forever
 from bot.models import UNFINISHED_STATES
 from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS
-from tests.e2e.test_web import free_port
 from tests.e2e.world import DISCORD_TOKEN, MEMBER, PNG, World, running_world
 from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, FakeUser
+from tests.helpers import free_port
 
 GOAL_RATIO_P99 = 1.5
 WARMUP = 10

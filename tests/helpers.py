@@ -1,9 +1,16 @@
-"""Builders shared by the tests."""
+"""Builders and small tools shared by the tests: quotes and jobs, free and closed ports,
+waiting for what another process writes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import random
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 from bot.ledger import Ledger, Quote
 from bot.pricing import VideoOptions, price_mills
@@ -56,3 +63,40 @@ async def confirmed_job(ledger: Ledger, *, limit: int | None = None, **quote_arg
 async def spent_today(ledger: Ledger, guild_id: int = GUILD, user_id: int = USER,
                       now: float = NOW) -> int:
     return (await ledger.usage(guild_id, user_id, now)).today_mills
+
+
+def free_port() -> int:
+    """A free port for a server whose URL must be known before it starts (the callback URL).
+
+    Not from bind(0): that port is in the kernel's ephemeral range, where any outgoing
+    connection on the machine may take it before the bot binds it (then, with callbacks, the
+    bot rightly refuses to start). Ports below that range are only taken by servers."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    """Wait for rows other processes write (no event reaches this one): look every 0.1 s."""
+    async with asyncio.timeout(timeout):
+        for _ in itertools.count():
+            if await check():
+                return
+            await asyncio.sleep(0.1)

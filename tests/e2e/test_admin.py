@@ -5,18 +5,8 @@ import io
 
 import pytest
 
-from tests.e2e.world import MANAGER, MEMBER, STRANGER, running_world
+from tests.e2e.world import MANAGER, MEMBER, STRANGER, admin, running_world, usage_fields
 from tests.fakes.fake_discord import FakeUser
-
-
-async def admin(world, sub, user=MANAGER, **options):
-    interaction = await world.discord.invoke("animate-admin", options, user=user, subcommand=sub)
-    return await world.answer(interaction)
-
-
-async def usage_fields(world, user=MEMBER, **options):
-    message = await world.answer(await world.discord.invoke("usage", options, user=user))
-    return {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
 
 
 @pytest.mark.parametrize(

@@ -3,16 +3,9 @@
 import asyncio
 import re
 
-from tests.e2e.world import MANAGER, running_world
+from tests.e2e.world import admin, running_world
 from tests.fakes.fake_discord import FakeDiscord, FakeUser
 from tests.fakes.fake_shortapi import FakeShortAPI
-
-
-async def admin(world, sub, **options):
-    interaction = await world.discord.invoke(
-        "animate-admin", options, user=MANAGER, subcommand=sub
-    )
-    return await world.answer(interaction)
 
 
 async def confirmed(world, **options):

@@ -7,18 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.e2e.world import MANAGER, MEMBER, STRANGER, running_world
+from tests.e2e.world import MANAGER, MEMBER, STRANGER, admin, running_world
 from tests.fakes.fake_discord import FakeMessage, FakeUser
 
 EXPENSIVE = {"resolution": "1080p", "duration": 8}  # $0.680
 MODERATOR_2 = FakeUser(id=6565, name="mo", permissions=1 << 5)
-
-
-async def admin(world, sub, **options):
-    interaction = await world.discord.invoke(
-        "animate-admin", options, user=MANAGER, subcommand=sub
-    )
-    return await world.answer(interaction)
 
 
 async def turn_on(world, role=None) -> int:

@@ -12,7 +12,16 @@ import discord
 import pytest
 
 from bot.__main__ import open_bot
-from tests.e2e.world import DISCORD_TOKEN, MANAGER, MEMBER, PNG, STRANGER, World, running_world
+from tests.e2e.world import (
+    DISCORD_TOKEN,
+    MANAGER,
+    MEMBER,
+    PNG,
+    STRANGER,
+    World,
+    button,
+    running_world,
+)
 from tests.fakes.fake_discord import FakeFile, FakeInteraction, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import Plan
 
@@ -61,14 +70,6 @@ async def menu(world: World, message: FakeMessage, user=MEMBER) -> FakeInteracti
 
 async def video_message(world: World, quote: FakeMessage) -> FakeMessage:
     return await world.discord.wait_for_message(lambda m: m.videos and m.channel_id == quote.id)
-
-
-def button(message: FakeMessage, action: str) -> str:
-    for row in message.components:
-        for component in row.get("components", []):
-            if str(component.get("custom_id", "")).startswith(f"animate:{action}:"):
-                return str(component["custom_id"])
-    raise AssertionError(f"no {action} button on the message")
 
 
 async def finished_video(world: World, **kwargs: Any) -> tuple[FakeMessage, FakeMessage]:

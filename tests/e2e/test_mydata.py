@@ -13,7 +13,17 @@ import pytest
 from bot.__main__ import open_bot
 from bot.storage import as_dict
 from bot.storage.base import RUNTIME_TABLES, TABLES
-from tests.e2e.world import DISCORD_TOKEN, MANAGER, MEMBER, PNG, STRANGER, World, running_world
+from tests.e2e.world import (
+    DISCORD_TOKEN,
+    MANAGER,
+    MEMBER,
+    PNG,
+    STRANGER,
+    World,
+    button,
+    running_world,
+    usage_fields,
+)
 from tests.fakes.fake_discord import (
     ALL_PERMISSIONS,
     MANAGE_MESSAGES,
@@ -23,19 +33,6 @@ from tests.fakes.fake_discord import (
 )
 
 MODERATOR = FakeUser(id=7575, name="mod", permissions=MANAGE_MESSAGES)
-
-
-async def usage_fields(world: World, user: FakeUser = MEMBER) -> dict[str, str]:
-    message = await world.answer(await world.discord.invoke("usage", user=user))
-    return {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
-
-
-def button(message: FakeMessage, action: str) -> str:
-    for row in message.components:
-        for component in row.get("components", []):
-            if str(component.get("custom_id", "")).startswith(f"animate:{action}:"):
-                return str(component["custom_id"])
-    raise AssertionError(f"no {action} button on the message")
 
 
 async def finished_video(world: World, **kwargs) -> tuple[FakeMessage, FakeMessage]:

@@ -2,10 +2,7 @@
 
 import asyncio
 import contextlib
-import random
-import socket
 import sqlite3
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,27 +10,7 @@ from aiohttp import web
 
 from tests.e2e.world import running_world
 from tests.fakes.fake_shortapi import Plan, fake_mp4
-
-
-def free_port() -> int:
-    """A free port for a server whose URL must be known before it starts (the callback URL).
-
-    Not from bind(0): that port is in the kernel's ephemeral range, where any outgoing
-    connection on the machine may take it before the bot binds it (then, with callbacks, the
-    bot rightly refuses to start). Ports below that range are only taken by servers."""
-    low = 32768
-    with contextlib.suppress(OSError, ValueError):
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(10_000, max(low, 10_001))
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
+from tests.helpers import free_port
 
 
 @pytest.fixture

@@ -179,3 +179,25 @@ async def running_world(
         discord.http.Route.BASE = old_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
         assert isinstance(old_gateway, yarl.URL)
+
+
+async def admin(world, sub, user=MANAGER, **options):
+    """/animate-admin <sub> with ``options``, by the manager unless ``user`` says otherwise; its
+    answer."""
+    interaction = await world.discord.invoke("animate-admin", options, user=user, subcommand=sub)
+    return await world.answer(interaction)
+
+
+async def usage_fields(world, user=MEMBER, **options):
+    """/usage's embed fields, name -> value."""
+    message = await world.answer(await world.discord.invoke("usage", options, user=user))
+    return {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
+
+
+def button(message: FakeMessage, action: str) -> str:
+    """The custom_id of the message's ``animate:<action>:<job>`` button."""
+    for row in message.components:
+        for component in row.get("components", []):
+            if str(component.get("custom_id", "")).startswith(f"animate:{action}:"):
+                return str(component["custom_id"])
+    raise AssertionError(f"no {action} button on the message")

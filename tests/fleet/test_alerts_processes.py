@@ -3,11 +3,8 @@ already crossed 80 % of the budget: both sweeps see it, one message is posted.""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import re
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from bot.ledger import Ledger
@@ -15,17 +12,8 @@ from bot.pricing import VideoOptions
 from tests.conftest import fresh_postgres
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_shortapi import FakeShortAPI
-from tests.helpers import make_quote
+from tests.helpers import make_quote, until
 from tests.process.launch import bot_process
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    """Wait for rows other processes write (no event reaches this one): look every 0.1 s."""
-    async with asyncio.timeout(timeout):
-        for _ in itertools.count():
-            if await check():
-                return
-            await asyncio.sleep(0.1)
 
 
 async def test_two_processes_announce_a_crossing_once(tmp_path):

@@ -5,8 +5,6 @@ same card at once make one decision; the job is created once and charged once.""
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from bot.ledger import Ledger
@@ -14,19 +12,11 @@ from tests.conftest import fresh_postgres
 from tests.e2e.world import MANAGER, MEMBER, PNG
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import FakeShortAPI
+from tests.helpers import until
 from tests.process.launch import bot_process
 
 MODERATORS = [MANAGER, FakeUser(id=6565, name="mo", permissions=1 << 5),
               FakeUser(id=6666, name="jo", permissions=1 << 5)]
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    """Wait for rows other processes write (no event reaches this one): look every 0.1 s."""
-    async with asyncio.timeout(timeout):
-        for _ in itertools.count():
-            if await check():
-                return
-            await asyncio.sleep(0.1)
 
 
 def approve_button(card: FakeMessage) -> str:

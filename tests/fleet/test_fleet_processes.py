@@ -4,9 +4,7 @@ the confirms while their jobs render; every job is created once, posted once, ch
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from bot.ledger import Ledger
@@ -14,20 +12,12 @@ from tests.conftest import fresh_postgres
 from tests.e2e.world import MEMBER, PNG
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
+from tests.helpers import until
 from tests.process.launch import bot_process
 
 SHARDS = 3
 LEASE = 3
 JOBS = 4
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    """Wait for rows other processes write (no event reaches this one): look every 0.1 s."""
-    async with asyncio.timeout(timeout):
-        for _ in itertools.count():
-            if await check():
-                return
-            await asyncio.sleep(0.1)
 
 
 async def quote(fake: FakeDiscord, prompt: str) -> tuple[FakeMessage, str]:

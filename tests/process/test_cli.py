@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.fakes.fake_discord import FakeDiscord
+from tests.helpers import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {
@@ -85,12 +86,6 @@ def listener() -> Iterator[tuple[str, Callable[[], int]]]:
         yield f"127.0.0.1:{port}", connections
     finally:
         sock.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def error_line(stderr: str) -> str:

@@ -63,8 +63,8 @@ async def test_commands_are_synced_only_when_they_change(tmp_path):
 
 
 async def test_a_full_run_never_logs_a_secret(tmp_path, caplog):
-    from tests.e2e.test_web import free_port
     from tests.fakes.fake_shortapi import Plan
+    from tests.helpers import free_port
 
     caplog.set_level(logging.DEBUG)
     port = free_port()

@@ -15,14 +15,9 @@ from bot.__main__ import unreachable
 from bot.bot import GatewayUnreachable
 from bot.config import load_settings
 from tests.e2e.world import running_world
+from tests.helpers import closed_port
 
 SETTINGS = load_settings({"DISCORD_TOKEN": "t", "SHORTAPI_KEY": "k"})
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_gateway_outage_at_run_time_is_retried_as_discord_py_does(tmp_path, caplog):

@@ -171,9 +171,9 @@ def check(price: int, spent: Spent, caps: Caps, span: Periods, *, paused: bool) 
             raise LimitExceeded(
                 f"error.limit_exceeded.{name}",
                 price=Money(price),
-                cap=Money(cap),
-                left=Money(max(0, cap - used)),
-                spent=Money(used),
+                cap=Money(cap, rounded=True),
+                left=Money(max(0, cap - used), rounded=True),
+                spent=Money(used, rounded=True),
                 resets=When(resets, span.timezone),
             )
     rooms = [

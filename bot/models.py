@@ -19,7 +19,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class PictureRef:
     """Where a quote's picture lives in Discord. Attachment URLs expire (about a day); reading
-    this message again gives a fresh one. ``key`` is ``attachment:<id>`` or ``embed:<index>``."""
+    this message again gives a fresh one. ``key`` is ``attachment:<id>[/<filename>]`` or
+    ``embed:<index>``."""
 
     channel_id: int
     message_id: int

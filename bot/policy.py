@@ -32,7 +32,7 @@ def describe_limit(value: int | None) -> Value:
         return msg("setting.default")
     if value == UNLIMITED:
         return msg("setting.no_limit")
-    return Money(value)
+    return Money(value, rounded=True)
 
 
 @dataclass(frozen=True, slots=True)

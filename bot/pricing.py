@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final
 
@@ -61,6 +61,49 @@ def price_mills(options: VideoOptions) -> int:
             "error.not_offered", resolution=options.resolution, duration=options.duration
         )
     return price
+
+
+def offered(options: VideoOptions) -> bool:
+    """Whether the provider makes videos with these settings."""
+    row = _TABLE.get((options.multi_shot, options.audio, options.resolution))
+    return row is not None and options.duration in DURATIONS and (
+        options.aspect_ratio in ASPECT_RATIOS) and (
+        row[DURATIONS.index(options.duration)] is not None
+    )
+
+
+def nearest_offered(options: VideoOptions) -> list[VideoOptions]:
+    """The two offered settings nearest to ones that are not (1080p at 10 s): the same
+    resolution a step shorter, and the same length a step lower."""
+    if offered(options) or options.resolution not in RESOLUTIONS:
+        return []
+    shorter = [d for d in DURATIONS if d < options.duration]
+    lower = [r for r in RESOLUTIONS if RESOLUTIONS.index(r) < RESOLUTIONS.index(
+        options.resolution)]
+    found = []
+    if shorter:
+        found.append(replace(options, duration=shorter[-1]))
+    if lower:
+        found.append(replace(options, resolution=lower[-1]))
+    return [choice for choice in found if offered(choice)]
+
+
+def cheaper_options(options: VideoOptions) -> list[VideoOptions]:
+    """Every offered setting cheaper than ``options`` in the same shape (aspect ratio) and
+    without an extra it did not have, the dearest first: what to offer someone whose limit
+    this one does not fit."""
+    price = price_mills(options)
+    found = [
+        VideoOptions(resolution, duration, options.aspect_ratio, audio, multi_shot)
+        for (multi_shot, audio, resolution) in _TABLE
+        for duration in DURATIONS
+    ]
+    cheaper = [
+        o for o in found
+        if offered(o) and price_mills(o) < price
+        and (options.audio or not o.audio) and (options.multi_shot or not o.multi_shot)
+    ]
+    return sorted(cheaper, key=lambda o: (-price_mills(o), o.describe()))
 
 
 def provider_args(options: VideoOptions, *, prompt: str, image_url: str) -> dict[str, object]:

@@ -488,7 +488,7 @@ class Admin(
             name=say("settings.budget"),
             value=say(
                 "settings.budget_value", budget=shown(policy.budget, defaults.guild_budget),
-                spent=Money(spent),
+                spent=Money(spent, rounded=True),
             ),
         )
         if policy.approval_above is not None:

@@ -20,24 +20,43 @@ from bot.errors import (
     NotQuoteOwner,
     QuoteUnavailable,
 )
-from bot.i18n import DEFAULT, Msg, msg, t
+from bot.i18n import DEFAULT, Msg, money, msg, t
 from bot.images import MAX_IMAGE_BYTES, check_declared
 from bot.ledger import Job, Quote
 from bot.models import AWAITING_APPROVAL
-from bot.pricing import ASPECT_RATIOS, DURATIONS, RESOLUTIONS, VideoOptions, price_mills
+from bot.pricing import (
+    ASPECT_RATIOS,
+    DURATIONS,
+    RESOLUTIONS,
+    VideoOptions,
+    nearest_offered,
+    offered,
+    price_mills,
+)
 from cogs.errors import report
 from cogs.utils import embeds
 from cogs.utils.delete import DeleteButton
+from cogs.utils.delivery import discord_notifier
 from cogs.utils.i18n import private, public, text
 from cogs.utils.pictures import Picture, fresh_url, pictures_in
-from cogs.utils.quoting import MAX_PROMPT, check_still_allowed, clean_prompt, post_quote
+from cogs.utils.quoting import (
+    MAX_PROMPT,
+    check_still_allowed,
+    clean_prompt,
+    early_checks,
+    find_offer,
+    offer_for,
+    post_quote,
+    refuse_with_offer,
+)
 from cogs.utils.replies import reply_private
 from cogs.utils.ui import AnimateModal
 from cogs.utils.views import (
     QUOTE_BUTTON_LOOKS,
     RESULT_BUTTON_LOOKS,
     RESULT_ID,
-    disabled_buttons,
+    new_quote_button,
+    no_buttons,
     role_ids,
 )
 
@@ -51,10 +70,11 @@ QUOTE_ID = r"(?P<quote>[A-Za-z0-9_-]{8,32})"
 READ_BACK_DELAYS: Final = (0.0, 0.5, 1.0, 2.0)
 
 
-def quote_buttons(locale: str, quote_id: str) -> discord.ui.View:
+def quote_buttons(locale: str, quote: Quote) -> discord.ui.View:
+    """Confirm (carrying the price) and Cancel."""
     view = discord.ui.View(timeout=None)
-    view.add_item(QuoteButton("confirm", quote_id, locale))
-    view.add_item(QuoteButton("cancel", quote_id, locale))
+    view.add_item(QuoteButton("confirm", quote.id, locale, price=quote.price_mills))
+    view.add_item(QuoteButton("cancel", quote.id, locale))
     return view
 
 
@@ -65,13 +85,16 @@ class QuoteButton(
     """Confirm or Cancel. The custom_id only names the action and the quote; all state is in
     the database, so the buttons keep working after a restart."""
 
-    def __init__(self, action: str, quote_id: str, locale: str = DEFAULT) -> None:
+    def __init__(
+        self, action: str, quote_id: str, locale: str = DEFAULT, *, price: int | None = None
+    ) -> None:
         # The label only matters when the button is sent; a click rebuilds it from custom_id.
         key, style = QUOTE_BUTTON_LOOKS[action]
+        label = t(locale, key)
+        if price is not None:
+            label = f"{label} · {money(locale, price)}"
         super().__init__(
-            discord.ui.Button(
-                label=t(locale, key), style=style, custom_id=f"animate:{action}:{quote_id}"
-            )
+            discord.ui.Button(label=label, style=style, custom_id=f"animate:{action}:{quote_id}")
         )
         self.action = action
         self.quote_id = quote_id
@@ -94,12 +117,13 @@ class QuoteButton(
 
 
 async def _show_expired(interaction: discord.Interaction[AnimateBot], quote: Quote) -> None:
+    """The quote shrinks to one line with a New quote button (same picture and settings)."""
     if interaction.message is None:
         return
     try:
         locale = public(interaction)
         await interaction.message.edit(
-            embed=embeds.expired_embed(locale, quote), view=disabled_buttons(locale)
+            embed=embeds.expired_embed(locale, quote), view=new_quote_button(quote.id, locale)
         )
     except discord.HTTPException:
         log.info("quote %s: could not mark the message expired", quote.id)
@@ -144,6 +168,10 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
         await reply_private(interaction, exc.message.render(private(interaction)))
         return
     log.info("quote %s confirmed by %s: job %d", quote_id, interaction.user.id, job.id)
+    # Should the video fail, the reason is told here, privately, while this token lives.
+    notifier = discord_notifier(bot)
+    if notifier is not None:
+        notifier.remember_confirm(job.id, interaction)
     # The money is reserved: from here on the job must reach the runner, whatever happens to
     # the cosmetic steps below (each is best effort and only logged).
     try:
@@ -162,8 +190,7 @@ async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -
         locale = public(interaction)
         try:
             await interaction.message.edit(
-                embed=embeds.progress_embed(locale, job, "starting", 0),
-                view=disabled_buttons(locale),
+                embed=embeds.progress_embed(locale, job, "starting"), view=no_buttons()
             )
         except Exception:
             log.warning("job %d: could not update the quote message", job.id, exc_info=True)
@@ -202,9 +229,8 @@ async def cancel(interaction: discord.Interaction[AnimateBot], quote_id: str) ->
             await _show_expired(interaction, quote)
         await reply_private(interaction, exc.message.render(private(interaction)))
         return
-    locale = public(interaction)
     await interaction.response.edit_message(
-        embed=embeds.cancelled_embed(locale, quote), view=disabled_buttons(locale)
+        embed=embeds.cancelled_embed(public(interaction), quote), view=no_buttons()
     )
 
 
@@ -270,6 +296,7 @@ async def _picture_of(interaction: discord.Interaction[AnimateBot], quote: Quote
 
 
 async def again(interaction: discord.Interaction[AnimateBot], job: Job) -> None:
+    await early_checks(interaction, job.quote.prompt)
     await interaction.response.defer(thinking=True)
     await post_quote(
         interaction,
@@ -285,15 +312,16 @@ async def edited(
     interaction: discord.Interaction[AnimateBot], prompt: str, options: VideoOptions, *, job: Job
 ) -> None:
     prompt = clean_prompt(prompt)
-    price_mills(options)
+    note = msg("quote.note.edited", job=job.id)
+    if not offered(options) and await _refused_unless_offered(
+        interaction, options, await _picture_of(interaction, job.quote), prompt, note, None
+    ):
+        return
+    await early_checks(interaction, prompt)
     await interaction.response.defer(thinking=True)
     await post_quote(
-        interaction,
-        picture=await _picture_of(interaction, job.quote),
-        prompt=prompt,
-        options=options,
-        buttons=quote_buttons,
-        note=msg("quote.note.edited", job=job.id),
+        interaction, picture=await _picture_of(interaction, job.quote), prompt=prompt,
+        options=options, buttons=quote_buttons, note=note,
     )
 
 
@@ -304,15 +332,113 @@ async def submitted(
     *,
     picture: Picture,
     note: Msg | None,
+    source: discord.Message | None = None,
 ) -> None:
-    """The Animate modal of the context menu was submitted."""
+    """The Animate modal of the context menu was submitted: the quote replies to ``source``."""
     prompt = clean_prompt(prompt)
-    price_mills(options)
-    await interaction.response.defer(thinking=True)
+    if await _refused_unless_offered(interaction, options, picture, prompt, note, source):
+        return
+    await early_checks(interaction, prompt)
+    await interaction.response.defer(thinking=True, ephemeral=source is not None)
     await post_quote(
         interaction, picture=picture, prompt=prompt, options=options, buttons=quote_buttons,
-        note=note,
+        note=note, source=source,
     )
+
+
+async def _refused_unless_offered(
+    interaction: discord.Interaction[AnimateBot], options: VideoOptions, picture: Picture,
+    prompt: str, note: Msg | None, source: discord.Message | None,
+) -> bool:
+    """Settings the provider does not make (1080p at 10 s) are refused privately with the two
+    nearest that it does as buttons; True when refused that way. Other bad settings raise."""
+    try:
+        price_mills(options)
+    except InvalidRequest as exc:
+        choices = nearest_offered(options)
+        if not choices:
+            raise
+        await refuse_with_offer(interaction, exc.message, offer_for(
+            interaction, picture=picture, prompt=prompt, choices=choices, note=note,
+            source=source,
+        ))
+        return True
+    return False
+
+
+class OfferButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"animate:offer:(?P<token>[A-Za-z0-9_-]{8,20}):(?P<index>[0-9])",
+):
+    """One of the settings offered with a refusal (on a private message): quotes them."""
+
+    def __init__(self, token: str, index: int) -> None:
+        super().__init__(discord.ui.Button(label="…", custom_id=f"animate:offer:{token}:{index}"))
+        self.token = token
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> OfferButton:
+        return cls(match["token"], int(match["index"]))
+
+    async def quote(self, interaction: discord.Interaction[AnimateBot]) -> None:
+        offer = find_offer(self.token)
+        if offer is None or offer.user_id != interaction.user.id:
+            raise InvalidRequest("error.offer_gone")
+        choice = offer.choices[self.index]
+        await early_checks(interaction, offer.prompt)
+        await interaction.response.defer(thinking=True, ephemeral=offer.source is not None)
+        await post_quote(
+            interaction, picture=offer.picture, prompt=offer.prompt, options=choice,
+            buttons=quote_buttons, note=offer.note, source=offer.source,
+        )
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self.quote(interaction)
+        except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
+            await report(interaction, exc)
+
+
+class RequoteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"animate:requote:{QUOTE_ID}",
+):
+    """New quote, on an expired one: the same picture and settings, for whoever presses."""
+
+    def __init__(self, quote_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(label="…", custom_id=f"animate:requote:{quote_id}")
+        )
+        self.quote_id = quote_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> RequoteButton:
+        return cls(match["quote"])
+
+    async def requote(self, interaction: discord.Interaction[AnimateBot]) -> None:
+        quote = await interaction.client.ledger.get_quote(self.quote_id)
+        if quote is None or quote.guild_id != interaction.guild_id:
+            raise InvalidRequest("error.quote_gone")
+        await early_checks(interaction, quote.prompt)
+        await interaction.response.defer(thinking=True)
+        await post_quote(
+            interaction, picture=await _picture_of(interaction, quote),
+            prompt=quote.prompt, options=quote.options, buttons=quote_buttons,
+            note=msg("quote.note.requote"),
+        )
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self.requote(interaction)
+        except Exception as exc:  # noqa: BLE001 - report() logs it and answers the user
+            await report(interaction, exc)
 
 
 def _choices(values: tuple[str, ...]) -> list[app_commands.Choice[Any]]:
@@ -361,7 +487,7 @@ class Animate(commands.Cog):
         await interaction.response.send_modal(AnimateModal(
             private(interaction),
             title="modal.animate.title",
-            on_submit=functools.partial(submitted, picture=picture, note=note),
+            on_submit=functools.partial(submitted, picture=picture, note=note, source=message),
         ))
 
     @app_commands.command(name="animate", description=text("cmd.animate.description"))
@@ -401,19 +527,19 @@ class Animate(commands.Cog):
             audio=audio,
             multi_shot=multi_shot,
         )
-        price_mills(options)
         check_declared(image.content_type, image.size)
-        # Everything above is instant; what follows touches the network and the database.
+        picture = Picture(image.url, image.filename, image.content_type, image.size)
+        if await _refused_unless_offered(interaction, options, picture, prompt, None, None):
+            return
+        # Everything above is instant; the refusals that need the database are made before
+        # anything is shown where they can be, so they stay private.
+        await early_checks(interaction, prompt)
         await interaction.response.defer(thinking=True)
         await post_quote(
-            interaction,
-            picture=Picture(image.url, image.filename, image.content_type, image.size),
-            prompt=prompt,
-            options=options,
-            buttons=quote_buttons,
+            interaction, picture=picture, prompt=prompt, options=options, buttons=quote_buttons
         )
 
 
 async def setup(bot: AnimateBot) -> None:
-    bot.add_dynamic_items(QuoteButton, ResultButton, DeleteButton)
+    bot.add_dynamic_items(QuoteButton, ResultButton, DeleteButton, OfferButton, RequoteButton)
     await bot.add_cog(Animate(bot))

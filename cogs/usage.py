@@ -15,6 +15,7 @@ from bot.i18n import DEFAULT, Money, money, msg, t
 from bot.ledger import Job, Usage
 from bot.models import AWAITING_APPROVAL
 from cogs.errors import report
+from cogs.utils.embeds import discord_time, round_money, safe_text, short_prompt
 from cogs.utils.i18n import private, text
 from cogs.utils.replies import reply_private
 from cogs.utils.views import role_ids
@@ -29,26 +30,47 @@ def state_label(locale: str, state: str) -> str:
 
 
 def money_or_none(locale: str, value: int | None) -> str:
-    return t(locale, "usage.no_limit") if value is None else money(locale, value)
+    return t(locale, "usage.no_limit") if value is None else round_money(locale, value)
 
 
 def usage_embed(locale: str, usage: Usage, who: str) -> discord.Embed:
     embed = discord.Embed(title=t(locale, "usage.title", who=who), colour=discord.Colour.blurple())
     for key, value in (
-        ("usage.spent_today", money(locale, usage.today_mills)),
+        ("usage.spent_today", round_money(locale, usage.today_mills)),
         ("usage.daily_limit", money_or_none(locale, usage.caps.daily)),
         ("usage.left_today", money_or_none(locale, usage.left_today_mills)),
-        ("usage.spent_month", money(locale, usage.month_mills)),
+        ("usage.spent_month", round_money(locale, usage.month_mills)),
         ("usage.monthly_limit", money_or_none(locale, usage.caps.monthly)),
         ("usage.left_month", money_or_none(locale, usage.left_month_mills)),
-        ("usage.lifetime", money(locale, usage.lifetime_mills)),
+        ("usage.lifetime", round_money(locale, usage.lifetime_mills)),
         ("usage.videos", str(usage.jobs)),
     ):
         embed.add_field(name=t(locale, key), value=value)
     if usage.dry_run_mills:
-        embed.add_field(name=t(locale, "usage.dry_runs"), value=money(locale, usage.dry_run_mills))
+        embed.add_field(
+            name=t(locale, "usage.dry_runs"), value=round_money(locale, usage.dry_run_mills)
+        )
     embed.set_footer(text=t(locale, "usage.footer", timezone=usage.span.timezone))
     return embed
+
+
+def job_line(locale: str, job: Job) -> str:
+    """``#3 · <date> · “the cat starts…” · delivered · $0.170 · video``: a refunded amount is
+    struck through, as it was not spent."""
+    price = money(locale, job.charged_mills if job.state == "delivered" else job.price_mills)
+    if job.state in ("failed", "expired"):
+        price = f"~~{price}~~"
+    parts = [
+        f"**#{job.id}**", discord_time(job.created_at, "d"),
+        f"“{safe_text(short_prompt(job.quote.prompt, 40))}”", state_label(locale, job.state),
+        price,
+    ]
+    if job.quote.dry_run:
+        parts.append(t(locale, "jobs.dry_run"))
+    link = job_link(job)
+    if link:
+        parts.append(f"[{t(locale, 'jobs.video')}]({link})")
+    return " · ".join(parts)
 
 
 def job_link(job: Job) -> str | None:
@@ -161,16 +183,7 @@ class UsageCog(commands.Cog):
         if not jobs:
             await interaction.followup.send(t(locale, "jobs.none"), ephemeral=True)
             return
-        lines = []
-        for job in jobs:
-            mills = job.charged_mills if job.state == "delivered" else job.price_mills
-            line = f"**#{job.id}** · {state_label(locale, job.state)} · {money(locale, mills)}"
-            if job.quote.dry_run:
-                line += " · " + t(locale, "jobs.dry_run")
-            link = job_link(job)
-            if link:
-                line += f" · [{t(locale, 'jobs.video')}]({link})"
-            lines.append(line)
+        lines = [job_line(locale, job) for job in jobs]
         embed = discord.Embed(
             title=t(locale, "jobs.title"), description="\n".join(lines),
             colour=discord.Colour.blurple(),

@@ -33,9 +33,12 @@ _ALIASES: Final = {"en-US": "en", "en-GB": "en", "es-419": "es-ES"}
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount in mills (1/1000 USD), formatted for the reader's locale."""
+    """An amount in mills (1/1000 USD), formatted for the reader's locale. A price keeps its
+    three decimals (``$0.170``); a limit or a balance (``rounded``) reads as people write it,
+    ``$2.00``, unless its last mill is not zero (``$1.835``)."""
 
     mills: int
+    rounded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ def _encode(value: Value) -> object:
     if isinstance(value, Msg):
         return {"key": value.key, "values": {k: _encode(v) for k, v in value.values.items()}}
     if isinstance(value, Money):
-        return {"money": value.mills}
+        return {"money": value.mills, "rounded": True} if value.rounded else {"money": value.mills}
     if isinstance(value, When):
         return {"when": [value.at, value.timezone]}
     if isinstance(value, Number):
@@ -125,7 +128,7 @@ def _decode(data: object) -> Value:
         if "key" in data:
             return Msg(str(data["key"]), {k: _decode(v) for k, v in data["values"].items()})
         if "money" in data:
-            return Money(int(data["money"]))
+            return Money(int(data["money"]), bool(data.get("rounded", False)))
         if "when" in data:
             return When(float(data["when"][0]), str(data["when"][1]))
         if "number" in data:
@@ -224,7 +227,7 @@ def _count(key: str, values: Mapping[str, Value]) -> int | None:
 
 def _show(locale: str | None, value: Value, markup: bool) -> str:
     if isinstance(value, Money):
-        return money(locale, value.mills)
+        return money(locale, value.mills, rounded=value.rounded)
     if isinstance(value, When):
         return formats.discord_time(value.at) if markup else when(locale, value.at, value.timezone)
     if isinstance(value, Number):

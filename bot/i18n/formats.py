@@ -36,11 +36,13 @@ def babel_locale(locale: str | None) -> Locale:
         return Locale.parse("en")
 
 
-def money(locale: str | None, mills: int) -> str:
-    """``170`` -> ``$0.170`` (en), ``0,170 $US`` (fr), ``US$ 0,170`` (pt-BR)... exact mills."""
+def money(locale: str | None, mills: int, *, rounded: bool = False) -> str:
+    """``170`` -> ``$0.170`` (en), ``0,170 $US`` (fr), ``US$ 0,170`` (pt-BR)... exact mills.
+    ``rounded`` (limits, balances): two decimals where the last mill is zero (``$2.00``)."""
     where = babel_locale(locale)
     pattern = copy.copy(where.currency_formats["standard"])
-    pattern.frac_prec = (MILL_DIGITS, MILL_DIGITS)
+    digits = MILL_DIGITS - 1 if rounded and mills % 10 == 0 else MILL_DIGITS
+    pattern.frac_prec = (digits, digits)
     amount = Decimal(mills).scaleb(-MILL_DIGITS)
     shown = pattern.apply(amount, where, currency=CURRENCY, currency_digits=False)
     return _currency_spacing(shown, where.currency_symbols.get(CURRENCY, CURRENCY))

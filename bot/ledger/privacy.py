@@ -93,11 +93,13 @@ async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> 
     """Erase a final, told job of a forgotten member: its quote's prompt, picture link and
     message references, the job's video link, thread and result message, and the member's id
     (the tombstone instead). Money columns stay; the ledger rows follow in ``detach``. The quote
-    message (which holds the bot's copy of the picture) is queued for deletion in Discord; its
-    id is returned, for ``forget_pictures``."""
+    message (which holds the bot's copy of the picture) is queued for deletion in Discord, and
+    so is the video's post in the channel (it shows the prompt); the quote message's id is
+    returned, for ``forget_pictures``."""
     row = await db.fetchone(
-        "SELECT q.id, q.channel_id, q.message_id, j.thread_id, j.approval_message_id, "
-        "g.approval_channel_id FROM jobs j JOIN quotes q ON q.id = j.quote_id "
+        "SELECT q.id, q.channel_id, q.message_id, j.thread_id, j.result_message_id, "
+        "j.approval_message_id, g.approval_channel_id FROM jobs j "
+        "JOIN quotes q ON q.id = j.quote_id "
         "LEFT JOIN guild_settings g ON g.guild_id = j.guild_id WHERE j.id = ?",
         (job_id,),
     )
@@ -108,8 +110,10 @@ async def erase_job(db: Connection, job_id: int, tombstone: int, now: float) -> 
         await _queue_deletion(db, row["approval_channel_id"], row["approval_message_id"], now)
     if row["message_id"] is not None:
         await _queue_deletion(db, row["channel_id"], row["message_id"], now)
-    if row["thread_id"] is not None:  # named after the prompt
+    if row["thread_id"] is not None:  # named after the prompt (videos of older versions)
         await _queue_deletion(db, row["thread_id"], 0, now, action="thread")
+    elif row["result_message_id"] is not None:  # a reply to the quote: the prompt in bold
+        await _queue_deletion(db, row["channel_id"], row["result_message_id"], now)
     await db.execute(
         "UPDATE quotes SET user_id = ?, prompt = '', image_url = '', message_id = NULL, "
         "picture_channel_id = NULL, picture_message_id = NULL, picture_key = NULL, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,20 @@ class Reading:
     async def ping(self) -> bool:
         row = await self.db.fetchone("SELECT 1 AS ok")
         return row is not None and row["ok"] == 1
+
+    async def typical_seconds(self, resolution: str, duration: int, *, last: int = 50
+                              ) -> float | None:
+        """How long the ``last`` videos delivered with these settings took, from Confirm to
+        the post (the median, so one stuck job does not move it); None before any."""
+        rows = await self.db.fetchall(
+            "SELECT j.finished_at - j.created_at AS took FROM jobs j "
+            "JOIN quotes q ON q.id = j.quote_id "
+            "WHERE j.state = 'delivered' AND q.resolution = ? AND q.duration = ? "
+            "AND j.finished_at IS NOT NULL ORDER BY j.id DESC LIMIT ?",
+            (resolution, duration, last),
+        )
+        took = sorted(float(row["took"]) for row in rows if row["took"] is not None)
+        return statistics.median(took) if took else None
 
     async def job_counts(self) -> dict[str, int]:
         rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")

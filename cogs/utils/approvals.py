@@ -33,7 +33,7 @@ from bot.limits import GuildPolicy
 from cogs.utils import embeds
 from cogs.utils.i18n import guild_locale
 from cogs.utils.pictures import fresh_url
-from cogs.utils.views import disabled_buttons
+from cogs.utils.views import no_buttons
 
 if TYPE_CHECKING:
     from cogs.utils.delivery import DiscordNotifier
@@ -234,8 +234,7 @@ class DiscordApprovalDesk:
             channel = await self._messageable(job.quote.channel_id)
             assert isinstance(channel, discord.abc.GuildChannel | discord.Thread)
             await channel.get_partial_message(job.quote.message_id).edit(
-                embed=embeds.progress_embed(locale, job, "starting", 0),
-                view=disabled_buttons(locale),
+                embed=embeds.progress_embed(locale, job, "starting", 0), view=no_buttons(),
             )
 
     async def tell_approved(self, job: Job) -> None:

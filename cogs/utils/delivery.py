@@ -1,10 +1,15 @@
-"""The job runner's voice in Discord: progress on the quote, results in a thread.
+"""The job runner's voice in Discord: progress on the quote card, the video as a reply to it.
 
-Everything here uses the bot token (channel, thread and DM messages), never the interaction
-token, which dies after 15 minutes while renders can take longer. When the expected place is
-gone or closed to the bot, the result still reaches the member: thread -> channel -> DM.
-It is all written in the server's language (``Guild.preferred_locale``): the quote card and the
-thread are public.
+The video is posted in the channel as a reply to its quote card, so everyone sees videos go by;
+the card then says Done with a Watch link. A failure is neutral in public (the card: couldn't
+make this video, refunded) and explained to the member alone: a private follow-up on their
+Confirm while its token lives (15 minutes), else a DM; no thread, no public reason.
+
+Public posts use the bot token (channel and DM messages), never the interaction token, which
+dies after 15 minutes while renders can take longer. When the expected place is gone or closed
+to the bot, the result still reaches the member: channel -> DM. A job that already has a thread
+(from an older version) keeps it. Public text is in the server's language
+(``Guild.preferred_locale``), the private follow-up in the member's.
 """
 
 from __future__ import annotations
@@ -15,26 +20,34 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import discord
 
-from bot.i18n import Money, Msg, t
+from bot.i18n import Msg, t
 from bot.ledger import Job
 from cogs.utils import embeds
 from cogs.utils.i18n import guild_locale
 from cogs.utils.pictures import fresh_url
-from cogs.utils.views import disabled_buttons, marked_for, result_buttons
+from cogs.utils.views import (
+    marked_for,
+    message_url,
+    no_buttons,
+    result_buttons,
+    retry_buttons,
+    watch_button,
+)
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_CHANNEL: Final = 10003
-UNKNOWN_MESSAGE: Final = 10008
 TOO_LARGE: Final = 40005
-THREAD_EXISTS: Final = 160004
+# An interaction token works for 15 minutes; a follow-up is not tried in its last minute.
+FOLLOWUP_LIFETIME: Final = 14 * 60.0
+# How long a typical duration read from the ledger is reused (progress edits come often).
+TYPICAL_TTL: Final = 600.0
 # How far before an attempt's recorded time the scan for its message starts: this machine's
 # clock against Discord's (message ids carry Discord's time).
 SCAN_MARGIN: Final = 15 * 60.0
@@ -45,15 +58,36 @@ Messageable = (
 )
 
 
-def thread_name(locale: str, prompt: str) -> str:
-    line = " ".join(prompt.split())
-    return (line[:90] + "…") if len(line) > 90 else (line or t(locale, "delivery.thread"))
-
-
 def marker(job: Job) -> str:
-    """Ends every result message, for readers. Never trusted to recognise a post: prompts and
-    provider errors are quoted in messages too (``views.marked_for`` is the bot's mark)."""
-    return f"· job {job.id})"
+    """Ends every result message, for readers: the job's number as /jobs shows it, the same in
+    every language. Never trusted to recognise a post: prompts are quoted in messages too
+    (``views.marked_for`` is the bot's mark)."""
+    return f"· #{job.id})"
+
+
+# Reasons that carry the provider's own words (English, technical): members read a translated
+# category instead; the words stay in the logs and the ledger (/animate-admin).
+FOR_MEMBERS: Final = {
+    "job.failed.content": "failed.category.content",
+    "job.failed.provider": "failed.category.service",
+    "provider.refused": "failed.category.service",
+    "provider.unconfirmed": "failed.category.service",
+    "provider.no_answer": "failed.category.service",
+    "provider.unavailable": "failed.category.service",
+    "provider.download_failed": "failed.category.service",
+}
+
+
+def for_member(why: Msg) -> Msg:
+    """What a member is told about a failure: a category in their language for the reasons
+    that quote the provider."""
+    category = FOR_MEMBERS.get(why.key)
+    return Msg(category) if category is not None else why
+
+
+def _failure_text(locale: str, job: Job, why: Msg) -> str:
+    return t(locale, "delivery.failed_private",
+             reason=embeds.safe_text(for_member(why).render(locale), 1500), tag=marker(job))
 
 
 def nonce(job: Job, kind: str) -> str:
@@ -84,6 +118,14 @@ def _gone(exc: discord.HTTPException) -> bool:
     return isinstance(exc, discord.NotFound | discord.Forbidden)
 
 
+def discord_notifier(bot: discord.Client) -> DiscordNotifier | None:
+    """The bot's notifier (``cogs.wiring`` hands it in as the Discord side), for the cogs that
+    tell it something only an interaction knows (a Confirm's follow-up)."""
+    side = getattr(bot, "side", None)
+    notifier = getattr(side, "notifier", None)
+    return notifier if isinstance(notifier, DiscordNotifier) else None
+
+
 class DiscordNotifier:
     def __init__(
         self, bot: discord.Client, ledger: Ledger, clock: Callable[[], float] = time.time
@@ -91,6 +133,18 @@ class DiscordNotifier:
         self.bot = bot
         self.ledger = ledger
         self.clock = clock
+        # job id -> the follow-up webhook of the member's Confirm and when its token dies:
+        # how a failure is told privately (this process only; else a DM).
+        self._followups: dict[int, tuple[discord.Webhook, str, float]] = {}
+        self._typical: dict[tuple[str, int], tuple[float | None, float]] = {}
+
+    def remember_confirm(self, job_id: int, interaction: discord.Interaction[Any]) -> None:
+        """The member's Confirm: while its token lives, a failure is told there, privately."""
+        now = time.monotonic()
+        self._followups = {k: v for k, v in self._followups.items() if v[2] > now}
+        self._followups[job_id] = (
+            interaction.followup, interaction.locale.value, now + FOLLOWUP_LIFETIME
+        )
 
     async def _channel(self, channel_id: int) -> Messageable:
         channel = self.bot.get_channel(channel_id)
@@ -104,13 +158,17 @@ class DiscordNotifier:
         user = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
         return await user.create_dm()
 
-    async def _edit_quote(self, locale: str, job: Job, embed: discord.Embed) -> None:
+    async def _edit_quote(
+        self, job: Job, embed: discord.Embed, view: discord.ui.View | None = None
+    ) -> None:
+        """Show ``embed`` on the job's card, with only ``view``'s buttons (none by default):
+        the card's picture copy stays attached, as the embed's thumbnail."""
         if job.quote.message_id is None:
             return
         try:
             channel = await self._channel(job.quote.channel_id)
             await channel.get_partial_message(job.quote.message_id).edit(
-                embed=embed, view=disabled_buttons(locale)
+                embed=embed, view=view or no_buttons()
             )
         except discord.HTTPException as exc:
             if not _gone(exc):
@@ -119,70 +177,64 @@ class DiscordNotifier:
         except TypeError as exc:
             log.info("job %d: could not update the quote message: %s", job.id, exc)
 
-    async def _target(self, locale: str, job: Job) -> tuple[Messageable, str]:
-        """Where the result goes, and a note for the member when it is not the usual place."""
+    async def _target(
+        self, locale: str, job: Job
+    ) -> tuple[Messageable, str, discord.MessageReference | None]:
+        """Where the result goes, the note for the member when it is not the usual place, and
+        the quote card it answers (a reply, so everyone sees which picture it is)."""
         try:
             channel = await self._channel(job.quote.channel_id)
         except (discord.NotFound, discord.Forbidden, TypeError):
-            return await self._dm(job), t(locale, "delivery.by_dm")
-        if job.quote.in_thread or isinstance(channel, discord.Thread):
-            return channel, ""
+            return await self._dm(job), t(locale, "delivery.by_dm"), None
         if job.thread_id is not None:
+            # A job started by an older version, which posted videos in a thread of the card.
             try:
-                return await self._channel(job.thread_id), ""
+                return await self._channel(job.thread_id), "", None
             except (discord.NotFound, discord.Forbidden, TypeError):
-                return channel, t(locale, "delivery.thread_gone")
+                return channel, t(locale, "delivery.thread_gone"), None
         if job.quote.message_id is None or isinstance(channel, discord.DMChannel):
-            return channel, ""
-        try:
-            thread = await channel.get_partial_message(job.quote.message_id).create_thread(
-                name=thread_name(locale, job.quote.prompt), auto_archive_duration=1440
-            )
-        except discord.HTTPException as exc:
-            if exc.code == THREAD_EXISTS:
-                # A thread started from a message has that message's id.
-                thread = await self._channel(job.quote.message_id)  # type: ignore[assignment]
-            elif exc.code == UNKNOWN_MESSAGE or isinstance(exc, discord.NotFound):
-                return channel, t(locale, "delivery.quote_deleted")
-            elif isinstance(exc, discord.Forbidden):
-                return channel, t(locale, "delivery.no_threads")
-            else:
-                raise
-        await self.ledger.set_thread(job.id, thread.id)
-        return thread, ""
+            return channel, "", None
+        card = discord.MessageReference(
+            message_id=job.quote.message_id, channel_id=channel.id, guild_id=job.guild_id,
+            fail_if_not_exists=False,
+        )
+        return channel, "", card
 
     @staticmethod
     async def _post(
         locale: str, job: Job, target: Messageable, content: str, video: Path | None,
-        *, failed: bool = False, once: str | None = None,
+        *, reply_to: discord.MessageReference | None = None, marked: bool = True,
+        once: str | None = None,
     ) -> discord.Message:
         # Only the member the message is for may be pinged, never anyone named in a prompt.
         mention = discord.AllowedMentions(users=[discord.Object(job.user_id)])
-        # The buttons are also the bot's mark on the post (``views.marked_for``): every post for
-        # a job carries at least one, so a restarted bot finds it without trusting any text.
-        if isinstance(target, discord.DMChannel):
-            actions: tuple[str, ...] = ("delete",)
-        else:
-            actions = ("again", "edit") if failed else ("again", "edit", "delete")
-        view = result_buttons(job.id, locale, actions)
-        # ``once``: the post's nonce (discord.py adds enforce_nonce), for a post made once.
-        key = discord.utils.MISSING if once is None else once
+        # The buttons are also the bot's mark on the post (``views.marked_for``): every post of
+        # a job's video carries at least one, so a restarted bot finds it without trusting any
+        # text. A notice about the job (``marked=False``) must not look like its video.
+        actions = ("delete",) if isinstance(target, discord.DMChannel) else (
+            "again", "edit", "delete")
+        view = result_buttons(job.id, locale, actions) if marked else discord.utils.MISSING
+        extra: dict[str, Any] = {} if reply_to is None else {"reference": reply_to}
+        if once is not None:
+            extra["nonce"] = once  # a post made once: discord.py adds enforce_nonce
         if video is None:
-            return await target.send(content, allowed_mentions=mention, view=view, nonce=key)
+            return await target.send(content, allowed_mentions=mention, view=view, **extra)
         file = discord.File(video, filename=f"animate-{job.id}.mp4")
         return await target.send(
-            content, allowed_mentions=mention, file=file, view=view, nonce=key
+            content, allowed_mentions=mention, file=file, view=view, **extra
         )
 
     async def _send(
         self, locale: str, job: Job, target: Messageable, content: str, video: Path | None,
-        *, failed: bool = False, once: str | None = None,
+        *, reply_to: discord.MessageReference | None = None, marked: bool = True,
+        once: str | None = None,
     ) -> discord.Message:
-        """``failed``: the job's failure (Again and Edit), else its video (Delete too);
-        ``once``: the post's nonce (``nonce()``) when it must happen once."""
+        """The job's video (with Again, Edit and Delete; Delete alone in a DM); ``once``: the
+        post's nonce (``nonce()``) when it must happen once."""
         try:
             return await self._post(
-                locale, job, target, content, video, failed=failed, once=once
+                locale, job, target, content, video, reply_to=reply_to, marked=marked,
+                once=once,
             )
         except discord.HTTPException as exc:
             if not _gone(exc) or isinstance(target, discord.DMChannel):
@@ -190,7 +242,7 @@ class DiscordNotifier:
             log.info("job %d: cannot post in %s (%s); sending by DM", job.id, target.id, exc)
         by_dm = t(locale, "delivery.by_dm")
         return await self._post(
-            locale, job, await self._dm(job), f"{by_dm}\n{content}", video, failed=failed,
+            locale, job, await self._dm(job), f"{by_dm}\n{content}", video, marked=marked,
             once=once,
         )
 
@@ -204,9 +256,25 @@ class DiscordNotifier:
         self, job: Job, phase: str, elapsed: float, position: int | None = None
     ) -> None:
         locale = await guild_locale(self.bot, job.guild_id)
+        typical = await self._typical_seconds(job)
         await self._edit_quote(
-            locale, job, embeds.progress_embed(locale, job, phase, elapsed, position)
+            job, embeds.progress_embed(locale, job, phase, elapsed, position, typical=typical)
         )
+
+    async def _typical_seconds(self, job: Job) -> float | None:
+        """How long videos with these settings took lately (read again every few minutes)."""
+        key = (job.quote.options.resolution, job.quote.options.duration)
+        now = time.monotonic()
+        kept = self._typical.get(key)
+        if kept is not None and now - kept[1] < TYPICAL_TTL:
+            return kept[0]
+        try:
+            typical = await self.ledger.typical_seconds(*key)
+        except Exception:
+            log.warning("could not read how long videos take", exc_info=True)
+            typical = None
+        self._typical[key] = (typical, now)
+        return typical
 
     async def find_delivery(self, job: Job) -> int | None:
         """The id of this job's result (or failure) message if an earlier attempt posted it:
@@ -236,18 +304,18 @@ class DiscordNotifier:
 
     async def deliver(self, job: Job, video: Path | None) -> int | None:
         locale = await guild_locale(self.bot, job.guild_id)
-        target, note = await self._target(locale, job)
+        target, note, card = await self._target(locale, job)
         head = f"{note}\n" if note else ""
         ready = head + t(
-            locale, "delivery.ready", member=f"<@{job.user_id}>",
-            options=embeds.options_text(locale, job.quote.options),
-            price=Money(job.charged_mills), tag=marker(job),
+            locale, "delivery.result", prompt=embeds.safe_text(job.quote.prompt, 1500),
+            member=f"<@{job.user_id}>", options=embeds.options_text(locale, job.quote.options),
+            tag=marker(job),
         )
         message: discord.Message | None = None
         if video is not None:
             try:
                 message = await self._send(
-                    locale, job, target, ready, video, once=nonce(job, "v")
+                    locale, job, target, ready, video, reply_to=card, once=nonce(job, "v")
                 )
             except discord.HTTPException as exc:
                 if exc.status != 413 and exc.code != TOO_LARGE:
@@ -256,44 +324,78 @@ class DiscordNotifier:
         if message is None:
             link = t(locale, "delivery.link", url=job.video_url or "")
             message = await self._send(
-                locale, job, target, f"{ready}\n{link}", None, once=nonce(job, "v")
+                locale, job, target, f"{ready}\n{link}", None, reply_to=card,
+                once=nonce(job, "v"),
             )
         return message.id
 
     async def delivered(self, job: Job) -> None:
         locale = await guild_locale(self.bot, job.guild_id)
-        if job.thread_id is not None:
-            where = f"<#{job.thread_id}>"
-        elif job.quote.in_thread:
-            where = t(locale, "done.below")
-        else:
-            where = f"<#{job.quote.channel_id}>"
-        await self._edit_quote(locale, job, embeds.done_embed(locale, job, where))
+        view = None
+        if job.result_message_id is not None:
+            channel = job.thread_id or job.quote.channel_id
+            url = message_url(job.guild_id, channel, job.result_message_id)
+            view = watch_button(url, locale)
+        await self._edit_quote(job, embeds.done_embed(locale, job), view)
 
     async def notice(self, job: Job, text: str) -> int:
-        """Post ``text`` (which names the member) where the job's result will go: the thread
-        under its quote, made now if need be. The message's id."""
+        """Post ``text`` (which names the member) where the job's result will go: a reply to
+        its quote. The message's id."""
         locale = await guild_locale(self.bot, job.guild_id)
         try:
-            target, note = await self._target(locale, job)
+            target, note, card = await self._target(locale, job)
         except discord.HTTPException:
-            target, note = await self._dm(job), ""
+            target, note, card = await self._dm(job), "", None
         head = f"{note}\n" if note else ""
-        return (await self._send(locale, job, target, head + text, None)).id
+        return (await self._send(
+            locale, job, target, head + text, None, reply_to=card, marked=False
+        )).id
 
     async def failed(self, job: Job, why: Msg, *, post: bool = True) -> None:
+        """The card turns neutral (couldn't make it, refunded; Again and Edit for anyone); the
+        reason goes to the member only."""
         locale = await guild_locale(self.bot, job.guild_id)
-        reason = why.render(locale)
-        await self._edit_quote(locale, job, embeds.failed_embed(locale, job, reason))
+        await self._edit_quote(job, embeds.failed_embed(locale, job), retry_buttons(job.id, locale))
         if not post:
-            return  # an earlier attempt posted the message (found by its marker)
+            return  # an earlier attempt told the member (found by its marker)
+        if await self._tell_in_followup(job, why):
+            return
+        await self._tell_by_dm(job, why, locale)
+
+    async def _tell_in_followup(self, job: Job, why: Msg) -> bool:
+        """A private follow-up on the member's Confirm, with Edit prompt and Try again; False
+        when its token is gone (another process, a restart, more than 14 minutes) or refused."""
+        kept = self._followups.pop(job.id, None)
+        if kept is None or kept[2] <= time.monotonic():
+            return False
+        followup, locale, _ = kept
+        text = _failure_text(locale, job, why)
         try:
-            target, note = await self._target(locale, job)
-        except discord.HTTPException:
-            target, note = await self._dm(job), ""
-        head = f"{note}\n" if note else ""
-        text = head + t(
-            locale, "delivery.failed", member=f"<@{job.user_id}>",
-            reason=embeds.safe_text(reason, 1500), price=Money(job.price_mills), tag=marker(job),
-        )
-        await self._send(locale, job, target, text, None, failed=True, once=nonce(job, "f"))
+            await followup.send(
+                text, ephemeral=True, view=retry_buttons(job.id, locale, private=True),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.info("job %d: could not follow up on the Confirm (%s); sending a DM", job.id, exc)
+            return False
+        return True
+
+    async def _tell_by_dm(self, job: Job, why: Msg, locale: str) -> None:
+        """A DM: buttons do nothing outside the server, so it links to the card, whose Again
+        and Edit anyone may press."""
+        lines = [_failure_text(locale, job, why)]
+        if job.quote.message_id is not None:
+            card = message_url(job.guild_id, job.quote.channel_id, job.quote.message_id)
+            lines.append(t(locale, "delivery.failed_card", url=card))
+        try:
+            dm = await self._dm(job)
+            # Delete is the bot's mark on the post (a restarted bot finds it: never told twice).
+            await dm.send(
+                "\n".join(lines), allowed_mentions=discord.AllowedMentions.none(),
+                view=result_buttons(job.id, locale, ("delete",)), nonce=nonce(job, "f"),
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            # DMs closed (or the member gone): the card already says it failed and was
+            # refunded, which is all there is to tell in public; retrying cannot help.
+            log.info("job %d: the member takes no DMs (%s); the card tells the failure",
+                     job.id, exc)

@@ -34,7 +34,8 @@ COPY_NAMES: Final = {
     "image/webp": "picture.webp",
     "image/gif": "picture.gif",
 }
-_ATTACHMENT_KEY = re.compile(r"attachment:(\d+)")
+# ``attachment:<id>``, and since the copy is shown as the card's thumbnail ``/<filename>`` too.
+_ATTACHMENT_KEY = re.compile(r"attachment:(\d+)(?:/([\w.-]{1,80}))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,19 @@ def copied_ref(message: discord.Message, filename: str) -> PictureRef | None:
     attachment = next((a for a in message.attachments if a.filename == filename), None)
     if attachment is None:
         return None
-    return PictureRef(message.channel.id, message.id, f"attachment:{attachment.id}")
+    return PictureRef(message.channel.id, message.id, f"attachment:{attachment.id}/{filename}")
+
+
+def thumbnail_url(quote: Quote) -> str | None:
+    """What the quote card shows as its thumbnail: the copy posted with the card itself
+    (``attachment://``, so Discord shows it small, in the embed, not as a full-size picture
+    under it), else the picture's link."""
+    ref = quote.picture
+    if ref is not None and ref.message_id == quote.message_id:
+        match = _ATTACHMENT_KEY.fullmatch(ref.key)
+        if match is not None and match[2]:
+            return f"attachment://{match[2]}"
+    return quote.image_url or None
 
 
 def _expired(url: str, now: float) -> bool:

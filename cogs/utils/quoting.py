@@ -4,23 +4,28 @@ words, channels, limits, the picture's bytes) before the member sees a price."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import discord
 
-from bot.errors import InvalidRequest
-from bot.i18n import Money, Msg, Number, msg
+from bot.errors import InvalidRequest, LimitExceeded
+from bot.i18n import Money, Msg, Number, money, msg, t
 from bot.images import MAX_IMAGE_BYTES, check_declared, check_magic, fetch_picture
 from bot.ledger import Quote
-from bot.limits import GuildPolicy
-from bot.pricing import VideoOptions, price_mills
+from bot.limits import GuildPolicy, Headroom
+from bot.pricing import VideoOptions, cheaper_options, price_mills
 from cogs.utils import embeds
-from cogs.utils.i18n import public
+from cogs.utils.i18n import private, public
 from cogs.utils.pictures import COPY_NAMES, Picture, copied_ref
+from cogs.utils.replies import reply_private
 from cogs.utils.views import role_ids
 
 if TYPE_CHECKING:
@@ -29,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PROMPT: Final = 2000
+# Seconds the refusals made before the first answer may take (Discord waits 3 for it).
+EARLY_CHECKS: Final = 1.5
+# Seconds a refusal's offered settings stay clickable.
+OFFER_TTL: Final = 15 * 60.0
 
 
 def clean_prompt(prompt: str) -> str:
@@ -65,17 +74,142 @@ async def check_still_allowed(interaction: discord.Interaction[AnimateBot], quot
     check_channel(await bot.ledger.policies.get(quote.guild_id), interaction)
 
 
+async def early_checks(interaction: discord.Interaction[AnimateBot], prompt: str) -> None:
+    """The refusals that need no picture and no money (blocked words, paused, channel), made
+    before anything is shown, so they are answered privately from the start. Given at most
+    ``EARLY_CHECKS`` seconds (an interaction must be answered within 3): when the database is
+    slower, they are made again after the public "thinking…", as before."""
+    bot = interaction.client
+    if interaction.guild_id is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(EARLY_CHECKS):
+            await check_blocked_words(bot, interaction.guild_id, prompt)
+            policy = await bot.ledger.policies.get(interaction.guild_id)
+            if policy.paused:
+                raise LimitExceeded("error.paused")
+            check_channel(policy, interaction)
+
+
+# -- refusals with a way out ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Settings offered instead of refused ones, for the member's click: kept in this process
+    for ``OFFER_TTL`` seconds (a private answer is acted on at once, or not at all)."""
+
+    user_id: int
+    picture: Picture
+    prompt: str
+    choices: tuple[VideoOptions, ...]
+    note: Msg | None
+    source: discord.Message | None
+    expires: float
+
+
+_OFFERS: dict[str, Offer] = {}
+
+
+def keep_offer(offer: Offer) -> str:
+    now = time.monotonic()
+    for token in [k for k, kept in _OFFERS.items() if kept.expires <= now]:
+        del _OFFERS[token]
+    token = secrets.token_urlsafe(9)
+    _OFFERS[token] = offer
+    return token
+
+
+def find_offer(token: str) -> Offer | None:
+    offer = _OFFERS.get(token)
+    return offer if offer is not None and offer.expires > time.monotonic() else None
+
+
+def offer_buttons(locale: str, token: str, offer: Offer) -> discord.ui.View:
+    """One button per offered setting, with its price (``cogs.animate.OfferButton``)."""
+    view = discord.ui.View(timeout=None)
+    for index, choice in enumerate(offer.choices):
+        # What changes (resolution, length) and the price: the rest is as asked.
+        seconds = t(locale, "options.seconds", seconds=choice.duration)
+        label = f"{choice.resolution} · {seconds} · {money(locale, price_mills(choice))}"
+        view.add_item(discord.ui.Button(
+            label=label[:80], style=discord.ButtonStyle.primary,
+            custom_id=f"animate:offer:{token}:{index}",
+        ))
+    view.stop()
+    return view
+
+
+async def refuse_with_offer(
+    interaction: discord.Interaction[AnimateBot], refusal: Msg, offer: Offer
+) -> None:
+    """The refusal, privately, with the offered settings as buttons."""
+    locale = private(interaction)
+    token = keep_offer(offer)
+    await reply_private(
+        interaction, f"{refusal.render(locale)}\n{t(locale, 'offer.pick')}",
+        view=offer_buttons(locale, token, offer),
+    )
+
+
+def offer_for(
+    interaction: discord.Interaction[AnimateBot], *, picture: Picture, prompt: str,
+    choices: list[VideoOptions], note: Msg | None, source: discord.Message | None,
+) -> Offer:
+    return Offer(
+        user_id=interaction.user.id, picture=picture, prompt=prompt, choices=tuple(choices),
+        note=note, source=source, expires=time.monotonic() + OFFER_TTL,
+    )
+
+
+async def _fitting(
+    bot: AnimateBot, interaction: discord.Interaction[AnimateBot], options: VideoOptions,
+    now: float,
+) -> list[VideoOptions]:
+    """For a price over a limit: the dearest cheaper setting that fits (the nearest to what
+    was asked), and the cheapest too when it is another; none when nothing fits. What fits
+    only grows as the price falls, so a binary search asks the ledger a few times at most."""
+    assert interaction.guild_id is not None
+    guild_id, candidates = interaction.guild_id, cheaper_options(options)
+
+    async def fits(choice: VideoOptions) -> bool:
+        try:
+            await bot.ledger.limit_status(
+                guild_id, interaction.user.id, role_ids(interaction.user), price_mills(choice),
+                now,
+            )
+        except LimitExceeded:
+            return False
+        return True
+
+    low, high = 0, len(candidates)  # the first that fits is in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if await fits(candidates[middle]):
+            high = middle
+        else:
+            low = middle + 1
+    if low == len(candidates):
+        return []
+    nearest, cheapest = candidates[low], candidates[-1]
+    return [nearest] if price_mills(cheapest) == price_mills(nearest) else [nearest, cheapest]
+
+
 async def post_quote(
     interaction: discord.Interaction[AnimateBot],
     *,
     picture: Picture,
     prompt: str,
     options: VideoOptions,
-    buttons: Callable[[str, str], discord.ui.View],
+    buttons: Callable[[str, Quote], discord.ui.View],
     note: Msg | None = None,
+    source: discord.Message | None = None,
 ) -> None:
-    """Check everything and post the quote for the member who made ``interaction`` (already
-    deferred with a public "thinking…"). Refusals raise InvalidRequest or LimitExceeded.
+    """Check everything and post the quote for the member who made ``interaction``, deferred
+    with a public "thinking…" (the quote is the answer), or, with ``source`` (the message the
+    Animate menu was used on), deferred privately: the quote is then posted as a reply to
+    ``source`` naming its author, and the member is answered privately. Refusals raise
+    InvalidRequest or LimitExceeded; a price over a limit is refused with cheaper settings
+    that fit as buttons.
 
     A picture that has no durable place yet (``picture.ref`` is None) is read whole and posted
     with the quote, shown as its thumbnail; the quote remembers that copy, so a fresh URL can be
@@ -89,9 +223,21 @@ async def post_quote(
     check_channel(policy, interaction)
     channel = interaction.channel
     now = bot.clock()
-    headroom, usage = await bot.ledger.limit_status(
-        interaction.guild_id, interaction.user.id, role_ids(interaction.user), price, now
-    )
+    try:
+        headroom, _usage = await bot.ledger.limit_status(
+            interaction.guild_id, interaction.user.id, role_ids(interaction.user), price, now
+        )
+    except LimitExceeded as exc:
+        if not exc.message.key.startswith("error.limit_exceeded."):
+            raise
+        choices = await _fitting(bot, interaction, options, now)
+        if not choices:
+            raise
+        await refuse_with_offer(interaction, exc.message, offer_for(
+            interaction, picture=picture, prompt=prompt, choices=choices, note=note,
+            source=source,
+        ))
+        return
     # Discord tells each interaction this server's upload limit (boosts included).
     upload_limit = interaction.filesize_limit
     copy: discord.File | None = None
@@ -134,6 +280,7 @@ async def post_quote(
             hours=Number(bot.settings.approval_ttl_hours,
                          0 if bot.settings.approval_ttl_hours.is_integer() else 2),
         )
+    # What the member has reserved for jobs waiting for approval is theirs to know only.
     waiting = [job for job in await bot.ledger.awaiting_approval(interaction.guild_id)
                if job.user_id == interaction.user.id]
     pending = msg(
@@ -141,20 +288,55 @@ async def post_quote(
         price=Money(sum(job.price_mills for job in waiting)),
     ) if waiting else None
     embed = embeds.quote_embed(
-        locale, quote, usage=usage, headroom=headroom, note=note, approval=approval,
-        pending=pending,
+        locale, quote, capped=headroom is not None, note=note,
+        source_author=source.author.id if source is not None else None, approval=approval,
     )
     embed.set_thumbnail(url=f"attachment://{copy.filename}" if copy else picture.url)
-    if copy is not None:
-        message = await interaction.followup.send(
-            embed=embed, view=buttons(locale, quote.id), file=copy, wait=True
+    files = [copy] if copy is not None else []
+    if source is not None:
+        message = await source.reply(
+            embed=embed, view=buttons(locale, quote), files=files, mention_author=False,
+            allowed_mentions=discord.AllowedMentions.none(),
         )
     else:
         message = await interaction.followup.send(
-            embed=embed, view=buttons(locale, quote.id), wait=True
+            embed=embed, view=buttons(locale, quote), files=files, wait=True
         )
     ref = copied_ref(message, copy.filename) if copy is not None else None
     await bot.ledger.set_quote_message(quote.id, message.id, ref)
     log.info(
         "quote %s: %s for user %s (%s)", quote.id, price, interaction.user.id, options.describe()
     )
+    await _tell_headroom(
+        interaction, headroom, price, message if source is not None else None, pending
+    )
+
+
+async def _tell_headroom(
+    interaction: discord.Interaction[AnimateBot], headroom: Headroom | None, price: int,
+    posted: discord.Message | None, pending: Msg | None = None,
+) -> None:
+    """The member's own balance, privately (the quote only says the price fits): what the
+    closest limit would have left after this video, and what waits for approval. ``posted``:
+    the quote, when it is not the answer to ``interaction`` (the member is then told where)."""
+    locale = private(interaction)
+    lines = []
+    if posted is not None:
+        lines.append(t(locale, "quote.posted", url=posted.jump_url))
+    if headroom is not None:
+        lines.append(t(
+            locale, "quote.headroom", limit=t(locale, f"limit.{headroom.name}"),
+            left=embeds.round_money(locale, headroom.left - price),
+            cap=embeds.round_money(locale, headroom.cap),
+        ))
+    if pending is not None:
+        lines.append(pending.render(locale))
+    if not lines:
+        if posted is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        return
+    try:
+        await interaction.followup.send("\n".join(lines), ephemeral=True)
+    except discord.HTTPException:
+        log.info("could not tell the member their balance privately", exc_info=True)

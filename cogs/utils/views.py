@@ -30,7 +30,7 @@ DELETE_ID: Final = r"animate:delete:(?P<job>[0-9]{1,20})"
 
 # The bot's mark on the messages it posts for a job (its video, its failure): a button naming
 # the job. Only the bot sets a message's components, so no prompt, provider error or URL quoted
-# in a message's text can make one (the text's "· job N)" is for readers, never trusted).
+# in a message's text can make one (the text's "· #N)" is for readers, never trusted).
 JOB_MARK: Final = re.compile(r"animate:(?:again|edit|delete):(?P<job>[0-9]{1,20})")
 
 
@@ -62,14 +62,55 @@ def marked_for(message: discord.Message, job_id: int) -> bool:
     return False
 
 
-def disabled_buttons(locale: str) -> discord.ui.View:
+# The same two buttons told privately to the member whose video failed.
+RETRY_LABELS: Final = {"again": "retry.again", "edit": "retry.edit"}
+
+
+def retry_buttons(job_id: int, locale: str, *, private: bool = False) -> discord.ui.View:
+    """Again and Edit for a job that failed (on its card; and privately to its member, as Try
+    again and Edit prompt). Handled by ``cogs.animate.ResultButton``."""
     view = discord.ui.View(timeout=None)
-    for key, style in QUOTE_BUTTON_LOOKS.values():
-        view.add_item(discord.ui.Button(label=t(locale, key), style=style, disabled=True))
+    for action in ("again", "edit"):
+        label, style = RESULT_BUTTON_LOOKS[action]
+        view.add_item(discord.ui.Button(
+            label=t(locale, RETRY_LABELS[action] if private else label), style=style,
+            custom_id=f"animate:{action}:{job_id}",
+        ))
+    view.stop()
+    return view
+
+
+def watch_button(url: str, locale: str) -> discord.ui.View:
+    """A link to the video: nothing to listen for."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label=t(locale, "button.watch"), url=url))
+    view.stop()
+    return view
+
+
+def new_quote_button(quote_id: str, locale: str) -> discord.ui.View:
+    """On an expired quote: the same picture and settings, quoted afresh for whoever presses
+    (``cogs.animate.RequoteButton``)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(
+        label=t(locale, "button.new_quote"), style=discord.ButtonStyle.primary,
+        custom_id=f"animate:requote:{quote_id}",
+    ))
+    view.stop()
+    return view
+
+
+def no_buttons() -> discord.ui.View:
+    """A final card's view when nothing on it does anything any more."""
+    view = discord.ui.View(timeout=None)
     # Nothing to listen for: a stopped view is not kept in discord.py's view store, which
     # would otherwise grow by one entry per quote message edit, forever.
     view.stop()
     return view
+
+
+def message_url(guild_id: int, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
 def role_ids(user: discord.abc.User) -> list[int]:

@@ -38,33 +38,39 @@ async def test_members_without_manage_server_are_refused_even_if_discord_lets_th
 
 async def test_limits_for_server_role_and_member(world):
     reply = await admin(world, "limit", period="daily", amount="0.30")
-    assert "server daily limit: $0.300" in reply.content
-    assert (await usage_fields(world))["Daily limit"] == "$0.300"
+    assert "server daily limit: $0.30" in reply.content
+    assert (await usage_fields(world))["Daily limit"] == "$0.30"
     role = world.discord.add_role("creators")
     member = FakeUser(id=7777, name="carol", roles=[role])
     await world.discord.wait_for(lambda: world.bot.get_guild(world.discord.guild_id)
                                  and world.bot.get_guild(world.discord.guild_id).get_role(role))
     await admin(world, "limit", period="daily", amount="5", role=role)
-    assert (await usage_fields(world, user=member))["Daily limit"] == "$5.000"
+    assert (await usage_fields(world, user=member))["Daily limit"] == "$5.00"
     await admin(world, "limit", period="daily", amount="0", member=MEMBER)
     reply = await world.private_reply(await world.animate())
     assert "can't use /animate" in reply
     await admin(world, "limit", period="monthly", amount="unlimited", member=MEMBER)
     await admin(world, "limit", period="daily", amount="default", member=MEMBER)
     fields = await usage_fields(world)
-    assert (fields["Daily limit"], fields["Monthly limit"]) == ("$0.300", "no limit")
+    assert (fields["Daily limit"], fields["Monthly limit"]) == ("$0.30", "no limit")
     bad = await admin(world, "limit", period="daily", amount="lots")
     assert "is not an amount" in bad.content
 
 
 async def test_quote_shows_the_closest_limit_and_refusal_says_which_and_when(world):
     await admin(world, "budget", amount="0.40")
-    quote = await world.quote()
-    assert "server's monthly budget: $0.400 left of $0.400" in world.embed_text(quote.id)
+    interaction = await world.animate()
+    quote = await world.answer(interaction)
+    assert "fits your limits" in world.embed_text(quote.id)  # the balance is private:
+    assert await world.discord.wait_for(lambda: any(
+        "server's monthly budget would have $0.23 left (of $0.40)" in (m.content or "")
+        for i in interaction.followup_message_ids
+        if (m := world.discord.messages[i]).ephemeral
+    ))
     await world.click(quote, "Confirm")
     await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
     reply = await world.private_reply(await world.animate(resolution="1080p"))
-    assert "the server's monthly budget of $0.400 has $0.230 left" in reply
+    assert "the server's monthly budget of $0.40 has $0.23 left" in reply
     assert "resets at" in reply
 
 
@@ -77,7 +83,7 @@ async def test_refund_by_a_manager_is_recorded_with_who_and_why(world):
     rows = await world.bot.ledger.ledger_rows(1)
     assert rows[-1]["kind"] == "adjust"
     assert (rows[-1]["actor_id"], rows[-1]["reason"]) == (MANAGER.id, "wrong colours")
-    assert (await usage_fields(world))["Spent today"] == "$0.000"
+    assert (await usage_fields(world))["Spent today"] == "$0.00"
     again = await admin(world, "refund", job=1, reason="again")
     assert "already refunded" in again.content
 
@@ -120,7 +126,7 @@ async def test_report_is_a_csv_of_spend_by_member(world):
     world.api.plan_next(Plan(statuses=[3], error="nope"))
     failed = await world.quote()
     await world.click(failed, "Confirm")
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(failed.id))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(failed.id))
     message = await admin(world, "report", period="this-month")
     assert message.ephemeral
     assert "$0.128 in all" in message.content
@@ -188,10 +194,10 @@ async def test_settings_show_everything_in_force_and_timezone_is_validated(world
     message = await admin(world, "settings")
     fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
     assert fields["Time zone"] == "Europe/Paris"
-    assert fields["Monthly limit per member"] == "$7.500"
-    assert fields["Daily limit per member"] == "$2.000 (default)"
+    assert fields["Monthly limit per member"] == "$7.50"
+    assert fields["Daily limit per member"] == "$2.00 (default)"
     assert fields["New jobs"] == "open"
-    assert "monthly limit: $7.500" in fields["Recent changes"]
+    assert "monthly limit: $7.50" in fields["Recent changes"]
 
 
 async def test_usage_of_another_member_needs_manage_server(world):
@@ -200,7 +206,7 @@ async def test_usage_of_another_member_needs_manage_server(world):
     )
     assert "Manage Server" in refused.content
     fields = await usage_fields(world, user=MANAGER, member=MEMBER)
-    assert fields["Daily limit"] == "$2.000"
+    assert fields["Daily limit"] == "$2.00"
 
 
 async def test_jobs_lists_jobs_and_cancels_a_waiting_one(tmp_path):
@@ -208,15 +214,16 @@ async def test_jobs_lists_jobs_and_cancels_a_waiting_one(tmp_path):
         first, second = await world.one_rendering_one_waiting()
         listing = await world.answer(await world.discord.invoke("jobs", user=MEMBER))
         text = listing.embeds[0]["description"]
-        assert "**#1** · rendering · $0.170" in text
-        assert "**#2** · waiting for a slot · $0.170" in text
+        assert "“the cat starts surfing” · rendering · $0.170" in text
+        assert text.startswith("**#2** · <t:")  # the newest first, with its date
+        assert "“the cat starts surfing” · waiting for a slot · $0.170" in text
         button = listing.components[0]["components"][0]
         assert button["label"] == "Cancel job #2"
         stranger_click = await world.discord.click(listing.id, button["custom_id"], user=STRANGER)
         assert "Only the member" in await world.private_reply(stranger_click)
         click = await world.discord.click(listing.id, button["custom_id"], user=MEMBER)
         assert "cancelled and $0.170 refunded" in await world.private_reply(click)
-        await world.discord.wait_for(lambda: "Failed" in world.embed_text(second.id))
+        await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(second.id))
         world.api.hold_queries.set()
         await world.discord.wait_for(lambda: "Done" in world.embed_text(first.id))
         assert len(world.api.creates) == 1
@@ -238,8 +245,8 @@ async def test_dry_run_posts_the_sample_for_free(tmp_path):
         assert world.api.creates == []
         assert world.api.queries == []
         fields = await usage_fields(world)
-        assert fields["Spent today"] == "$0.000"
-        assert fields["Dry runs (free)"] == "$0.510"
+        assert fields["Spent today"] == "$0.00"
+        assert fields["Dry runs (free)"] == "$0.51"
 
 
 def test_spreadsheet_safe_defuses_formulas_and_keeps_numbers():

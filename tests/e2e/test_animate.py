@@ -9,24 +9,25 @@ from tests.e2e.world import MEMBER, PNG, STRANGER, running_world
 from tests.fakes.fake_shortapi import Plan, fake_mp4
 
 
-async def test_animate_quote_confirm_and_video_posted_in_a_thread(world):
+async def test_animate_quote_confirm_and_video_posted_as_a_reply_to_the_quote(world):
     fake = world.discord
     quote = await world.quote(prompt="the cat starts surfing", resolution="1080p", duration=8)
     text = world.embed_text(quote.id)
     assert "$0.680" in text
     assert "the cat starts surfing" in text
     assert "1080p" in text
-    assert "$0.000 of $2.000" in text
+    assert "fits your limits" in text
+    assert "$2.0" not in text  # the member's limits and balance are not public
     assert not quote.ephemeral
     assert world.api.creates == []
 
     video = fake_mp4(20_000)
     world.api.plan_next(Plan(statuses=[0, 1, 2], video=video))
     await world.click(quote, "Confirm")
-    thread_message = await fake.wait_for_message(
-        lambda m: m.videos and m.channel_id != fake.channel_id
-    )
-    assert thread_message.channel_id == quote.id  # a thread started from the quote
+    thread_message = await fake.wait_for_message(lambda m: m.videos)
+    assert thread_message.channel_id == fake.channel_id  # in the channel, for all to see
+    assert int(thread_message.message_reference["message_id"]) == quote.id
+    assert fake.threads() == []
     assert thread_message.attachments[0].data == video
     assert thread_message.attachments[0].filename.endswith(".mp4")
     assert f"<@{MEMBER.id}>" in (thread_message.content or "")
@@ -45,18 +46,17 @@ async def test_animate_quote_confirm_and_video_posted_in_a_thread(world):
     }
     assert world.api.creates[0]["args"]["image"].startswith(fake.base_url)
     await fake.wait_for(lambda: "Done" in world.embed_text(quote.id))
-    assert "Charged\n$0.680" in world.embed_text(quote.id)
+    assert "$0.680" not in world.embed_text(quote.id)
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 680), ("settle", 0)]
 
 
-async def test_cancel_disables_the_buttons_and_charges_nothing(world):
+async def test_cancel_shrinks_the_quote_to_one_line_and_charges_nothing(world):
     quote = await world.quote()
     click = await world.click(quote, "Cancel")
     await world.discord.wait_for_callback(click)
     await world.discord.wait_for(lambda: "Cancelled" in world.embed_text(quote.id))
-    buttons = world.discord.messages[quote.id].components[0]["components"]
-    assert all(button.get("disabled") for button in buttons)
+    assert world.discord.messages[quote.id].components == []
     assert "nothing was charged" in world.embed_text(quote.id)
     assert world.api.creates == []
     assert await world.bot.ledger.ledger_rows() == []
@@ -91,16 +91,15 @@ async def test_double_click_on_confirm_creates_exactly_one_job(world):
     assert len([m for m in world.discord.messages.values() if m.videos]) == 1
 
 
-async def test_failed_job_is_refunded_and_the_user_told_in_the_thread(world):
+async def test_failed_job_is_refunded_and_the_member_told_privately(world):
     world.api.plan_next(Plan(statuses=[1, 3], error="the image breaks content rules"))
     quote = await world.quote(prompt="a dragon")
-    await world.click(quote, "Confirm")
-    message = await world.discord.wait_for_message(
-        lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
-    )
-    assert "the image breaks content rules" in message.content
-    assert "refunded in full ($0.170 · job 1)" in message.content
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
+    click = await world.click(quote, "Confirm")
+    reply = await world.private_reply(click)
+    assert "couldn't be made" in reply
+    assert "refunded in full · #1)" in reply
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    assert world.discord.threads() == []
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
     usage = await world.bot.ledger.usage(2000, MEMBER.id, world.bot.clock())
@@ -110,9 +109,9 @@ async def test_failed_job_is_refunded_and_the_user_told_in_the_thread(world):
 async def test_create_rejected_by_the_provider_releases_the_reservation(world):
     world.api.fail_next("create", 200, {"code": 402, "msg": "insufficient credit"})
     quote = await world.quote()
-    await world.click(quote, "Confirm")
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
-    assert "insufficient credit" in world.embed_text(quote.id)
+    click = await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    assert "couldn't be made" in await world.private_reply(click)
     rows = await world.bot.ledger.ledger_rows()
     assert sum(r["amount_mills"] for r in rows) == 0
     assert world.api.queries == []
@@ -126,14 +125,14 @@ async def test_over_limit_is_refused_before_any_quote(tmp_path):
         interaction = await world.animate(resolution="540p", duration=8)
         reply = await world.private_reply(interaction)
         assert "$0.255" in reply
-        assert "your daily limit of $0.500 has $0.245 left" in reply
+        assert "your daily limit of $0.50 has $0.245 left" in reply
         # Discord's timestamp markup: each reader sees the reset in their own clock.
         resets = re.search(r"It resets at <t:(\d+):f>\.", reply)
         assert resets is not None, reply
         assert int(resets[1]) % 86_400 == 0  # midnight UTC, the server's day
         assert len(world.api.creates) == 1
         quotes = [m for m in world.discord.messages.values()
-                  if m.interaction_id and m.components and not m.deleted]
+                  if m.interaction_id and m.embeds and not m.deleted and not m.ephemeral]
         assert len(quotes) == 1
 
 
@@ -203,7 +202,7 @@ async def test_video_too_big_for_the_server_is_posted_as_a_link(world):
     quote = await world.quote()
     await world.click(quote, "Confirm")
     message = await world.discord.wait_for_message(
-        lambda m: m.channel_id == quote.id and "ready" in (m.content or "")
+        lambda m: m.channel_id == world.discord.channel_id and "· #1)" in (m.content or "")
     )
     assert message.attachments == []
     assert f"{world.api.base_url}/videos/" in message.content
@@ -216,7 +215,7 @@ async def test_upload_refused_as_too_large_falls_back_to_the_link(world):
     quote = await world.quote()
     await world.click(quote, "Confirm")
     message = await world.discord.wait_for_message(
-        lambda m: m.channel_id == quote.id and "ready" in (m.content or "")
+        lambda m: m.channel_id == world.discord.channel_id and "· #1)" in (m.content or "")
     )
     assert message.attachments == []
     assert "/videos/" in message.content
@@ -239,7 +238,7 @@ async def test_usage_matches_the_ledger(world):
     world.api.plan_next(Plan(statuses=[3]))
     failed = await world.quote(resolution="720p", audio=True)
     await world.click(failed, "Confirm")
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(failed.id))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(failed.id))
     interaction = await world.discord.invoke("usage", user=MEMBER)
     message = await world.answer(interaction)
     assert message.ephemeral
@@ -248,10 +247,10 @@ async def test_usage_matches_the_ledger(world):
     assert total == 128
     assert fields == {
         "Spent today": "$0.128",
-        "Daily limit": "$2.000",
+        "Daily limit": "$2.00",
         "Left today": "$1.872",
         "Spent this month": "$0.128",
-        "Monthly limit": "$20.000",
+        "Monthly limit": "$20.00",
         "Left this month": "$19.872",
         "Lifetime spend": "$0.128",
         "Videos made": "1",

@@ -72,10 +72,12 @@ async def test_approve_starts_the_job_and_tells_the_member_who_approved(world):
     report = await admin(world, "report", period="this-month")
     assert "Waiting for approval: 1 job, $0.680 reserved." in report.content
     assert report.attachments[0].data.decode().splitlines()[1].endswith(",1")
-    second = await world.quote()  # the quote counts what already waits
-    assert "1 earlier job of yours waits for a moderator: $0.680 reserved" in (
-        world.embed_text(second.id)
-    )
+    asked = await world.animate()  # the member is told privately what already waits
+    await world.answer(asked)
+    assert await world.discord.wait_for(lambda: any(
+        "1 earlier job of yours waits for a moderator: $0.680 reserved" in (m.content or "")
+        for i in asked.followup_message_ids if (m := world.discord.messages[i]).ephemeral
+    ))
     # Someone without Manage Server is refused, privately.
     refused = await world.private_reply(
         await world.discord.click(card.id, card_id(card, "approve"), user=STRANGER)
@@ -100,8 +102,8 @@ async def test_deny_with_a_reason_refunds_and_tells_the_member_why(world):
     opened = await world.discord.click(card.id, card_id(card, "deny"), user=MANAGER)
     await world.discord.wait_for(lambda: opened.modal is not None)
     await world.discord.submit_modal(opened, {"reason": "too pricey this month"})
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
-    (told,) = await world.discord.wait_for(lambda: notices(world, "could not be made"))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    (told,) = await world.discord.wait_for(lambda: notices(world, "couldn't be made"))
     assert "did not approve this video: “too pricey this month”" in told.content
     assert "maria" in told.content
     await world.discord.wait_for(lambda: "Denied · job #1" in world.embed_text(card.id))
@@ -118,8 +120,8 @@ async def test_an_approval_not_given_in_time_expires_and_is_refunded(world):
     quote, card = await waiting_job(world, channel)
     world.bot.clock = lambda: time.time() + 24 * 3600 + 1
     await world.bot.approvals.sweep()
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
-    (told,) = await world.discord.wait_for(lambda: notices(world, "could not be made"))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    (told,) = await world.discord.wait_for(lambda: notices(world, "couldn't be made"))
     assert "No moderator approved this video within 24 h" in told.content
     await world.discord.wait_for(lambda: "Expired" in world.embed_text(card.id))
     job = await world.bot.ledger.get_job(1)
@@ -140,8 +142,8 @@ async def test_the_members_cancel_before_the_decision_releases_it(world):
         await world.discord.click(quote.id, cancel["custom_id"], user=MEMBER)
     )
     assert "Job #1 was cancelled and $0.680 refunded" in reply
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
-    (told,) = await world.discord.wait_for(lambda: notices(world, "could not be made"))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    (told,) = await world.discord.wait_for(lambda: notices(world, "couldn't be made"))
     assert "Cancelled by the member" in told.content
     late = await world.private_reply(
         await world.discord.click(card.id, card_id(card, "approve"), user=MANAGER)

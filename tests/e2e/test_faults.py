@@ -13,18 +13,6 @@ def videos(world):
     return [m for m in world.discord.messages.values() if m.videos and not m.deleted]
 
 
-async def test_thread_creation_forbidden_posts_in_the_channel_and_says_why(world):
-    world.discord.fail_next("POST", r"/messages/\d+/threads$", 403,
-                            {"code": 50013, "message": "Missing Permissions"})
-    quote = await world.quote()
-    await world.click(quote, "Confirm")
-    message = await world.discord.wait_for_message(lambda m: m.videos)
-    assert message.channel_id == world.discord.channel_id
-    assert "not allowed to create threads" in message.content
-    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
-    assert len(videos(world)) == 1
-
-
 async def test_quote_deleted_by_a_moderator_still_delivers_in_the_channel(world):
     world.api.plan_next(Plan(statuses=[1, 1, 2]))
     quote = await world.quote()
@@ -34,8 +22,7 @@ async def test_quote_deleted_by_a_moderator_still_delivers_in_the_channel(world)
     world.discord.messages[quote.id].deleted = True
     world.api.hold_creates.set()
     message = await world.discord.wait_for_message(lambda m: m.videos)
-    assert message.channel_id == world.discord.channel_id
-    assert "quote message was deleted" in message.content
+    assert message.channel_id == world.discord.channel_id  # a reply to nothing: a plain post
     assert len(videos(world)) == 1
 
 
@@ -46,8 +33,6 @@ async def test_channel_gone_delivers_by_dm(world):
     await world.api.wait_for(lambda: world.api.creates)
     world.discord.fail_next("POST", rf"/channels/{world.discord.channel_id}/", 404,
                             {"code": 10003, "message": "Unknown Channel"}, times=5)
-    world.discord.fail_next("POST", rf"/channels/{quote.id}/messages$", 403,
-                            {"code": 50001, "message": "Missing Access"}, times=5)
     world.api.hold_creates.set()
     message = await world.discord.wait_for_message(lambda m: m.videos)
     channel = world.discord.channels[message.channel_id]
@@ -80,9 +65,9 @@ async def test_gateway_drop_mid_job_causes_no_duplicate_work(world):
 async def test_result_url_404_fails_the_job_and_refunds(world):
     world.api.fail_next("video", 404, "gone")
     quote = await world.quote()
-    await world.click(quote, "Confirm")
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
-    assert "no longer available" in world.embed_text(quote.id)
+    click = await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    assert "no longer available" in await world.private_reply(click)
     rows = await world.bot.ledger.ledger_rows()
     assert sum(r["amount_mills"] for r in rows) == 0
 
@@ -170,6 +155,9 @@ async def test_a_second_post_of_a_job_within_minutes_returns_the_first_message(w
 
     if kind == "failure":
         world.api.plan_next(Plan(statuses=[1, 3], error="provider broke"))
+        # Told by DM, as once the Confirm's 15 minutes are over (a private follow-up on it is
+        # no post: another process can neither see nor repeat it).
+        world.bot.side.notifier.remember_confirm = lambda *args: None  # type: ignore[method-assign]
     quote = await world.quote()
     await world.click(quote, "Confirm")
     async with asyncio.timeout(20):

@@ -69,7 +69,10 @@ async def menu(world: World, message: FakeMessage, user=MEMBER) -> FakeInteracti
 
 
 async def video_message(world: World, quote: FakeMessage) -> FakeMessage:
-    return await world.discord.wait_for_message(lambda m: m.videos and m.channel_id == quote.id)
+    return await world.discord.wait_for_message(
+        lambda m: m.videos and m.message_reference is not None
+        and int(m.message_reference["message_id"]) == quote.id
+    )
 
 
 async def finished_video(world: World, **kwargs: Any) -> tuple[FakeMessage, FakeMessage]:
@@ -101,7 +104,7 @@ async def test_context_menu_opens_a_modal_and_quotes_the_first_picture(world):
 
     submitted = await submit(world, opened, Prompt="the cat starts surfing",
                              Resolution="1080p", Duration="8", Extras=["audio"])
-    quote = await world.answer(submitted)
+    quote = await world.menu_quote(submitted)
     assert quote.components
     assert not quote.ephemeral
     text = world.embed_text(quote.id)
@@ -138,7 +141,7 @@ async def test_context_menu_on_an_image_embed(world):
                            "proxy_url": hosted["url"], "width": 10, "height": 10}}
     message = await posted_picture(world, files=(), embeds=[embed])
     opened = await menu(world, message)
-    quote = await world.answer(await submit(world, opened, Prompt="waves"))
+    quote = await world.menu_quote(await submit(world, opened, Prompt="waves"))
     assert quote.attachments[0].data == JPEG
     assert "first one is used" not in world.embed_text(quote.id)
 
@@ -213,7 +216,7 @@ async def test_again_checks_the_pressers_own_limit(tmp_path):
         pressed = await world.discord.click(video.id, button(video, "again"), user=STRANGER)
         reply = await world.private_reply(pressed)
         assert "$0.170" in reply
-        assert "daily limit of $0.100" in reply
+        assert "daily limit of $0.10" in reply
         rows = await world.bot.ledger.ledger_rows()
         assert {r["user_id"] for r in rows} == {MEMBER.id}
 
@@ -280,7 +283,7 @@ async def test_a_picture_too_large_to_copy_keeps_its_link_and_says_when_it_expir
         await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
         # The video is too large for the same limit too: posted as a link, with the buttons.
         video = await world.discord.wait_for_message(
-            lambda m: m.channel_id == quote.id and m.components
+            lambda m: m.message_reference is not None and m.components
         )
         world.discord.travel(2 * DAY)
         now = world.bot.clock()
@@ -340,14 +343,12 @@ async def test_blocked_words_are_refused_before_any_quote_on_every_path(world):
 async def test_a_content_refusal_is_refunded_and_explained_in_plain_words(world):
     world.api.plan_next(Plan(statuses=[1, 3], error="Sensitive content detected (code 500054)"))
     quote = await world.quote(prompt="something")
-    await world.click(quote, "Confirm")
-    told = await world.discord.wait_for_message(
-        lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
-    )
-    assert "refused to make this video because of its content rules" in told.content
-    assert "Sensitive content detected (code 500054)" in told.content
-    assert "Try another picture or a different prompt" in told.content
-    assert "refunded in full ($0.170" in told.content
+    told = await world.private_reply(await world.click(quote, "Confirm"))
+    assert "refused this picture or prompt under its content rules" in told
+    # The provider's own words stay in the logs and the ledger: members read a category.
+    assert "500054" not in told
+    assert "Try another picture or a different prompt" in told
+    assert "refunded in full · #1)" in told
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
 
@@ -355,12 +356,9 @@ async def test_a_content_refusal_is_refunded_and_explained_in_plain_words(world)
 async def test_a_content_refusal_at_create_is_explained_too(world):
     world.api.fail_next("create", 200, {"code": 400, "msg": "prompt violates the content policy"})
     quote = await world.quote(prompt="something")
-    await world.click(quote, "Confirm")
-    told = await world.discord.wait_for_message(
-        lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
-    )
-    assert "because of its content rules" in told.content
-    assert "prompt violates the content policy" in told.content
+    told = await world.private_reply(await world.click(quote, "Confirm"))
+    assert "under its content rules" in told
+    assert "prompt violates" not in told
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
 
@@ -380,8 +378,8 @@ async def test_the_form_follows_the_member_and_the_buttons_the_server(world):
     assert list(fields) == ["Prompt", "Résolution", "Durée", "Format", "Options"]
     durations = [o["label"] for o in fields["Durée"]["options"]]
     assert durations == ["5 secondes", "8 secondes", "10 secondes"]
-    quote = await world.answer(await submit(world, opened, user=camille, Prompt="vagues"))
-    assert "画像\nメッセージには画像が 2 枚あります。最初の 1 枚を使います。" in world.embed_text(
+    quote = await world.menu_quote(await submit(world, opened, user=camille, Prompt="vagues"))
+    assert "-# メッセージには画像が 2 枚あります。最初の 1 枚を使います。" in world.embed_text(
         quote.id
     )  # the quote is public: the server's language
     await world.click(quote, "Confirm", user=camille)

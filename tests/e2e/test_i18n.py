@@ -30,30 +30,26 @@ async def test_a_quote_in_a_japanese_server_reads_japanese_through_to_the_video(
     await server_speaks(world, "ja")
     quote = await world.quote(user=YUKI)
     text = world.embed_text(quote.id)
-    assert text.startswith("アニメ化の準備ができました\n")
-    assert "料金\n**$0.170**" in text
+    assert text.startswith("動画にする準備ができました\n")
+    assert "**$0.170** · 利用上限内 · 有効期限 <t:" in text
     assert "720p · 5秒 · 16:9 · 音声なし · シングルショット" in text
-    assert "今日の支出\n$2.000 のうち $0.000 · 残り $2.000" in text
     assert "「確定」を押すまで料金はかかりません" in text
     assert "Ready to animate" not in text
-    assert button_labels(quote) == ["確定", "取り消す"]
+    assert button_labels(quote) == ["確定 · $0.170", "取り消す"]
 
     world.api.plan_next(Plan(statuses=[1, 2]))
     await world.click(quote, "Confirm", user=YUKI)
-    posted = await world.discord.wait_for_message(
-        lambda m: m.attachments and m.channel_id != world.discord.channel_id
-    )
-    assert posted.content.startswith(f"<@{YUKI.id}> 動画ができました！ (720p · 5秒")
-    assert "$0.170 · job " in posted.content  # the job tag is the same in every language
+    posted = await world.discord.wait_for_message(lambda m: m.videos)
+    assert posted.content.startswith(f"**the cat starts surfing** · <@{YUKI.id}>\n-# (720p · 5秒")
+    assert posted.content.endswith(" · #1)")  # the job tag is the same in every language
     await world.discord.wait_for(lambda: "完了" in world.embed_text(quote.id))
-    assert "請求額\n$0.170" in world.embed_text(quote.id)
-    assert button_labels(world.discord.messages[quote.id]) == ["確定", "取り消す"]
+    assert button_labels(world.discord.messages[quote.id]) == ["見る"]
 
 
 async def test_private_answers_follow_the_member_and_the_quote_follows_the_server(world):
     quote = await world.quote(user=CAMILLE)  # an English server: its public card is English
     assert world.embed_text(quote.id).startswith("Ready to animate\n")
-    assert button_labels(quote) == ["Confirm", "Cancel"]
+    assert button_labels(quote) == ["Confirm · $0.170", "Cancel"]
     quote = await world.quote(user=MEMBER)
     refused = await world.click(quote, "Confirm", user=CAMILLE)
     assert await world.private_reply(refused) == f"Seul <@{MEMBER.id}> peut confirmer ceci."
@@ -61,8 +57,8 @@ async def test_private_answers_follow_the_member_and_the_quote_follows_the_serve
     usage = await world.answer(await world.discord.invoke("usage", {}, user=JONAS))
     german = world.embed_text(usage.id)
     assert german.startswith("Nutzung von /animate: du\n")
-    assert "Tageslimit\n2,000\u00a0$" in german
-    assert "Heute ausgegeben\n0,000\u00a0$" in german
+    assert "Tageslimit\n2,00\u00a0$" in german
+    assert "Heute ausgegeben\n0,00\u00a0$" in german
 
     korean = await world.answer(await world.discord.invoke("usage", {}, user=MINJI))
     assert world.embed_text(korean.id).startswith("/animate usage: you\n")  # no Korean: English
@@ -76,7 +72,7 @@ async def test_a_limit_refusal_names_money_and_reset_time_in_the_members_languag
     assert refusal.ephemeral
     text = refusal.content or ""
     assert text.startswith(
-        "この動画は $0.170 ですが、あなたの1日の上限 $0.100 の残りは $0.100 です"
+        "この動画は $0.170 ですが、あなたの1日の上限 $0.10 の残りは $0.10 です"
     )
     assert re.search(
         r"<t:\d+:f> にリセットされます。料金はかかっていません。$", text
@@ -84,25 +80,25 @@ async def test_a_limit_refusal_names_money_and_reset_time_in_the_members_languag
 
     french = await world.answer(await world.animate(user=CAMILLE))
     assert (french.content or "").startswith(
-        "Cette vidéo coûte 0,170\u00a0$US, mais il reste 0,100\u00a0$US sur votre limite "
-        "quotidienne de 0,100\u00a0$US"
+        "Cette vidéo coûte 0,170\u00a0$US, mais il reste 0,10\u00a0$US sur votre limite "
+        "quotidienne de 0,10\u00a0$US"
     )
     assert await world.bot.ledger.ledger_rows() == []
 
 
 async def test_a_failed_video_is_explained_and_refunded_in_the_servers_language(world):
     await server_speaks(world, "fr")
-    quote = await world.quote(user=MEMBER)
+    quote = await world.quote(user=CAMILLE)
     world.api.plan_next(Plan(statuses=[3], error="render farm down"))
-    await world.click(quote, "Confirm", user=MEMBER)
-    note = await world.discord.wait_for_message(lambda m: "désolé" in (m.content or ""))
-    assert note.content == (
-        f"<@{MEMBER.id}> désolé, votre vidéo n'a pas pu être créée. Le fournisseur n'a pas pu "
-        "créer cette vidéo : render farm down\nVous avez été intégralement remboursé "
-        "(0,170\u00a0$US · job 1)"
+    click = await world.click(quote, "Confirm", user=CAMILLE)
+    assert await world.private_reply(click) == (
+        "**Votre vidéo n'a pas pu être créée.** Le service vidéo n'a pas pu créer cette vidéo "
+        "(un problème de son côté). Réessayez dans un moment, ou avec d'autres réglages.\n"
+        "-# (remboursée en totalité · #1)"
     )
-    await world.discord.wait_for(lambda: "Échec" in world.embed_text(quote.id))
-    assert "Remboursé\n0,170\u00a0$US · rien n'a été facturé" in world.embed_text(quote.id)
+    await world.discord.wait_for(lambda: "Impossible de créer" in world.embed_text(quote.id))
+    assert "Remboursé en totalité." in world.embed_text(quote.id)
+    assert "render farm" not in world.embed_text(quote.id)
 
 
 async def test_admin_answers_and_the_settings_view_read_in_the_managers_language(world):
@@ -112,7 +108,7 @@ async def test_admin_answers_and_the_settings_view_read_in_the_managers_language
         "animate-admin", {"period": "monthly", "amount": "5"}, user=manager_ja,
         subcommand="limit",
     ))
-    assert done.content == "完了：サーバーの1か月の上限：$5.000。"
+    assert done.content == "完了：サーバーの1か月の上限：$5.00。"
     manager_de = FakeUser(id=MANAGER.id, name=MANAGER.name, permissions=MANAGER.permissions,
                           locale="de")
     view = await world.answer(await world.discord.invoke(
@@ -120,10 +116,10 @@ async def test_admin_answers_and_the_settings_view_read_in_the_managers_language
     ))
     text = world.embed_text(view.id)
     assert text.startswith("Einstellungen von /animate\n")
-    assert "Monatslimit pro Mitglied\n5,000\u00a0$" in text
+    assert "Monatslimit pro Mitglied\n5,00\u00a0$" in text
     assert "Kanäle\nalle Kanäle" in text
     # The audit trail was written while a Japanese client was talking; it reads in German.
-    assert f"<@{MANAGER.id}>: Monatslimit des Servers: 5,000\u00a0$" in text
+    assert f"<@{MANAGER.id}>: Monatslimit des Servers: 5,00\u00a0$" in text
 
 
 async def test_command_sync_carries_every_language_and_discord_accepts_it(world):
@@ -160,13 +156,13 @@ async def test_the_context_menu_modal_and_the_result_buttons_speak_japanese(worl
     picture = await posted_picture(world)
     opened = await menu(world, picture, user=YUKI)
     assert opened.modal is not None
-    assert opened.modal["title"] == "この画像をアニメ化"
+    assert opened.modal["title"] == "この画像を動画にする"
     fields = modal_fields(opened)
     assert set(fields) == {"プロンプト", "解像度", "長さ", "アスペクト比", "オプション"}
     assert [o["label"] for o in fields["長さ"]["options"]] == ["5秒", "8秒", "10秒"]
     submitted = await submit(world, opened, user=YUKI, プロンプト="猫がサーフィンを始める")
-    quote = await world.answer(submitted)
-    assert world.embed_text(quote.id).startswith("アニメ化の準備ができました\n")
+    quote = await world.menu_quote(submitted)
+    assert world.embed_text(quote.id).startswith("動画にする準備ができました\n")
     world.api.plan_next(Plan(statuses=[1, 2]))
     await world.click(quote, "Confirm", user=YUKI)
     video = await video_message(world, quote)

@@ -12,6 +12,9 @@ from tests.e2e.world import running_world
 from tests.fakes.fake_shortapi import Plan, fake_mp4
 from tests.helpers import free_port
 
+# The quote card while the job is at ShortAPI.
+AT_PROVIDER = "Waiting in line at the video service"
+
 
 @pytest.fixture
 async def world(tmp_path):
@@ -36,7 +39,7 @@ async def test_callback_wakes_the_job_which_is_confirmed_by_a_query(world):
     world.api.plan_next(plan)
     quote = await world.quote()
     await world.click(quote, "Confirm")
-    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
     create = world.api.creates[0]
     token = create["callback_url"].rsplit("/", 1)[1]
     assert create["callback_url"] == f"http://127.0.0.1:{world.port}/callbacks/{token}"
@@ -53,7 +56,7 @@ async def test_callback_body_is_never_trusted(world):
     quote = await world.quote()
     await world.click(quote, "Confirm")
     await world.api.wait_for(lambda: world.api.creates)
-    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
     lie = b'{"code": 0, "data": {"status": 2, "result": {"images": [{"url": "https://evil"}]}}}'
     assert await world.api.send_callback("job-1", lie) == 200
     await world.api.wait_for(lambda: world.api.queries)
@@ -71,7 +74,7 @@ async def test_callback_body_over_64_kib_is_refused(world):
     quote = await world.quote()
     await world.click(quote, "Confirm")
     await world.api.wait_for(lambda: world.api.creates)
-    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
     url = world.api.creates[0]["callback_url"]
     assert await post(url, b"x" * (64 * 1024 + 1)) == 413
     assert world.api.queries == []
@@ -93,7 +96,7 @@ async def test_metrics_show_jobs_spend_and_provider_latency(world):
     quote = await world.quote(resolution="540p")
     await world.click(quote, "Confirm")
     await world.api.wait_for(lambda: world.api.creates)
-    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
     await world.api.send_callback("job-1")
     await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
     async with aiohttp.ClientSession() as session, session.get(
@@ -113,16 +116,16 @@ async def test_a_result_url_redirecting_to_the_bots_metrics_posts_nothing_and_re
         "video", 302, "", {"Location": f"http://127.0.0.1:{world.port}/metrics"}
     )
     quote = await world.quote()
-    await world.click(quote, "Confirm")
+    click = await world.click(quote, "Confirm")
     await world.api.wait_for(lambda: world.api.creates)
-    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
-    await world.api.send_callback("job-1")
-    told = await world.discord.wait_for_message(
-        lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
+    await world.discord.wait_for(
+        lambda: "Waiting in line at the video service" in world.embed_text(quote.id)
     )
-    assert "nothing was posted" in told.content
-    assert "refunded in full ($0.170 · job 1)" in told.content
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
+    await world.api.send_callback("job-1")
+    told = await world.private_reply(click)
+    assert "nothing was posted" in told
+    assert "refunded in full · #1)" in told
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
     assert not [m for m in world.discord.messages.values() if m.videos]
     assert all("animate_" not in (m.content or "") for m in world.discord.messages.values())
     rows = await world.bot.ledger.ledger_rows()
@@ -158,14 +161,14 @@ async def test_a_result_url_naming_an_internal_service_posts_nothing_and_refunds
         quote = await world.quote()
         await world.click(quote, "Confirm")
         await world.api.wait_for(lambda: world.api.creates)
-        await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+        await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
         await world.api.send_callback("job-1")
         told = await world.discord.wait_for_message(
-            lambda m: m.channel_id == quote.id and "could not be made" in (m.content or "")
+            lambda m: "couldn't be made" in (m.content or "")
         )
     assert "led somewhere the bot does not download from" in told.content
     assert hits == []
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(quote.id))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
     assert not [m for m in world.discord.messages.values() if m.videos]
     rows = await world.bot.ledger.ledger_rows()
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 170), ("refund", -170)]
@@ -213,7 +216,7 @@ async def test_a_scrape_costs_the_same_with_a_big_ledger(tmp_path):
         quote = await world.quote(resolution="540p")
         await world.click(quote, "Confirm")
         await world.api.wait_for(lambda: world.api.creates)
-        await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+        await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
         await world.api.send_callback("job-1")
         await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
         await asyncio.wait_for(world.bot.wait_until_ready(), 10)  # closing earlier races it
@@ -243,7 +246,7 @@ async def test_metrics_follow_money_moves_after_the_start(world):
     world.api.plan_next(Plan(statuses=[1]))
     quote = await world.quote()
     await world.click(quote, "Confirm")
-    await world.discord.wait_for(lambda: "Queued" in world.embed_text(quote.id))
+    await world.discord.wait_for(lambda: AT_PROVIDER in world.embed_text(quote.id))
     status, text = await scrape(world.port)
     assert 'animate_jobs{state="running"} 1.0' in text
     assert "animate_spend_usd 0.17" in text  # reserved
@@ -252,7 +255,7 @@ async def test_metrics_follow_money_moves_after_the_start(world):
     await world.click(second, "Confirm")
     await world.api.wait_for(lambda: len(world.api.creates) == 2)
     await world.api.send_callback("job-2")
-    await world.discord.wait_for(lambda: "Failed" in world.embed_text(second.id))
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(second.id))
     status, text = await scrape(world.port)
     assert 'animate_jobs{state="failed"} 1.0' in text
     assert 'animate_jobs{state="running"} 1.0' in text

@@ -53,19 +53,29 @@ class World:
         )
 
     async def answer(self, interaction: FakeInteraction) -> FakeMessage:
-        """The message the bot finally answered ``interaction`` with (after any "thinking…")."""
+        """The message the bot finally answered ``interaction`` with (after any "thinking…"):
+        the public one when it also added a private note (a quote and the member's balance)."""
 
         def find() -> FakeMessage | None:
-            for message_id in [interaction.response_message_id,
-                               *interaction.followup_message_ids][::-1]:
-                if message_id is None:
-                    continue
-                message = self.discord.messages.get(message_id)
-                if message is not None and not message.deleted and not message.loading:
-                    return message
-            return None
+            found = [
+                message for message_id in [interaction.response_message_id,
+                                           *interaction.followup_message_ids][::-1]
+                if message_id is not None
+                and (message := self.discord.messages.get(message_id)) is not None
+                and not message.deleted and not message.loading
+            ]
+            public = [message for message in found if not message.ephemeral]
+            return (public or found or [None])[0]
 
         return await self.discord.wait_for(find)
+
+    async def menu_quote(self, submitted: FakeInteraction) -> FakeMessage:
+        """The quote an Animate menu's modal made: a reply to the picture's message, posted
+        after ``submitted`` (the member is answered privately)."""
+        return await self.discord.wait_for_message(
+            lambda m: m.id > submitted.id and bool(m.embeds) and m.message_reference is not None
+            and not m.ephemeral
+        )
 
     async def quote(self, **kwargs: Any) -> FakeMessage:
         """Run /animate and return the quote message (with its buttons)."""
@@ -83,7 +93,7 @@ class World:
         second = await self.quote()
         await self.click(second, "Confirm")
         await self.discord.wait_for(
-            lambda: "Waiting for a free slot" in self.embed_text(second.id)
+            lambda: "Waiting in line" in self.embed_text(second.id)
         )
         return first, second
 
@@ -110,7 +120,9 @@ class World:
 
     def embed_text(self, message_id: int) -> str:
         embed = self.embed(message_id)
-        parts = [embed.get("title", ""), embed.get("description", "")]
+        author = embed.get("author", {}).get("name")
+        parts = [author] if author else []
+        parts += [embed.get("title", ""), embed.get("description", "")]
         for field in embed.get("fields", []):
             parts += [field["name"], field["value"]]
         parts.append(embed.get("footer", {}).get("text", ""))

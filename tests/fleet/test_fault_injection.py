@@ -69,10 +69,11 @@ async def test_fault_injection_run_delivers_once_or_refunds_every_job(tmp_path, 
         for row in rows:
             by_job.setdefault(row["job_id"], []).append((row["kind"], row["amount_mills"]))
         results = [m for m in world.discord.messages.values()
-                   if not m.deleted and "your video is ready" in (m.content or "")]
+                   if not m.deleted and m.channel_id == world.discord.channel_id
+                   and not m.ephemeral and "· #" in (m.content or "")]  # videos, not failures
         for job_id, state in states.items():
             job = await world.bot.ledger.get_job(job_id)
-            posted = [m for m in results if f"· job {job_id})" in (m.content or "")]
+            posted = [m for m in results if f"· #{job_id})" in (m.content or "")]
             kinds = [kind for kind, _ in by_job[job_id]]
             if state == "delivered":
                 assert len(posted) == 1, (job_id, posted)

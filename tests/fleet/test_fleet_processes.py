@@ -78,7 +78,7 @@ async def test_kill_9_of_the_process_that_took_the_confirms_loses_and_repeats_no
             assert len(api.creates) == JOBS  # no create was ever resent
             videos = [m for m in fake.messages.values() if m.videos and not m.deleted]
             for job_id in range(1, JOBS + 1):
-                posted = [m for m in videos if f"· job {job_id})" in (m.content or "")]
+                posted = [m for m in videos if f"· #{job_id})" in (m.content or "")]
                 assert len(posted) == 1, (job_id, posted)
                 rows = [r["kind"] for r in await ledger.ledger_rows(job_id)]
                 assert rows == ["reserve", "settle"]

@@ -85,7 +85,7 @@ async def test_a_full_run_never_logs_a_secret(tmp_path, caplog):
         world.api.plan_next(Plan(statuses=[3], error="bad"))
         failed = await world.quote()
         await world.click(failed, "Confirm")
-        await world.discord.wait_for(lambda: "Failed" in world.embed_text(failed.id))
+        await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(failed.id))
         key = world.api.key
     assert len(caplog.records) > 20
     text = caplog.text + "".join(repr(r.args) for r in caplog.records)

@@ -32,9 +32,10 @@ async def test_python_m_bot_serves_animate_and_stops_cleanly_on_sigterm(fakes, t
         quote_id = quote.components[0]["components"][0]["custom_id"].rsplit(":", 1)[1]
         await fake.click(quote.id, f"animate:confirm:{quote_id}", user=MEMBER)
         video = await fake.wait_for_message(lambda m: m.videos, timeout=20)
-        assert video.channel_id == quote.id
+        assert video.channel_id == quote.channel_id  # a reply to the quote
+        assert int(video.message_reference["message_id"]) == quote.id
         # The result went out with the bot token (channel endpoint), not the interaction's.
-        assert any(r[0] == "POST" and r[1] == f"/channels/{quote.id}/messages"
+        assert any(r[0] == "POST" and r[1] == f"/channels/{quote.channel_id}/messages"
                    for r in fake.requests)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0

@@ -54,6 +54,10 @@ class Deployment:
         message = await self.fake.wait_for_message(
             lambda m: bool(m.components) and m.interaction_id == interaction.id, timeout=20
         )
+        # And the member's private note on their limit, sent right after the quote.
+        await self.fake.wait_for_message(
+            lambda m: m.ephemeral and m.interaction_id == interaction.id, timeout=20
+        )
         custom_id = message.components[0]["components"][0]["custom_id"]
         return message, custom_id.rsplit(":", 1)[1]
 
@@ -80,7 +84,7 @@ class Deployment:
     def notices(self) -> list[FakeMessage]:
         """The messages that tell a member their video could not be made."""
         return [m for m in self.fake.messages.values()
-                if "could not be made" in (m.content or "") and not m.deleted]
+                if "couldn't be made" in (m.content or "") and not m.deleted]
 
     async def told_once_after_restart(self, quote: FakeMessage, why: str) -> None:
         """Restart, then: the member hears of the failure exactly once, the card shows it."""
@@ -91,7 +95,7 @@ class Deployment:
         assert why in self.notices()[0].content
         assert "refunded in full" in self.notices()[0].content
         embed = self.fake.messages[quote.id].embeds[0]
-        assert embed["title"].startswith("Failed") or "Failed" in str(embed)
+        assert embed["title"] == "Couldn't make this video"
 
     async def confirm_with_the_message_held(
         self, *, before: bool = True
@@ -155,7 +159,7 @@ async def test_kill_while_the_create_is_in_flight_refunds_and_never_resends(depl
     await d.kill()
     await d.start()
     notice = await d.fake.wait_for_message(
-        lambda m: "could not be made" in (m.content or ""), timeout=20
+        lambda m: "couldn't be made" in (m.content or ""), timeout=20
     )
     assert "restarted" in notice.content
     assert "refunded in full" in notice.content
@@ -206,12 +210,12 @@ async def test_a_video_buried_under_120_newer_messages_is_still_found_after_a_re
     message, release = await d.confirm_with_the_message_held(before=False)
     await d.kill()
     release.set()
-    scan = d.fake.hold("GET", rf"/channels/{message.id}/messages$", before=True)
+    scan = d.fake.hold("GET", rf"/channels/{d.fake.channel_id}/messages$", before=True)
     await d.start()
     await d.fake.wait_for(lambda: d.fake.held, timeout=20)
-    # A busy thread: when the bot looks, its video is far from the newest messages.
+    # A busy channel: when the bot looks, its video is far from the newest messages.
     for n in range(120):
-        await d.fake.send_user_message(message.id, f"so cool {n}", user=STRANGER)
+        await d.fake.send_user_message(d.fake.channel_id, f"so cool {n}", user=STRANGER)
     scan.set()
     await d.fake.wait_for(lambda: d.job_states() == ["delivered"], timeout=20)
     assert len(d.videos()) == 1
@@ -260,7 +264,9 @@ async def test_sigterm_mid_job_leaves_it_resumable(deployment):
 # Each refund path, killed between the refund (committed) and the message to the member: the
 # message is held at the fake Discord, so the dead process never delivers it.
 
-FAILURE_POST = r"/channels/\d+/messages$"
+# The video or a DM (a channel message), or the failure told on the member's Confirm (a
+# follow-up on its interaction's webhook).
+FAILURE_POST = r"/(channels/\d+/messages|webhooks/\d+/[^/]+)$"
 
 
 async def test_kill_between_a_provider_failure_refund_and_the_message(deployment):
@@ -270,7 +276,7 @@ async def test_kill_between_a_provider_failure_refund_and_the_message(deployment
     message, held = await d.confirm_with_the_message_held()
     assert (d.job_states(), d.told()) == (["failed"], [False])
     await d.kill()
-    await d.told_once_after_restart(message, "content policy")
+    await d.told_once_after_restart(message, "content rules")
     assert d.ledger() == {1: [("reserve", 170), ("refund", -170)]}
     held.set()
 
@@ -340,7 +346,7 @@ async def test_sigterm_while_telling_a_failure_tells_it_after_the_restart(deploy
     message, held = await d.confirm_with_the_message_held()
     assert await d.stop() == 0  # a graceful stop cancels the message in progress
     assert d.told() == [False]
-    await d.told_once_after_restart(message, "content policy")
+    await d.told_once_after_restart(message, "content rules")
     held.set()
 
 

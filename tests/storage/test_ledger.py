@@ -90,7 +90,7 @@ async def test_over_limit_confirm_is_refused_and_moves_no_money(ledger):
     await confirmed_job(ledger, options=options)
     quote = make_quote(options=options)
     await ledger.create_quote(quote)
-    with pytest.raises(LimitExceeded, match=r"daily limit of \$2.000 has \$0.130 left"):
+    with pytest.raises(LimitExceeded, match=r"daily limit of \$2.00 has \$0.13 left"):
         await ledger.confirm_quote(quote.id, USER, NOW, job_timeout=1200)
     assert await spent_today(ledger) == 1870
     assert (await ledger.get_quote(quote.id)).state == "open"

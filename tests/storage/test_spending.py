@@ -43,7 +43,7 @@ async def test_member_role_and_server_limits_apply_in_that_order(ledger):
     await p.set_limit(GUILD, ADMIN, NOW, period="daily", value=300)
     await confirm(ledger)
     await confirm(ledger)
-    with pytest.raises(LimitExceeded, match=r"daily limit of \$0.300"):
+    with pytest.raises(LimitExceeded, match=r"daily limit of \$0.30 "):
         await confirm(ledger)
     await p.set_limit(GUILD, ADMIN, NOW, period="daily", value=400, role_id=77)
     await p.set_limit(GUILD, ADMIN, NOW, period="daily", value=1000, role_id=78)
@@ -71,7 +71,7 @@ async def test_server_budget_is_shared_by_members(ledger):
     await ledger.policies.set_budget(GUILD, ADMIN, NOW, 300)
     await confirm(ledger, user=10)
     await confirm(ledger, user=11)
-    with pytest.raises(LimitExceeded, match=r"server.s monthly budget of \$0.300 has \$0.044"):
+    with pytest.raises(LimitExceeded, match=r"server.s monthly budget of \$0.30 has \$0.044"):
         await confirm(ledger, user=12)
 
 

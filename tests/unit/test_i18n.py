@@ -129,7 +129,7 @@ def test_the_check_command_exits_1_and_names_each_problem(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize("name", CATALOGUES)
 def test_brackets_pair_up_in_every_text(name):
-    # ``{tag}`` (the job marker ``· job N)``) closes one ASCII parenthesis itself.
+    # ``{tag}`` (the job marker ``· #N)``) closes one ASCII parenthesis itself.
     bad = [
         key for key, text in texts(name)
         if text.count("（") != text.count("）") or text.count("「") != text.count("」")
@@ -292,7 +292,7 @@ def test_t_formats_values_and_falls_back_to_english():
     )
     assert t("ko", "error.quote_gone") == "This quote no longer exists. Run /animate again."
     assert t("fr", "error.image_size", size=Number(21.5), limit=20) == (
-        "L'image fait 21,5 Mo ; la limite est de 20 Mo."
+        "L'image fait 21,5 Mo\u202f; la limite est de 20 Mo."
     )
     assert t("fr", "no.such.key") == "no.such.key"
 

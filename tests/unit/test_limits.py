@@ -82,9 +82,9 @@ def test_check_returns_the_closest_limit():
 @pytest.mark.parametrize(
     ("spent", "expected"),
     [
-        (Spent(1900, 0, 0), "your daily limit of $2.000 has $0.100 left"),
-        (Spent(0, 4900, 0), "your monthly limit of $5.000 has $0.100 left"),
-        (Spent(0, 0, 9900), "the server's monthly budget of $10.000 has $0.100 left"),
+        (Spent(1900, 0, 0), "your daily limit of $2.00 has $0.10 left"),
+        (Spent(0, 4900, 0), "your monthly limit of $5.00 has $0.10 left"),
+        (Spent(0, 0, 9900), "the server's monthly budget of $10.00 has $0.10 left"),
     ],
 )
 def test_refusal_names_the_limit_what_is_left_and_when_it_resets(spent, expected):

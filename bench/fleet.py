@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import signal
@@ -50,13 +51,20 @@ class StampingNotifier:
     """The chat side: every post is a line ``job_id provider_job_id posted_at`` in a file."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._file = path.open("a", buffering=1)
 
     async def progress(self, job: Any, phase: str, elapsed: float, position: Any = None) -> None:
         return None
 
     async def find_delivery(self, job: Any) -> int | None:
-        return None  # the stamps file is the history: duplicates are counted from it
+        """As the marker scan in the channel: any process's stamp of this job (asked only
+        after an attempt that may have posted)."""
+        folder = self._path.parent
+        posted = await asyncio.to_thread(
+            lambda: any(line.split(" ", 1)[0] == str(job.id) for line in _stamp_lines(folder))
+        )
+        return 1 if posted else None
 
     async def deliver(self, job: Any, video: Path | None) -> int | None:
         # The monotonic clock is the machine's: the fake provider's "done" stamps compare.
@@ -128,6 +136,97 @@ async def worker(args: argparse.Namespace) -> None:
         await asyncio.to_thread(_append, notifier_file, f"rss {sampler.peak_mb}\n")
 
 
+class DatabaseFaults:
+    """``--db-faults``: the workers reach PostgreSQL through a proxy that, while the faults
+    last, cuts every connection for a few seconds, loses COMMIT answers (the server committed,
+    the worker never hears) and once makes the server unreachable for ``outage`` seconds."""
+
+    def __init__(self, url: str, *, duration: float, outage: float, seed: int) -> None:
+        from urllib.parse import urlsplit
+
+        from tests.fakes.tcp_proxy import TcpProxy
+
+        parts = urlsplit(url)
+        self._parts = parts
+        self.proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        self._duration = duration
+        self._outage = outage
+        self._rng = random.Random(seed)
+        self.last_fault_end: float | None = None  # monotonic: the database fully back
+        self.events: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        """The URL the workers use (through the proxy)."""
+        from urllib.parse import urlunsplit
+
+        await self.proxy.start()
+        netloc = f"{self._parts.username}@127.0.0.1:{self.proxy.port}"
+        return urlunsplit(self._parts._replace(netloc=netloc))
+
+    def begin(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._inject())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.proxy.close()
+
+    async def _inject(self) -> None:
+        from tests.fakes.tcp_proxy import CommitDrops
+
+        rng = self._rng
+        end = time.monotonic() + self._duration
+        outage_at = time.monotonic() + self._duration * rng.uniform(0.3, 0.6)
+        while time.monotonic() < end:
+            await asyncio.sleep(rng.uniform(2.0, 6.0))
+            if self._outage and time.monotonic() >= outage_at:
+                outage_at = math.inf
+                self.events.append(f"outage {self._outage:.0f} s")
+                await self._cut(self._outage)
+                continue
+            kind = rng.choice(("cut", "commits", "commit-then-cut"))
+            if kind == "cut":
+                seconds = rng.uniform(0.5, 5.0)
+                self.events.append(f"cut {seconds:.1f} s")
+                await self._cut(seconds)
+            elif kind == "commits":
+                # Every fifth COMMIT's answer lost for a few seconds.
+                self.proxy.drop_commits(CommitDrops(count=None, probability=0.2, rng=rng))
+                await asyncio.sleep(rng.uniform(1.0, 4.0))
+                self.proxy.drop_commits(None)
+                self.events.append("commits lost")
+            else:
+                seconds = rng.uniform(1.0, 4.0)
+                self.proxy.drop_commits(CommitDrops(count=1, cut_for=seconds, rng=rng))
+                await asyncio.sleep(seconds + 5.0)  # the next COMMIT drops and cuts
+                self.proxy.drop_commits(None)
+                await self.proxy.restore()
+                self.events.append(f"commit lost then cut {seconds:.1f} s")
+            self.last_fault_end = time.monotonic()
+        self.proxy.drop_commits(None)
+        await self.proxy.restore()
+        self.last_fault_end = time.monotonic()
+        progress(f"database faults over: {len(self.events)} "
+                 f"({self.proxy.commits_dropped} COMMIT answers lost)")
+
+    async def _cut(self, seconds: float) -> None:
+        await self.proxy.cut()
+        await asyncio.sleep(seconds)
+        await self.proxy.restore()
+
+
+def _log_file(path: Path) -> int:
+    """A worker's stderr (its log): a file descriptor the child inherits."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+async def _count(ledger: Any, where: str) -> int:
+    row = await ledger.db.fetchone(f"SELECT COUNT(*) AS n FROM jobs WHERE {where}")
+    return 0 if row is None else int(row["n"])
+
+
 def _append(path: Path, line: str) -> None:
     with path.open("a") as out:
         out.write(line)
@@ -190,16 +289,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stack.push_async_callback(balancer.cleanup)
             ledger = await Ledger.open(url, Defaults(daily=None, monthly=None, guild_budget=None))
             stack.push_async_callback(ledger.close)
+            faults: DatabaseFaults | None = None
+            worker_url = url
+            if args.db_faults:
+                faults = DatabaseFaults(url, duration=args.db_faults_for * 1.0,
+                                        outage=args.db_outage, seed=args.seed)
+                worker_url = await faults.start()
+                stack.push_async_callback(faults.close)
             for i in range(args.processes):
+                log_fd = _log_file(Path(tmp) / f"worker-{i}.log")
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bench.fleet", "worker",
-                    "--database-url", url, "--base-url", fake["base_url"], "--key", fake["key"],
+                    "--database-url", worker_url, "--base-url", fake["base_url"],
+                    "--key", fake["key"],
                     "--callback-base", callback_base, "--stamps", f"{tmp}/stamps-{i}",
                     "--tmp", tmp, "--jobs", str(args.jobs), "--time-scale", str(scale),
                     "--poll-interval", str(args.poll_interval),
                     "--max-provider-rps", str(args.max_provider_rps),
                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                    stderr=log_fd,
                 )
+                os.close(log_fd)  # the child has its own
                 assert proc.stdout is not None
                 ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
                 procs[i], ports[i], workers[i] = proc, ready["port"], ready["worker"]
@@ -211,7 +321,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 quote = _quote(i, now, 3600)
                 await ledger.create_quote(quote)
                 await ledger.confirm_quote(quote.id, quote.user_id, now, job_timeout=1200 * scale)
+            if faults is not None:
+                faults.begin()
             killed_at: float | None = None
+            ended_at: float | None = None
             orphans: set[int] = set()
             takeover: float | None = None
             victim: int | None = None
@@ -243,10 +356,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         progress(f"its jobs taken over after {takeover:.1f} s")
                 done = counts.get("delivered", 0) + counts.get("failed", 0) + counts.get(
                     "expired", 0)
+                if faults is not None:
+                    # Ended means the member heard how; and the faults must be over.
+                    done = await _count(ledger, "told_at IS NOT NULL")
+                    if faults.last_fault_end is None or (
+                        faults._task is not None and not faults._task.done()):
+                        done = -1
                 if done == args.jobs and (not args.kill_one or takeover is not None):
+                    ended_at = time.monotonic()
                     break
             elapsed = time.monotonic() - started
             counts = await ledger.job_counts()
+            untold = await _count(ledger, "told_at IS NULL")
+            fault_report: dict[str, Any] = {}
+            if faults is not None:
+                last = faults.last_fault_end
+                fault_report = {
+                    "db_faults": len(faults.events),
+                    "db_commit_answers_lost": faults.proxy.commits_dropped,
+                    "db_outage_s": args.db_outage,
+                    "untold": untold,
+                    "refunded": counts.get("failed", 0) + counts.get("expired", 0),
+                    # From the database's last return until every job had ended and been told
+                    # (None: some never did).
+                    "stuck_after_s": rounded(ended_at - last, 1)
+                    if ended_at is not None and last is not None else None,
+                }
             for i in alive:
                 procs[i].send_signal(signal.SIGTERM)
             for i in alive:
@@ -277,10 +412,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                  if p in done_at and job not in orphans]
     api_times = [t for t, endpoint, _ in stats["requests"] if endpoint in ("create", "query")]
     duplicates = sum(n - 1 for n in posts.values() if n > 1) + int(stats["duplicate_creates"])
+    ended = sum(counts.get(state, 0) for state in ("delivered", "failed", "expired"))
     return {
         "processes": args.processes,
         "jobs": args.jobs,
-        "lost": args.jobs - counts.get("delivered", 0),
+        # Without faults every job is delivered; with them a refund (told) is an allowed end.
+        "lost": args.jobs - (ended if args.db_faults else counts.get("delivered", 0)),
+        **fault_report,
         "duplicates": duplicates,
         "provider_rps_max": max_in_window(api_times, 1.0 * scale),
         "max_provider_rps": args.max_provider_rps,

@@ -29,6 +29,7 @@ interval cannot be shorter than that (5 s at 50 running jobs, 100 s at 1,000).
 
     python -m bench.inflight [--quick] [--jobs N] [--mode all|callbacks|polling|capped]
     python -m bench.inflight --processes 3 --jobs 3000 --mode callbacks --kill-one  (bench.fleet)
+    python -m bench.inflight --processes 3 --mode callbacks --db-faults [--kill-one]
 """
 
 from __future__ import annotations
@@ -504,6 +505,13 @@ def main() -> None:
                         help="several bot processes on one PostgreSQL (bench.fleet; callbacks)")
     parser.add_argument("--kill-one", action="store_true",
                         help="with --processes: SIGKILL one process mid-run")
+    parser.add_argument("--db-faults", action="store_true",
+                        help="with --processes: the workers reach PostgreSQL through a proxy "
+                             "that cuts connections and loses COMMIT answers during the run")
+    parser.add_argument("--db-faults-for", type=float, default=60.0,
+                        help="real seconds of database faults from the first confirm")
+    parser.add_argument("--db-outage", type=float, default=30.0,
+                        help="one outage of this many real seconds among the faults (0: none)")
     args = parser.parse_args()
     if args.jobs is None:
         args.jobs = 100 if args.quick else 1000

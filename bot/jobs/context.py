@@ -8,10 +8,12 @@ cogs/ implements with discord.py).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.i18n import Msg
 from bot.ledger import Job, Ledger
@@ -29,6 +31,35 @@ class Context:
     clock: Callable[[], float]
     tasks: TaskGroup = field(default_factory=TaskGroup)
     closing: bool = False
+    # Job id -> tasks working it now: what the lease round's sweep leaves alone.
+    working: dict[int, int] = field(default_factory=dict)
+
+    def work(
+        self, job_id: int, work: Coroutine[Any, Any, None], *, name: str
+    ) -> asyncio.Task[None]:
+        """Spawn a task that works ``job_id``, counted from now until it ends (no moment in
+        between in which the job looks unworked)."""
+        self._enter(job_id)
+        task = self.tasks.spawn(work, name=name)
+        task.add_done_callback(lambda _: self._leave(job_id))
+        return task
+
+    @contextlib.contextmanager
+    def working_on(self, job_id: int) -> Iterator[None]:
+        """The same for work done in the caller's task (a member's cancel)."""
+        self._enter(job_id)
+        try:
+            yield
+        finally:
+            self._leave(job_id)
+
+    def _enter(self, job_id: int) -> None:
+        self.working[job_id] = self.working.get(job_id, 0) + 1
+
+    def _leave(self, job_id: int) -> None:
+        left = self.working.pop(job_id, 1) - 1
+        if left > 0:
+            self.working[job_id] = left
 
 
 class ProviderAPI(Protocol):

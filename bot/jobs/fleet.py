@@ -19,6 +19,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from bot.jobs.context import Context
+from bot.ledger.leases import process_namespace, this_host
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,10 @@ class Fleet:
         self._each_round = each_round
         self._keep_only = keep_only
         self._counted_fleet = False
-        # This process in the fleet: unique per run, readable by operators.
-        self.host = socket.gethostname()
-        self.worker_id = f"{self.host}:{os.getpid()}:{secrets.token_hex(3)}"
+        # This process in the fleet: a random id per start (readable by operators), never its
+        # host name and pid, which other machines and containers may share.
+        self.host = this_host()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         _OUR_WORKERS.add(self.worker_id)
         self._detail = detail
         self.lease_seconds = lease_seconds
@@ -114,9 +116,14 @@ class Fleet:
         self._lease_renewed = asyncio.get_running_loop().time()
 
     async def _end_dead_leases_here(self) -> None:
-        """A process restarted on the same machine takes its predecessor's jobs at once rather
-        than after its lease: a lease taken here by a process that no longer runs is over.
-        (A predecessor with our own pid is gone too: a restarted container is pid 1 again.)"""
+        """A process restarted in the same pid namespace (same machine, same boot: systemd
+        restarting it) takes its predecessor's jobs at once rather than after its lease: a
+        lease taken there by a process that no longer runs is over (one with our own pid is
+        gone too). Anywhere else a lease ends only by running out: processes that share a host
+        name but not a pid namespace (containers with a fixed hostname, host networking) cannot
+        judge each other's pids. See ``bot.ledger.leases.process_namespace``."""
+        if process_namespace() is None:
+            return
         for worker, pid in await self._ctx.ledger.live_workers_on(self.host):
             if worker in _OUR_WORKERS:
                 continue

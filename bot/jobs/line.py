@@ -76,14 +76,14 @@ class Line:
         if not self._ctx.closing:
             self.enqueue(job)
 
-    def leave(self, job_id: int) -> bool:
-        """Out of the waiting line (cancelled); False if it was not waiting here."""
+    def take_out(self, job_id: int) -> Job | None:
+        """Out of the waiting line (cancelled); None if it was not waiting here."""
         for job in self.queue:
             if job.id == job_id:
                 self.queue.remove(job)
                 self._positions.pop(job_id, None)
-                return True
-        return False
+                return job
+        return None
 
     def forget(self, job_id: int) -> None:
         """Another process took the job over."""
@@ -106,7 +106,7 @@ class Line:
             self._positions.pop(job.id, None)
             self.active[job.id] = job.user_id
             per_user[job.user_id] = per_user.get(job.user_id, 0) + 1
-            task = self._ctx.tasks.spawn(self._start(job), name=f"submit-{job.id}")
+            task = self._ctx.work(job.id, self._start(job), name=f"submit-{job.id}")
             self.starting.add(task)
             task.add_done_callback(self.starting.discard)
         for position, job in enumerate(self.queue, start=1):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.errors import StateConflict
+from bot.errors import DatabaseUnavailable, StateConflict
 from bot.i18n import Msg, dumps, msg
 from bot.jobs.context import Context, Notifier, ProviderAPI
 from bot.jobs.fleet import Fleet
@@ -127,32 +127,65 @@ class JobRunner:
         for job in claimed:
             if self.line.holds(job.id):
                 continue  # ours already (our lease ran out and nobody took it meanwhile)
-            if job.state in FINAL_STATES:
-                # The money moved but the bot stopped before the member heard of it.
-                self.tasks.spawn(self.teller.tell(job), name=f"tell-{job.id}")
-                continue
-            if job.state != RESERVED:
-                self.line.active[job.id] = job.user_id
-            if job.state == RESERVED:
-                # Nothing was sent to the provider yet: starting it now cannot double-charge.
-                self.line.enqueue(job)
-            elif job.state == SUBMITTING:
-                # A create may or may not have reached the provider, and it cannot be looked up
-                # without a job id. Resending could start (and bill) a second video, so refund.
-                await self.steps.fail(job, msg("job.failed.restarted"), only_from=(SUBMITTING,))
-            elif job.state == RUNNING:
-                self.scheduler.schedule(job.id, 0.0)
-            elif job.state == SUCCEEDED:
-                self.tasks.spawn(self.steps.deliver(job), name=f"deliver-{job.id}")
+            self._take_up(job)
         if claimed or self._loop_task is None:
             log.info("resumed %d jobs: %d active, %d waiting", len(claimed),
                      len(self.line.active), len(self.line.queue))
         self.line.pump()
 
+    def _take_up(self, job: Job) -> None:
+        """Work ``job`` from its state as read now, nothing of it being worked here: after a
+        restart, a takeover, or the sweep of a job of ours that nothing worked."""
+        if job.state in FINAL_STATES:
+            # The money moved but the member has not heard of it yet.
+            self._ctx.work(job.id, self.teller.tell(job), name=f"tell-{job.id}")
+            return
+        if job.state != RESERVED:
+            self.line.active[job.id] = job.user_id
+        if job.state == RESERVED:
+            # Nothing was sent to the provider yet: starting it now cannot double-charge.
+            self.line.enqueue(job)
+        elif job.state == SUBMITTING:
+            # A create may or may not have reached the provider, and it cannot be looked up
+            # without a job id. Resending could start (and bill) a second video, so refund.
+            self._ctx.work(
+                job.id, self.steps.fail(job, msg("job.failed.restarted"), only_from=(SUBMITTING,)),
+                name=f"refund-{job.id}",
+            )
+        elif job.state == RUNNING:
+            self.scheduler.schedule(job.id, 0.0)
+        elif job.state == SUCCEEDED:
+            self._ctx.work(job.id, self.steps.deliver(job), name=f"deliver-{job.id}")
+
     async def _each_round(self) -> None:
-        """Every third of a lease: take over what is owed."""
+        """Every third of a lease: take over what is owed, and take up again what is ours but
+        worked by nothing here."""
         self.line.held_back = False  # a missed notice delays a waiting job one round
         await self.resume()
+        await self._sweep()
+
+    async def _sweep(self) -> None:
+        """Self-healing, whatever the cause (a task that died, a write that failed, a step
+        that forgot a job): every job this process holds that no task works and that waits
+        neither in the line nor for a poll is taken up again, as after a takeover."""
+        ledger = self._ctx.ledger
+        held = await ledger.held_jobs(self.worker_id)
+        queued = {job.id for job in self.line.queue}
+        idle = sorted(job_id for job_id in held if not self._worked(job_id, queued))
+        for job_id in idle:
+            job = await ledger.get_job(job_id)
+            if self._worked(job_id, {job.id for job in self.line.queue}):
+                continue  # taken up meanwhile
+            log.warning("job %d: held here, %s, but nothing worked it; taking it up again",
+                        job_id, job.state)
+            self.line.active.pop(job_id, None)
+            self._take_up(job)
+        if idle:
+            self.line.pump()
+
+    def _worked(self, job_id: int, queued: set[int]) -> bool:
+        return (job_id in self._ctx.working or self.scheduler.follows(job_id)
+                or job_id in queued)
 
     def _keep_only(self, held: set[int]) -> None:
         """Our lease had run out: forget the jobs another process took over meanwhile (their
@@ -174,7 +207,7 @@ class JobRunner:
     def submit(self, job: Job) -> None:
         """Queue a reserved job once this process holds it; it starts as soon as the caps
         allow, in order of arrival."""
-        self.tasks.spawn(self._take(job), name=f"take-{job.id}")
+        self._ctx.work(job.id, self._take(job), name=f"take-{job.id}")
 
     async def _take(self, job: Job) -> None:
         held = await self._ctx.ledger.claim_job(self.worker_id, job.id)
@@ -188,22 +221,45 @@ class JobRunner:
             self.line.pump()
 
     async def cancel_waiting(self, job_id: int, reason: Msg) -> Job | None:
-        """Refund a job that has not been sent to the provider; None if too late."""
-        if not self.line.leave(job_id) and job_id not in self.line.active:
-            return None
-        # Out of our line, but its create may still wait for the rate limiter. Refunded only
-        # while still "reserved": ``about_to_send`` then finds it refunded and sends nothing.
-        # One transaction decides between cancel and send.
+        """Refund a job that has not been sent to the provider, in whichever process's line
+        it waits (that process drops it); None if too late."""
+        ledger = self._ctx.ledger
+        with self._ctx.working_on(job_id):
+            waiting = self.line.take_out(job_id)
+            # Refunded only while still "reserved": a create waiting for the rate limiter
+            # then finds it refunded (``about_to_send``) and sends nothing. One transaction
+            # decides between cancel and send.
+            try:
+                job = await ledger.refund(
+                    job_id, FAILED, str(reason), self._ctx.clock(), only_from=(RESERVED,),
+                    outcome=dumps(reason),
+                )
+            except StateConflict:
+                return None
+            except DatabaseUnavailable:
+                # The outcome is unknown: what is the job now?
+                read = await self._read_back(job_id)
+                if read is None or read.state == RESERVED:
+                    if waiting is not None:
+                        self.line.enqueue(waiting)  # not cancelled: back in its place
+                        self.line.pump()
+                    raise
+                if read.state != FAILED or read.error != str(reason):
+                    return None
+                job = read
+            self.line.pump()
+            if waiting is not None or job_id in self.line.active:
+                self._ctx.work(job_id, self.teller.tell(job), name=f"tell-{job_id}")
+            elif not self._ctx.closing:
+                # Held elsewhere (or by nobody): the holder drops it and tells the member.
+                self.tasks.spawn(ledger.poke_holder(job_id), name=f"poke-holder-{job_id}")
+            return job
+
+    async def _read_back(self, job_id: int) -> Job | None:
         try:
-            job = await self._ctx.ledger.refund(
-                job_id, FAILED, str(reason), self._ctx.clock(), only_from=(RESERVED,),
-                outcome=dumps(reason),
-            )
-        except StateConflict:
+            return await self._ctx.ledger.get_job(job_id)
+        except DatabaseUnavailable:
             return None
-        self.line.pump()
-        self.tasks.spawn(self.teller.tell(job), name=f"tell-{job_id}")
-        return job
 
     def poke(self, job_id: int) -> None:
         """Check a job now (a provider callback said it changed), here if this process holds
@@ -214,6 +270,18 @@ class JobRunner:
             self.tasks.spawn(self._ctx.ledger.poke_holder(job_id), name=f"poke-holder-{job_id}")
 
     def _poke_here(self, job_id: int) -> None:
-        """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored."""
+        """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored. One that
+        waits in our line was perhaps cancelled by another process: look."""
         if job_id in self.line.active:
             self.scheduler.poke(job_id)
+        elif any(job.id == job_id for job in self.line.queue):
+            self._ctx.work(job_id, self._drop_if_ended(job_id), name=f"look-{job_id}")
+
+    async def _drop_if_ended(self, job_id: int) -> None:
+        job = await self._ctx.ledger.get_job(job_id)
+        if job.state == RESERVED:
+            return
+        if self.line.take_out(job_id) is not None:
+            self.line.pump()
+        if job.state in FINAL_STATES and job.told_at is None:
+            await self.teller.tell(job)

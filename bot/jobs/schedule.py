@@ -76,9 +76,13 @@ class Scheduler:
             # its place in the heap is dropped. If a routine poll is already on its way, the
             # state machine makes the slower of the two a no-op.
             self._due_at.pop(job_id, None)
-            self._ctx.tasks.spawn(self._poll_guarded(job_id), name=f"poll-now-{job_id}")
+            self._ctx.work(job_id, self._poll_guarded(job_id), name=f"poll-now-{job_id}")
         else:
             self._poked.add(job_id)  # still being started: look as soon as it runs
+
+    def follows(self, job_id: int) -> bool:
+        """The job's next poll is due here (or one is on its way)."""
+        return job_id in self._due_at or bool(self._polling.get(job_id))
 
     def take_urgent(self, job_id: int) -> bool:
         """Whether this poll answers a callback (and may go ahead of routine requests)."""
@@ -110,7 +114,7 @@ class Scheduler:
                     continue  # rescheduled or poked since: a stale entry
                 del self._due_at[job_id]
                 self._routine += 1
-                self._ctx.tasks.spawn(self._routine_poll(job_id), name=f"poll-{job_id}")
+                self._ctx.work(job_id, self._routine_poll(job_id), name=f"poll-{job_id}")
             timeout = (
                 self._due[0][0] - now if self._due and self._room_for_routine_poll() else None
             )

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
-from bot.errors import AnimateError, DuplicateProviderJob, StateConflict
+from bot.errors import AnimateError, DatabaseUnavailable, DuplicateProviderJob, StateConflict
 from bot.i18n import Msg, dumps, msg
 from bot.jobs.context import Context, Notifier, NotSent, ProviderAPI
 from bot.jobs.fleet import Fleet
@@ -26,7 +26,7 @@ from bot.jobs.line import Line
 from bot.jobs.schedule import Scheduler
 from bot.jobs.telling import Teller
 from bot.ledger import Job
-from bot.lifecycle import EXPIRED, FAILED, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
+from bot.lifecycle import DELIVERED, EXPIRED, FAILED, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
 from bot.moderation import content_refusal
 from bot.pricing import amount_anomaly, format_usd, provider_args
 from bot.shortapi import FAILED as PROVIDER_FAILED
@@ -43,6 +43,13 @@ FILE_ATTEMPTS: Final = 3
 # there, so it is worth insisting before giving up on it).
 RECORD_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
+# A write whose outcome is unknown (the database went away, perhaps during COMMIT) is read back
+# and, if it did not land, written again: first after RETRY_FIRST seconds, doubling up to
+# RETRY_MAX, for as long as it takes (the job stays ours while our lease runs; a process that
+# took it over makes the write a StateConflict). Refunds and settles that fail otherwise are
+# retried on the same clock.
+RETRY_FIRST: Final = 0.5
+RETRY_MAX: Final = 30.0
 
 
 class Steps:
@@ -83,6 +90,33 @@ class Steps:
         self._on_amount_anomaly = on_amount_anomaly
         self._missing_url: dict[int, int] = {}
         self._delivery_attempts: dict[int, int] = {}
+
+    async def _recorded(
+        self, job_id: int, what: str, write: Callable[[], Awaitable[Job]],
+        landed: Callable[[Job], bool],
+    ) -> Job:
+        """``write()`` a move of the job. When its outcome is unknown (``DatabaseUnavailable``:
+        a lost COMMIT may have landed), read the job back once the database answers: the job
+        as it is if the move landed (``landed``), else write again. Never "someone else moved
+        it on" by mistake: ``StateConflict`` comes only from an answer."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await write()
+            except DatabaseUnavailable:
+                log.warning("job %d: %s: the database did not answer; reading it back",
+                            job_id, what)
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
+                try:
+                    job = await self._ctx.ledger.get_job(job_id)
+                except DatabaseUnavailable:
+                    continue
+                break
+            if landed(job):
+                log.info("job %d: %s had landed", job_id, what)
+                return job
 
     def _api_for(self, job: Job) -> ProviderAPI:
         """A job runs in the mode of its quote, whatever the bot's mode is now: a dry-run quote
@@ -131,7 +165,11 @@ class Steps:
             nonlocal job
             if ctx.closing or not self._fleet.holds_lease:
                 raise NotSent
-            job = await ctx.ledger.mark_submitting(job.id, ctx.clock())
+            job = await self._recorded(
+                job.id, "submitting",
+                lambda: ctx.ledger.mark_submitting(job.id, ctx.clock()),
+                lambda read: read.state == SUBMITTING,
+            )
 
         try:
             created = await self._api_for(job).create(
@@ -169,8 +207,12 @@ class Steps:
         else is odd about the answer); None when the job was refunded instead."""
         for attempt in range(RECORD_ATTEMPTS):
             try:
-                return await self._ctx.ledger.mark_running(
-                    job.id, created.job_id, created.amount_mills, self._ctx.clock()
+                return await self._recorded(
+                    job.id, "running",
+                    lambda: self._ctx.ledger.mark_running(
+                        job.id, created.job_id, created.amount_mills, self._ctx.clock()
+                    ),
+                    lambda read: read.provider_job_id == created.job_id,
                 )
             except DuplicateProviderJob as exc:
                 log.error(  # noqa: TRY400 - the provider's mistake, not a bug of ours
@@ -254,9 +296,16 @@ class Steps:
                 self._scheduler.schedule(job.id, self._scheduler.poll_delay())
             return
         self._missing_url.pop(job.id, None)
-        job = await self._ctx.ledger.mark_succeeded(job.id, status.video_url, self._ctx.clock())
+        url = status.video_url
+        job = await self._recorded(
+            job.id, "succeeded",
+            lambda: self._ctx.ledger.mark_succeeded(job.id, url, self._ctx.clock()),
+            lambda read: read.state != RUNNING and read.video_url == url,
+        )
+        if job.state != SUCCEEDED:
+            return  # delivered meanwhile (it had landed, and another step went on)
         # Delivered in its own task: a slow download or upload must not hold a polling slot.
-        self._ctx.tasks.spawn(self.deliver(job), name=f"deliver-{job.id}")
+        self._ctx.work(job.id, self.deliver(job), name=f"deliver-{job.id}")
 
     # -- deliver: succeeded -> delivered (settled), or refunded ----------------------------
 
@@ -272,12 +321,9 @@ class Steps:
         attempt = self._delivery_attempts.get(job.id, 0)
         try:
             message_id = await self._post_result(job, as_link=attempt >= FILE_ATTEMPTS)
-            # A failed write here is retried like a failed post: the next attempt finds the
-            # message by its marker and settles on it.
-            job = await self._ctx.ledger.settle(job.id, message_id, self._ctx.clock())
         except NotSent:
             delay = self._fleet.lease_seconds / 3
-            self._ctx.tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+            self._ctx.work(job.id, self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
             return
         except StateConflict as exc:
             log.info("job %d: moved on elsewhere (%s)", job.id, exc)
@@ -298,13 +344,41 @@ class Steps:
                 return
             log.exception("job %d: could not post the video; retrying", job.id)
             delay = self._poll_interval * 2**attempts
-            self._ctx.tasks.spawn(self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
+            self._ctx.work(job.id, self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
             return
         self._delivery_attempts.pop(job.id, None)
+        # The video is out: from here the job is never refunded; only the settle is retried.
+        settled = await self._settle(job, message_id)
+        if settled is None:
+            return
         self._teller.forget(job.id)
         self._finished(job.id)
         log.info("job %d: delivered", job.id)
-        await self._teller.tell(job)
+        await self._teller.tell(settled)
+
+    async def _settle(self, job: Job, message_id: int | None) -> Job | None:
+        """Settle a posted job, retried until it is written (or another process settled it);
+        None when the job turned out not to be ours to settle any more."""
+        ledger = self._ctx.ledger
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await self._recorded(
+                    job.id, "delivered",
+                    lambda: ledger.settle(job.id, message_id, self._ctx.clock()),
+                    lambda read: read.state == DELIVERED,
+                )
+            except StateConflict as exc:
+                log.info("job %d: posted, but settled or moved on elsewhere (%s)", job.id, exc)
+                self._finished(job.id)
+                return None
+            except Exception:
+                if self._ctx.closing:
+                    raise  # still "succeeded" with its post found by its marker after restart
+                log.exception("job %d: posted as message %s but not settled; retrying",
+                              job.id, message_id)
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
 
     async def _post_result(self, job: Job, *, as_link: bool) -> int | None:
         """Post the video (or its link) unless an interrupted attempt already did; the id of
@@ -342,7 +416,7 @@ class Steps:
             job = await self._ctx.ledger.get_job(job_id)
         except Exception:
             log.exception("job %d: could not read it back for delivery; trying later", job_id)
-            self._ctx.tasks.spawn(self._deliver_later(job_id, delay), name=f"redeliver-{job_id}")
+            self._ctx.work(job_id, self._deliver_later(job_id, delay), name=f"redeliver-{job_id}")
             return
         if job.state == SUCCEEDED:
             await self.deliver(job)
@@ -354,14 +428,32 @@ class Steps:
     ) -> None:
         """Refund the job if it is still in one of ``only_from`` and tell the member (in the
         server's language; the ledger keeps the reason in English for the audit trail)."""
-        try:
-            job = await self._ctx.ledger.refund(
-                job.id, state, str(reason), self._ctx.clock(), only_from=only_from,
-                outcome=dumps(reason),
-            )
-        except StateConflict as exc:
-            log.info("job %d: not refunded, it moved on (%s)", job.id, exc)
-            return
+        ledger = self._ctx.ledger
+        job_id, error = job.id, str(reason)
+        delay = RETRY_FIRST
+        while True:
+            try:
+                job = await self._recorded(
+                    job_id, "refund",
+                    lambda: ledger.refund(
+                        job_id, state, error, self._ctx.clock(), only_from=only_from,
+                        outcome=dumps(reason),
+                    ),
+                    lambda read: read.state == state and read.error == error,
+                )
+            except StateConflict as exc:
+                log.info("job %d: not refunded, it moved on (%s)", job_id, exc)
+                return
+            except Exception:
+                # Retried like telling is (an outage is handled above, by reading back): a
+                # refund that escaped would strand the job, its slot and the member.
+                if self._ctx.closing:
+                    raise
+                log.exception("job %d: could not refund; retrying", job_id)
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
+                continue
+            break
         self._finished(job.id)
         log.info("job %d: %s and refunded: %s", job.id, state, reason)
-        self._ctx.tasks.spawn(self._teller.tell(job), name=f"tell-{job.id}")
+        self._ctx.work(job.id, self._teller.tell(job), name=f"tell-{job.id}")

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Final
 
+from bot.errors import StateConflict
 from bot.i18n import Msg, loads, msg
 from bot.jobs.context import Context, Notifier
 from bot.ledger import Job
@@ -19,7 +20,7 @@ from bot.lifecycle import DELIVERED
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY: Final = 15.0
-# Attempts to tell a member how their job ended before it waits for the next start.
+# Attempts to tell a member how their job ended before the next ones wait TELL_DELAY_MAX.
 TELL_ATTEMPTS: Final = 8
 TELL_DELAY_MAX: Final = 300.0
 
@@ -51,21 +52,25 @@ class Teller:
                 )
                 await self._notifier.failed(job, reason, post=not already)
             await ledger.mark_told(job.id, self._ctx.clock())
+        except StateConflict as exc:
+            log.info("job %d: told elsewhere (%s)", job.id, exc)  # another process holds it
         except Exception:
-            if attempt + 1 >= TELL_ATTEMPTS:
-                log.exception("job %d: could not tell the member; told after a restart", job.id)
-                return
+            # Kept trying, at most every TELL_DELAY_MAX once TELL_ATTEMPTS have failed (the
+            # lease round's sweep would take up an owed job that nothing works anyway).
             log.exception("job %d: could not tell the member; trying again", job.id)
-            delay = min(TELL_DELAY_MAX, self._poll_interval * 2 ** (attempt + 1))
-            self._ctx.tasks.spawn(self._tell_later(job.id, delay, attempt + 1),
-                                  name=f"tell-{job.id}")
+            delay = min(TELL_DELAY_MAX, self._poll_interval * 2 ** min(attempt + 1, 30))
+            if attempt + 1 >= TELL_ATTEMPTS:
+                delay = TELL_DELAY_MAX
+            self._ctx.work(job.id, self._tell_later(job.id, delay, attempt + 1),
+                           name=f"tell-{job.id}")
 
     async def _tell_later(self, job_id: int, delay: float, attempt: int) -> None:
         await asyncio.sleep(delay)
         try:
             job = await self._ctx.ledger.get_job(job_id)  # with the telling_at just written
         except Exception:
-            log.exception("job %d: could not read it back; told after a restart", job_id)
+            log.exception("job %d: could not read it back; told after the next lease round",
+                          job_id)
             return
         if job.told_at is None:
             await self.tell(job, attempt)

@@ -10,7 +10,10 @@ SQLite has one process, whose lease is trivially its own. Times are the database
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from bot.models import AWAITING_APPROVAL, JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
@@ -22,6 +25,28 @@ POKE_CHANNEL: Final = "animate_job_poke"
 SLOT_CHANNEL: Final = "animate_slot_freed"
 # The advisory lock that serialises slot grants across the fleet (no guild has id 0).
 FLEET_LOCK: Final = 0
+
+
+def process_namespace() -> str | None:
+    """Where this process's pids mean something: the machine's boot and its pid namespace.
+    Two processes may judge each other's pid only when this is the same for both; processes
+    that share a host name but not a pid namespace (compose's fixed ``hostname:``,
+    ``network_mode: host``, Kubernetes ``hostNetwork``, two containers both pid 1) differ here.
+    None where it cannot be known (no /proc): then a lease ends only by running out."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pids = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{boot}:{pids}"
+
+
+def this_host() -> str:
+    """The ``host`` a worker records: its host name, and its pid namespace when known (see
+    ``process_namespace``): a lease whose ``host`` equals ours names a pid we can check."""
+    namespace = process_namespace()
+    name = socket.gethostname()
+    return name if namespace is None else f"{name} {namespace}"
 
 
 def _in_slot(table: str) -> str:

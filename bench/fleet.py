@@ -378,9 +378,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "untold": untold,
                     "refunded": counts.get("failed", 0) + counts.get("expired", 0),
                     # From the database's last return until every job had ended and been told
-                    # (None: some never did).
-                    "stuck_after_s": rounded(ended_at - last, 1)
+                    # (None: some never did); renders still going then are counted in.
+                    "all_told_after_last_fault_s": rounded(ended_at - last, 1)
                     if ended_at is not None and last is not None else None,
+                    "last_fault_end": last,
                 }
             for i in alive:
                 procs[i].send_signal(signal.SIGTERM)
@@ -410,6 +411,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Jobs whose process was killed wait for the takeover (LEASE_SECONDS, real time).
     survivors = [(t - done_at[p]) / scale for job, (p, t) in posted_at.items()
                  if p in done_at and job not in orphans]
+    if fault_report:
+        # How long a finished job waited because of the faults: from the later of its render
+        # ending and the database's last return until it was posted (real seconds).
+        last = fault_report.pop("last_fault_end")
+        lags = [t - max(done_at[p], last) for p, t in posted_at.values()
+                if p in done_at and last is not None]
+        fault_report["stuck_after_s"] = rounded(max(lags, default=0.0), 1)
+        fault_report["stuck_after_p99_s"] = rounded(percentile(lags, 99), 1) if lags else None
     api_times = [t for t, endpoint, _ in stats["requests"] if endpoint in ("create", "query")]
     duplicates = sum(n - 1 for n in posts.values() if n > 1) + int(stats["duplicate_creates"])
     ended = sum(counts.get(state, 0) for state in ("delivered", "failed", "expired"))

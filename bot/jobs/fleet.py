@@ -178,4 +178,7 @@ class Fleet:
         # taken some of our jobs. Keep only those still ours.
         log.warning("job lease had run out; taking back only the jobs nobody took over")
         await self._join()
+        # Counted out meanwhile, the others' shares add up to the whole MAX_PROVIDER_RPS:
+        # quiet for one round of theirs, as a newcomer is.
+        self._counted_fleet = False
         self._keep_only(await self._ctx.ledger.held_jobs(self.worker_id))

@@ -710,3 +710,23 @@ async def test_a_process_joining_a_fleet_sends_nothing_until_the_others_made_roo
     assert processes == others + 1
     # The others count a newcomer within a third of a lease; until then it is quiet.
     assert (quiet_for >= 30 / 3) if quiet else quiet_for == 0
+
+
+async def test_a_process_whose_lease_ran_out_is_quiet_like_a_newcomer_when_it_rejoins(tmp_path):
+    """During an outage longer than a lease the others count it out and share the whole
+    MAX_PROVIDER_RPS among themselves; back at its old share it would send over the cap
+    (bench.inflight --db-faults measured 13 requests a second against 10)."""
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        await runner.fleet.share()
+        assert shares[-1] == (2, 0.0)  # counted, not quiet any more
+        await ledger.join_fleet(runner.worker_id, -1, host="h", pid=1, detail="")  # ran out
+        await runner.fleet._renew()
+        await runner.fleet.share()
+        await runner.close()
+    assert shares[-1][0] == 2
+    assert shares[-1][1] >= 30 / 3

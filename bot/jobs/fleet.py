@@ -55,6 +55,7 @@ class Fleet:
         self._each_round = each_round
         self._keep_only = keep_only
         self._counted_fleet = False
+        self._processes = 1  # the fleet's size when last counted
         # This process in the fleet: a random id per start (readable by operators), never its
         # host name and pid, which other machines and containers may share.
         self.host = this_host()
@@ -165,7 +166,13 @@ class Fleet:
         MAX_PROVIDER_RPS, and anything the newcomer sent would go over it."""
         if self._on_fleet_size is None:
             return
-        processes = max(1, await self._ctx.ledger.live_workers())
+        if self.joined and not self.holds_lease:
+            # Our lease may run out (the database away, a stall): the others will count us
+            # out and take our share while we still send. Quiet until we are counted again.
+            self._counted_fleet = False
+            self._on_fleet_size(self._processes, self.lease_seconds / 3 + 2)
+            return
+        processes = self._processes = max(1, await self._ctx.ledger.live_workers())
         joining = not self._counted_fleet and processes > 1
         self._counted_fleet = True
         self._on_fleet_size(processes, self.lease_seconds / 3 + 2 if joining else 0.0)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -730,3 +731,19 @@ async def test_a_process_whose_lease_ran_out_is_quiet_like_a_newcomer_when_it_re
         await runner.close()
     assert shares[-1][0] == 2
     assert shares[-1][1] >= 30 / 3
+
+
+async def test_a_process_whose_lease_is_lapsing_sends_nothing_until_counted_again(tmp_path):
+    """The others count a process out once its lease has run out and take its share: if it
+    still sent at its old share (the database away, so it could not renew), the fleet went
+    over MAX_PROVIDER_RPS (bench.inflight --db-faults --kill-one measured 14 against 10)."""
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        runner.fleet._lease_renewed = -math.inf  # not renewed for a long while
+        await runner.fleet.share()
+        await runner.close()
+    assert shares[-1] == (2, 30 / 3 + 2)

@@ -18,7 +18,6 @@ rows of a process that died). Nothing here imports discord: the ``AlertPoster`` 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Final, Protocol
 from bot.errors import StateConflict
 from bot.ledger import Ledger
 from bot.ledger.alerts import BudgetAlert
-from bot.tasks import TaskGroup
+from bot.tasks import TaskGroup, every
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +64,14 @@ class BudgetAlerts:
         self._sweep_seconds = sweep_seconds
         self._tasks = TaskGroup()
         self._sending: set[tuple[int, str, int]] = set()
-        self._loop: asyncio.Task[None] | None = None
         self.sweeps = 0  # finished (for health and tests)
 
     def start(self) -> None:
         """Sweep now (alerts a previous run of this process left owed), then periodically."""
-        self._loop = asyncio.get_running_loop().create_task(self._sweep_forever(),
-                                                            name="budget-alerts")
+        self._tasks.spawn(every(self._sweep_seconds, self.sweep, what="budget alerts: sweep"),
+                          name="budget-alerts")
 
     async def close(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-            self._loop = None
         await self._tasks.cancel_all()
 
     def spent(self, guild_id: int) -> None:
@@ -107,14 +101,6 @@ class BudgetAlerts:
         for alert in await self._ledger.claim_owed_alerts(self._worker()):
             await self.send(alert)
         self.sweeps += 1
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("budget alerts: sweep failed; trying again")
-            await asyncio.sleep(self._sweep_seconds)
 
     async def send(self, alert: BudgetAlert) -> None:
         """Post the alert once (looking first for an earlier attempt's message); a failure

@@ -18,7 +18,6 @@ Nothing here imports discord: the ``ApprovalDesk`` does.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -26,7 +25,7 @@ from typing import Final, Protocol
 from bot.errors import StateConflict
 from bot.i18n import Msg, Number, msg
 from bot.ledger import Job, Ledger
-from bot.tasks import TaskGroup
+from bot.tasks import TaskGroup, every
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +89,13 @@ class ApprovalFlow:
         self._clock = clock
         self._sweep_seconds = sweep_seconds
         self._tasks = TaskGroup()
-        self._loop: asyncio.Task[None] | None = None
         self.sweeps = 0  # finished (for tests)
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop().create_task(self._sweep_forever(),
-                                                            name="approvals")
+        self._tasks.spawn(every(self._sweep_seconds, self.sweep, what="approvals: sweep"),
+                          name="approvals")
 
     async def close(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-            self._loop = None
         await self._tasks.cancel_all()
 
     # -- the wait begins ----------------------------------------------------------------
@@ -193,14 +187,6 @@ class ApprovalFlow:
             if not job.approval_message_id and job.created_at < now - GRACE_SECONDS:
                 await self._post_card(job, look_first=True)
         self.sweeps += 1
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("approvals: sweep failed; trying again")
-            await asyncio.sleep(self._sweep_seconds)
 
 
 def _hours(job: Job) -> Number:

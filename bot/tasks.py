@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -44,3 +44,14 @@ class TaskGroup:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[object]], *, what: str) -> None:
+    """Run ``step`` now and then every ``seconds``, until cancelled: a round that fails is
+    logged and the next one comes as usual."""
+    while True:
+        try:
+            await step()
+        except Exception:
+            log.exception("%s failed; trying again in %g s", what, seconds)
+        await asyncio.sleep(seconds)

@@ -112,7 +112,7 @@ class Settings:
         monthly = _limit(self.default_monthly_limit_mills)
         budget = (
             "none" if self.default_guild_monthly_budget_mills is None
-            else format_usd(self.default_guild_monthly_budget_mills) + " a month"
+            else format_usd(self.default_guild_monthly_budget_mills, rounded=True) + " a month"
         )
         if self.callback_public_url:
             callbacks = (
@@ -181,7 +181,7 @@ class Settings:
 
 
 def _limit(mills: int) -> str:
-    return "nothing (blocked)" if mills == 0 else format_usd(mills)
+    return "nothing (blocked)" if mills == 0 else format_usd(mills, rounded=True)
 
 
 def _set(secret: Secret) -> str:

@@ -119,10 +119,14 @@ def provider_args(options: VideoOptions, *, prompt: str, image_url: str) -> dict
     }
 
 
-def format_usd(mills: int) -> str:
-    """``170`` -> ``$0.170``; negative amounts keep their sign before the dollar."""
+def format_usd(mills: int, *, rounded: bool = False) -> str:
+    """``170`` -> ``$0.170``; negative amounts keep their sign before the dollar.
+    ``rounded`` (limits, budgets): two decimals where the last mill is zero (``$2.00``), as
+    members' screens show them; a price keeps its three."""
     sign = "-" if mills < 0 else ""
     whole, frac = divmod(abs(mills), 1000)
+    if rounded and frac % 10 == 0:
+        return f"{sign}${whole}.{frac // 10:02d}"
     return f"{sign}${whole}.{frac:03d}"
 
 

@@ -165,7 +165,7 @@ def test_console_script_check_tells_what_it_would_do_and_connects_nowhere(tmp_pa
     assert "HTTP server  0.0.0.0:9123" in out
     assert "callbacks    on: https://bot.example/callbacks/<token>" in out
     assert "dry run      on" in out
-    assert "each member $1.500 a day" in out
+    assert "each member $1.50 a day" in out
     assert "1000 jobs rendering at once" in out
     assert "Nothing was sent to Discord or ShortAPI" in out
     assert TOKEN not in out + result.stderr

@@ -274,7 +274,7 @@ def test_a_misspelt_key_in_env_is_named_with_the_nearest_setting(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (f"warning: {tmp_path / '.env'}: DEFAULT_DAILY_LIMT_USD is not a setting and is "
             "ignored (did you mean DEFAULT_DAILY_LIMIT_USD?)") in result.stdout
-    assert "each member $2.000 a day" in result.stdout  # the default, not the misspelt 5.00
+    assert "each member $2.00 a day" in result.stdout  # the default, not the misspelt 5.00
 
 
 def test_a_misspelt_key_is_named_before_the_setting_it_left_missing(tmp_path):

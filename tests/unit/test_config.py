@@ -176,8 +176,8 @@ def test_summary_tells_what_the_bot_would_do_without_secrets():
     assert "HTTP server: 127.0.0.1:any free port" in text
     assert "callbacks: on: https://bot.example/callbacks/<token>" in text
     assert "dry run: on" in text
-    assert "$2.000 a day and $20.000 a month" in text
-    assert "server budget $50.000 a month" in text
+    assert "$2.00 a day and $20.00 a month" in text
+    assert "server budget $50.00 a month" in text
     assert "shards: not sharded" in text
     assert "discord-secret-token" not in text
     assert "shortapi-secret-key" not in text

@@ -85,6 +85,14 @@ def test_format_usd_has_three_decimals(mills, text):
     assert format_usd(mills) == text
 
 
+@pytest.mark.parametrize(
+    ("mills", "text"), [(2000, "$2.00"), (1500, "$1.50"), (1505, "$1.505"), (0, "$0.00"),
+                        (-2000, "-$2.00")]
+)
+def test_rounded_usd_shows_cents_where_the_last_mill_is_zero(mills, text):
+    assert format_usd(mills, rounded=True) == text
+
+
 @pytest.mark.parametrize(("text", "mills"), [("2", 2000), ("2.00", 2000), ("$0.1705", 171),
                                              ("0.170", 170), (" 1.5 ", 1500)])
 def test_parse_usd_is_exact(text, mills):

@@ -12,7 +12,7 @@ The card, as a moderator sees it::
     Decide  in 23 hours (then refunded)                      [picture]
     [ Approve ]  [ Deny ]
 
-Once decided the buttons are greyed out and the card says how it ended: "Approved by @maria"
+Once decided the buttons go (nothing on a final card is dead) and the card says how it ended: "Approved by @maria"
 (green), "Denied by @maria" with the reason (red), "Expired: nobody decided in time" or
 "Cancelled by the member" (grey).
 """
@@ -51,13 +51,13 @@ APPROVAL_BUTTON_LOOKS: Final[dict[str, tuple[str, discord.ButtonStyle]]] = {
 SCAN_MARGIN: Final = 15 * 60.0
 
 
-def approval_buttons(locale: str, job_id: int, *, disabled: bool = False) -> discord.ui.View:
+def approval_buttons(locale: str, job_id: int) -> discord.ui.View:
     """Approve and Deny. Clicks are handled by ``cogs.approvals.ApprovalButton`` (a
     DynamicItem matching ``APPROVAL_ID``): this view is stopped, nothing kept per message."""
     view = discord.ui.View(timeout=None)
     for action, (label, style) in APPROVAL_BUTTON_LOOKS.items():
         view.add_item(discord.ui.Button(
-            label=t(locale, label), style=style, disabled=disabled,
+            label=t(locale, label), style=style,
             custom_id=f"animate:approval:{action}:{job_id}",
         ))
     view.stop()
@@ -227,8 +227,7 @@ class DiscordApprovalDesk:
             channel = await self._messageable(await self._approvals_channel(job))
             assert isinstance(channel, discord.abc.GuildChannel | discord.Thread)
             await channel.get_partial_message(job.approval_message_id).edit(
-                embed=card_embed(locale, job),
-                view=approval_buttons(locale, job.id, disabled=True),
+                embed=card_embed(locale, job), view=no_buttons(),
             )
         if job.decision == "approved" and job.quote.message_id is not None:
             channel = await self._messageable(job.quote.channel_id)

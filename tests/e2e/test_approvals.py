@@ -48,9 +48,9 @@ def card_id(card: FakeMessage, action: str) -> str:
     raise AssertionError(f"no {action} button on the card")
 
 
-def buttons_disabled(message: FakeMessage) -> bool:
-    return all(c.get("disabled") for row in message.components
-               for c in row.get("components", []))
+def no_dead_buttons(message: FakeMessage) -> bool:
+    """A decided card keeps no buttons: greyed-out Approve / Deny do nothing (issue 23)."""
+    return message.components == []
 
 
 def notices(world, text: str) -> list[FakeMessage]:
@@ -90,7 +90,7 @@ async def test_approve_starts_the_job_and_tells_the_member_who_approved(world):
     assert notice.content.startswith(f"<@{MEMBER.id}> your video was approved by "
                                      f"<@{MANAGER.id}>")
     await world.discord.wait_for(lambda: "Approved · job #1" in world.embed_text(card.id))
-    assert buttons_disabled(world.discord.messages[card.id])
+    assert no_dead_buttons(world.discord.messages[card.id])
     assert f"<@{MANAGER.id}>" in world.embed_text(card.id)
     rows = await world.bot.ledger.ledger_rows(1)
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 680), ("settle", 0)]
@@ -108,7 +108,7 @@ async def test_deny_with_a_reason_refunds_and_tells_the_member_why(world):
     assert "maria" in told.content
     await world.discord.wait_for(lambda: "Denied · job #1" in world.embed_text(card.id))
     assert "too pricey this month" in world.embed_text(card.id)
-    assert buttons_disabled(world.discord.messages[card.id])
+    assert no_dead_buttons(world.discord.messages[card.id])
     assert world.api.creates == []
     rows = await world.bot.ledger.ledger_rows(1)
     assert [(r["kind"], r["amount_mills"]) for r in rows] == [("reserve", 680),
@@ -126,7 +126,7 @@ async def test_an_approval_not_given_in_time_expires_and_is_refunded(world):
     await world.discord.wait_for(lambda: "Expired" in world.embed_text(card.id))
     job = await world.bot.ledger.get_job(1)
     assert (job.state, job.decision) == ("expired", "expired")
-    assert buttons_disabled(world.discord.messages[card.id])
+    assert no_dead_buttons(world.discord.messages[card.id])
     assert world.api.creates == []
 
 
@@ -243,3 +243,24 @@ async def test_settings_show_approvals_and_alerts(world):
     message = await admin(world, "settings")
     fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
     assert fields["Approvals"] == "off"
+
+
+async def test_a_decided_card_keeps_no_buttons_in_french(world):
+    """The card is in the server's language; once decided it has no Approve / Deny left."""
+    from bot.i18n import t
+
+    await world.discord.set_preferred_locale("fr")
+    channel = await turn_on(world)
+    quote = await world.quote(**EXPENSIVE)
+    await world.click(quote, "Confirm")
+    card = await world.discord.wait_for(lambda: next(
+        (m for m in world.discord.messages.values()
+         if m.channel_id == channel and m.embeds and not m.deleted), None
+    ))
+    assert [c["label"] for row in card.components for c in row["components"]] == [
+        t("fr", "approval.approve"), t("fr", "approval.deny")]
+    await world.discord.click(card.id, card_id(card, "approve"), user=MANAGER)
+    approved = t("fr", "approval.card.approved", job=1)
+    await world.discord.wait_for(lambda: approved in world.embed_text(card.id))
+    assert no_dead_buttons(world.discord.messages[card.id])
+    await world.discord.wait_for(lambda: world.bot.jobs.in_flight == 0, timeout=20)

@@ -12,9 +12,9 @@ The card, as a moderator sees it::
     Decide  in 23 hours (then refunded)                      [picture]
     [ Approve ]  [ Deny ]
 
-Once decided the buttons go (nothing on a final card is dead) and the card says how it ended: "Approved by @maria"
-(green), "Denied by @maria" with the reason (red), "Expired: nobody decided in time" or
-"Cancelled by the member" (grey).
+Once decided the buttons go (a final card has no dead buttons) and the card says how it
+ended: "Approved by @maria" (green), "Denied by @maria" with the reason (red), "Expired:
+nobody decided in time" or "Cancelled by the member" (grey).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ STEPS: Final = {
     "approval": "bot.ledger.approvals (a moderator, the member's cancel, the approval clock)",
     "submit": "bot.jobs.steps.Steps.submit",
     "poll": "bot.jobs.steps.Steps.poll",
-    "deliver": "bot.jobs.steps.Steps.deliver",
+    "deliver": "bot.jobs.delivery.Delivery.deliver",
     "cancel": "bot.jobs.runner.JobRunner.cancel_waiting (the member's Cancel)",
     "resume": "bot.jobs.runner.JobRunner.resume (after a restart or a takeover)",
 }

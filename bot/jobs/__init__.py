@@ -7,7 +7,8 @@ running -> succeeded -> delivered, or refunded as failed / expired), each state 
 - ``fleet``     who holds the lease on this process's jobs; its share of fleet-wide caps
 - ``line``      who waits for a slot (and their place), who is active here, the fleet's slots
 - ``schedule``  when each running job is next polled (one loop, most overdue first)
-- ``steps``     how a job moves: submit, poll, deliver (settle), fail (refund)
+- ``steps``     how a job moves to the provider and back: submit, poll, fail (refund)
+- ``delivery``  post the video (or its link) once, then settle it at the quote
 - ``telling``   how a member is told: progress, place in line, the outcome, once
 - ``runner``    ``JobRunner`` puts them together; ``resume`` is the one place that decides
                 what happens to a job after a restart or a takeover

@@ -1,7 +1,8 @@
 """What every part of the job runner shares, and what it needs from outside.
 
 ``Context`` is the ledger, the clock, the task group and whether the runner is closing: the
-runner makes one and hands it to each part; only ``JobRunner.close`` sets ``closing``.
+runner makes one and hands it to each part; only ``JobRunner.close`` sets ``closing``. Its
+``recorded`` is how every step writes a move of a job whose outcome may be unknown.
 ``ProviderAPI`` and ``Notifier`` are the two outside ports (ShortAPI, and the chat side that
 cogs/ implements with discord.py).
 """
@@ -10,15 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from bot.errors import DatabaseUnavailable
 from bot.i18n import Msg
 from bot.ledger import Job, Ledger
 from bot.shortapi import CreatedJob, JobStatus
 from bot.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+# A write whose outcome is unknown (the database went away, perhaps during COMMIT) is read back
+# and, if it did not land, written again: first after RETRY_FIRST seconds, doubling up to
+# RETRY_MAX, for as long as it takes (the job stays ours while our lease runs; a process that
+# took it over makes the write a StateConflict). Refunds and settles that fail otherwise are
+# retried on the same clock.
+RETRY_FIRST: Final = 0.5
+RETRY_MAX: Final = 30.0
 
 
 class NotSent(Exception):
@@ -52,6 +65,33 @@ class Context:
             yield
         finally:
             self._leave(job_id)
+
+    async def recorded(
+        self, job_id: int, what: str, write: Callable[[], Awaitable[Job]],
+        landed: Callable[[Job], bool],
+    ) -> Job:
+        """``write()`` a move of the job. When its outcome is unknown (``DatabaseUnavailable``:
+        a lost COMMIT may have landed), read the job back once the database answers: the job
+        as it is if the move landed (``landed``), else write again. Never "someone else moved
+        it on" by mistake: ``StateConflict`` comes only from an answer."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await write()
+            except DatabaseUnavailable:
+                log.warning("job %d: %s: the database did not answer; reading it back",
+                            job_id, what)
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
+                try:
+                    job = await self.ledger.get_job(job_id)
+                except DatabaseUnavailable:
+                    continue
+                break
+            if landed(job):
+                log.info("job %d: %s had landed", job_id, what)
+                return job
 
     def _enter(self, job_id: int) -> None:
         self.working[job_id] = self.working.get(job_id, 0) + 1

@@ -1,4 +1,5 @@
-"""The job runner: puts the fleet, the line, the scheduler, the steps and the teller together.
+"""The job runner: puts the fleet, the line, the scheduler, the steps, delivery and the teller
+together.
 
 ``JobRunner`` owns no job state of its own; it starts and stops the parts, takes jobs in
 (``submit``, ``resume``), answers the members' and the provider's requests (``cancel_waiting``,
@@ -16,6 +17,7 @@ from pathlib import Path
 from bot.errors import DatabaseUnavailable, StateConflict
 from bot.i18n import Msg, dumps, msg
 from bot.jobs.context import Context, Notifier, ProviderAPI
+from bot.jobs.delivery import Delivery
 from bot.jobs.fleet import Fleet
 from bot.jobs.line import Line
 from bot.jobs.schedule import Scheduler
@@ -65,11 +67,16 @@ class JobRunner:
             poll=lambda job_id: self.steps.poll(job_id),
         )
         self.steps = Steps(
-            ctx, api=api, dry_run_api=dry_run_api, notifier=notifier, fleet=self.fleet,
-            line=self.line, scheduler=self.scheduler, teller=self.teller,
-            finished=self._finished, poll_interval=poll_interval, max_concurrent=max_concurrent,
-            temp_dir=temp_dir, callback_url=callback_url, fresh_image_url=fresh_image_url,
+            ctx, api=api, dry_run_api=dry_run_api, fleet=self.fleet, line=self.line,
+            scheduler=self.scheduler, teller=self.teller,
+            deliver=lambda job: self.delivery.deliver(job), finished=self._finished,
+            callback_url=callback_url, fresh_image_url=fresh_image_url,
             on_amount_anomaly=on_amount_anomaly,
+        )
+        self.delivery = Delivery(
+            ctx, notifier=notifier, fleet=self.fleet, teller=self.teller,
+            api_for=self.steps.api_for, fail=self.steps.fail, finished=self._finished,
+            poll_interval=poll_interval, max_concurrent=max_concurrent, temp_dir=temp_dir,
         )
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -155,7 +162,7 @@ class JobRunner:
         elif job.state == RUNNING:
             self.scheduler.schedule(job.id, 0.0)
         elif job.state == SUCCEEDED:
-            self._ctx.work(job.id, self.steps.deliver(job), name=f"deliver-{job.id}")
+            self._ctx.work(job.id, self.delivery.deliver(job), name=f"deliver-{job.id}")
 
     async def _each_round(self) -> None:
         """Every third of a lease: take over what is owed, and take up again what is ours but

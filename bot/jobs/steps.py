@@ -1,55 +1,42 @@
-"""How a job moves: the steps that reach outside, each recording the state it leads to.
+"""How a job moves to the provider and back: submit, poll, and the refund every step ends in.
 
-Each step reads the job, does one side effect and writes the next state through the ledger,
-along the moves ``bot.lifecycle`` allows: ``submit`` (reserved -> submitting -> running),
-``poll`` (running -> succeeded, or refunded), ``deliver`` (succeeded -> delivered, settled at
-the quote) and ``fail`` (the refund every step ends in when it cannot go on). ``Steps`` owns
-the delivery and missing-video counts and the bound on concurrent downloads; it reads the
-fleet's lease before each side effect, puts jobs back in ``Line``, hands running jobs to the
-``Scheduler`` and finished ones to the ``Teller``.
+Each step reads the job, does one side effect and writes the next state through the ledger
+(``Context.recorded``), along the moves ``bot.lifecycle`` allows: ``submit`` (reserved ->
+submitting -> running), ``poll`` (running -> succeeded, or refunded) and ``fail`` (the refund
+every step, delivery's too, ends in when it cannot go on). ``Steps`` owns the missing-video
+counts; it reads the fleet's lease before each side effect, puts jobs back in ``Line``, hands
+running jobs to the ``Scheduler``, succeeded ones to delivery (``bot.jobs.delivery``) and
+refunded ones to the ``Teller``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
-from bot.errors import AnimateError, DatabaseUnavailable, DuplicateProviderJob, StateConflict
+from bot.errors import AnimateError, DuplicateProviderJob, StateConflict
 from bot.i18n import Msg, dumps, msg
-from bot.jobs.context import Context, Notifier, NotSent, ProviderAPI
+from bot.jobs.context import RETRY_FIRST, RETRY_MAX, Context, NotSent, ProviderAPI
 from bot.jobs.fleet import Fleet
 from bot.jobs.line import Line
 from bot.jobs.schedule import Scheduler
 from bot.jobs.telling import Teller
 from bot.ledger import Job
-from bot.lifecycle import DELIVERED, EXPIRED, FAILED, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
+from bot.lifecycle import EXPIRED, FAILED, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
 from bot.moderation import content_refusal
 from bot.pricing import amount_anomaly, format_usd, provider_args
 from bot.shortapi import FAILED as PROVIDER_FAILED
 from bot.shortapi import SUCCEEDED as PROVIDER_SUCCEEDED
-from bot.shortapi import CreatedJob, JobStatus, ShortAPIError, TooLarge
+from bot.shortapi import CreatedJob, JobStatus, ShortAPIError
 
 log = logging.getLogger(__name__)
 
-DELIVERY_ATTEMPTS: Final = 5
-# Attempts that post the file; the ones after it post the link instead (no download, a small
-# message), and only when those fail too is the member refunded.
-FILE_ATTEMPTS: Final = 3
 # Attempts to write down that the provider accepted a create (the job exists and is billed
 # there, so it is worth insisting before giving up on it).
 RECORD_ATTEMPTS: Final = 5
 MISSING_URL_ATTEMPTS: Final = 3
-# A write whose outcome is unknown (the database went away, perhaps during COMMIT) is read back
-# and, if it did not land, written again: first after RETRY_FIRST seconds, doubling up to
-# RETRY_MAX, for as long as it takes (the job stays ours while our lease runs; a process that
-# took it over makes the write a StateConflict). Refunds and settles that fail otherwise are
-# retried on the same clock.
-RETRY_FIRST: Final = 0.5
-RETRY_MAX: Final = 30.0
 
 
 class Steps:
@@ -59,15 +46,12 @@ class Steps:
         *,
         api: ProviderAPI,
         dry_run_api: ProviderAPI | None,
-        notifier: Notifier,
         fleet: Fleet,
         line: Line,
         scheduler: Scheduler,
         teller: Teller,
+        deliver: Callable[[Job], Coroutine[Any, Any, None]],
         finished: Callable[[int], None],
-        poll_interval: float,
-        max_concurrent: int,
-        temp_dir: Path | None,
         callback_url: Callable[[str], str] | None,
         fresh_image_url: Callable[[Job], Awaitable[str]] | None,
         on_amount_anomaly: Callable[[str], None] | None,
@@ -75,50 +59,19 @@ class Steps:
         self._ctx = ctx
         self.api = api
         self._dry_run_api = dry_run_api
-        self._notifier = notifier
         self._fleet = fleet
         self._line = line
         self._scheduler = scheduler
         self._teller = teller
+        self._deliver = deliver
         self._finished = finished
-        self._poll_interval = poll_interval
-        self._slots = asyncio.Semaphore(max_concurrent)
-        self._temp_dir = temp_dir
         self._callback_url = callback_url
         # Discord's picture URLs expire: a job that waited in line gets a fresh one to send.
         self._fresh_image_url = fresh_image_url
         self._on_amount_anomaly = on_amount_anomaly
         self._missing_url: dict[int, int] = {}
-        self._delivery_attempts: dict[int, int] = {}
 
-    async def _recorded(
-        self, job_id: int, what: str, write: Callable[[], Awaitable[Job]],
-        landed: Callable[[Job], bool],
-    ) -> Job:
-        """``write()`` a move of the job. When its outcome is unknown (``DatabaseUnavailable``:
-        a lost COMMIT may have landed), read the job back once the database answers: the job
-        as it is if the move landed (``landed``), else write again. Never "someone else moved
-        it on" by mistake: ``StateConflict`` comes only from an answer."""
-        delay = RETRY_FIRST
-        while True:
-            try:
-                return await write()
-            except DatabaseUnavailable:
-                log.warning("job %d: %s: the database did not answer; reading it back",
-                            job_id, what)
-            while True:
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
-                try:
-                    job = await self._ctx.ledger.get_job(job_id)
-                except DatabaseUnavailable:
-                    continue
-                break
-            if landed(job):
-                log.info("job %d: %s had landed", job_id, what)
-                return job
-
-    def _api_for(self, job: Job) -> ProviderAPI:
+    def api_for(self, job: Job) -> ProviderAPI:
         """A job runs in the mode of its quote, whatever the bot's mode is now: a dry-run quote
         never reaches the provider, and a live job is always followed at the real one."""
         if job.quote.dry_run:
@@ -165,14 +118,14 @@ class Steps:
             nonlocal job
             if ctx.closing or not self._fleet.holds_lease:
                 raise NotSent
-            job = await self._recorded(
+            job = await self._ctx.recorded(
                 job.id, "submitting",
                 lambda: ctx.ledger.mark_submitting(job.id, ctx.clock()),
                 lambda read: read.state == SUBMITTING,
             )
 
         try:
-            created = await self._api_for(job).create(
+            created = await self.api_for(job).create(
                 args, callback_url=callback, before_send=about_to_send
             )
         except NotSent:
@@ -207,7 +160,7 @@ class Steps:
         else is odd about the answer); None when the job was refunded instead."""
         for attempt in range(RECORD_ATTEMPTS):
             try:
-                return await self._recorded(
+                return await self._ctx.recorded(
                     job.id, "running",
                     lambda: self._ctx.ledger.mark_running(
                         job.id, created.job_id, created.amount_mills, self._ctx.clock()
@@ -263,7 +216,7 @@ class Steps:
             return
         urgent = self._scheduler.take_urgent(job_id)
         try:
-            status = await self._api_for(job).query(job.provider_job_id, urgent=urgent)
+            status = await self.api_for(job).query(job.provider_job_id, urgent=urgent)
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
             self._scheduler.schedule(job.id, self._scheduler.poll_delay())
@@ -297,7 +250,7 @@ class Steps:
             return
         self._missing_url.pop(job.id, None)
         url = status.video_url
-        job = await self._recorded(
+        job = await self._ctx.recorded(
             job.id, "succeeded",
             lambda: self._ctx.ledger.mark_succeeded(job.id, url, self._ctx.clock()),
             lambda read: read.state != RUNNING and read.video_url == url,
@@ -305,121 +258,7 @@ class Steps:
         if job.state != SUCCEEDED:
             return  # delivered meanwhile (it had landed, and another step went on)
         # Delivered in its own task: a slow download or upload must not hold a polling slot.
-        self._ctx.work(job.id, self.deliver(job), name=f"deliver-{job.id}")
-
-    # -- deliver: succeeded -> delivered (settled), or refunded ----------------------------
-
-    async def deliver(self, job: Job) -> None:
-        async with self._slots:  # bounds concurrent downloads and uploads (disk, bandwidth)
-            await self._deliver_now(job)
-
-    async def _deliver_now(self, job: Job) -> None:
-        """One attempt to post the result. Whatever goes wrong on our side or Discord's (a full
-        disk, dropped connections, Discord refusing) takes the same road: try again later, then
-        post the link instead of the file, then refund. The provider's file being gone or not a
-        video refunds at once."""
-        attempt = self._delivery_attempts.get(job.id, 0)
-        try:
-            message_id = await self._post_result(job, as_link=attempt >= FILE_ATTEMPTS)
-        except NotSent:
-            delay = self._fleet.lease_seconds / 3
-            self._ctx.work(job.id, self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
-            return
-        except StateConflict as exc:
-            log.info("job %d: moved on elsewhere (%s)", job.id, exc)
-            self._delivery_attempts.pop(job.id, None)
-            self._finished(job.id)
-            return
-        except ShortAPIError as exc:
-            log.warning("job %d: download failed: %s", job.id, exc)
-            self._delivery_attempts.pop(job.id, None)
-            await self.fail(job, exc.message, only_from=(SUCCEEDED,))
-            return
-        except Exception:
-            attempts = self._delivery_attempts[job.id] = attempt + 1
-            if attempts >= DELIVERY_ATTEMPTS:
-                log.exception("job %d: could not post the video; refunding", job.id)
-                self._delivery_attempts.pop(job.id, None)
-                await self.fail(job, msg("job.failed.not_posted"), only_from=(SUCCEEDED,))
-                return
-            log.exception("job %d: could not post the video; retrying", job.id)
-            delay = self._poll_interval * 2**attempts
-            self._ctx.work(job.id, self._deliver_later(job.id, delay), name=f"redeliver-{job.id}")
-            return
-        self._delivery_attempts.pop(job.id, None)
-        # The video is out: from here the job is never refunded; only the settle is retried.
-        settled = await self._settle(job, message_id)
-        if settled is None:
-            return
-        self._teller.forget(job.id)
-        self._finished(job.id)
-        log.info("job %d: delivered", job.id)
-        await self._teller.tell(settled)
-
-    async def _settle(self, job: Job, message_id: int | None) -> Job | None:
-        """Settle a posted job, retried until it is written (or another process settled it);
-        None when the job turned out not to be ours to settle any more."""
-        ledger = self._ctx.ledger
-        delay = RETRY_FIRST
-        while True:
-            try:
-                return await self._recorded(
-                    job.id, "delivered",
-                    lambda: ledger.settle(job.id, message_id, self._ctx.clock()),
-                    lambda read: read.state == DELIVERED,
-                )
-            except StateConflict as exc:
-                log.info("job %d: posted, but settled or moved on elsewhere (%s)", job.id, exc)
-                self._finished(job.id)
-                return None
-            except Exception:
-                if self._ctx.closing:
-                    raise  # still "succeeded" with its post found by its marker after restart
-                log.exception("job %d: posted as message %s but not settled; retrying",
-                              job.id, message_id)
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
-
-    async def _post_result(self, job: Job, *, as_link: bool) -> int | None:
-        """Post the video (or its link) unless an interrupted attempt already did; the id of
-        the message that carries it."""
-        video_url = job.video_url
-        assert video_url is not None
-        if job.posting_at is not None:
-            # An earlier attempt may have posted before the bot died: never post twice.
-            found = await self._notifier.find_delivery(job)
-            if found is not None:
-                log.info("job %d: already posted as message %d", job.id, found)
-                return found
-        if not self._fleet.holds_lease:
-            raise NotSent  # the job may have been taken over: look again once renewed
-        ledger = self._ctx.ledger
-        if as_link:
-            job = await ledger.mark_posting(job.id, self._ctx.clock())
-            return await self._notifier.deliver(job, None)
-        with tempfile.TemporaryDirectory(prefix="animate-", dir=self._temp_dir) as tmp:
-            path: Path | None = Path(tmp) / f"animate-{job.id}.mp4"
-            assert path is not None
-            try:
-                await self._api_for(job).download(
-                    video_url, path, max_bytes=job.quote.upload_limit
-                )
-            except TooLarge:
-                log.info("job %d: video exceeds the upload limit; posting a link", job.id)
-                path = None
-            job = await ledger.mark_posting(job.id, self._ctx.clock())
-            return await self._notifier.deliver(job, path)
-
-    async def _deliver_later(self, job_id: int, delay: float) -> None:
-        await asyncio.sleep(delay)
-        try:
-            job = await self._ctx.ledger.get_job(job_id)
-        except Exception:
-            log.exception("job %d: could not read it back for delivery; trying later", job_id)
-            self._ctx.work(job_id, self._deliver_later(job_id, delay), name=f"redeliver-{job_id}")
-            return
-        if job.state == SUCCEEDED:
-            await self.deliver(job)
+        self._ctx.work(job.id, self._deliver(job), name=f"deliver-{job.id}")
 
     # -- fail: refunded from wherever the step stood --------------------------------------
 
@@ -433,7 +272,7 @@ class Steps:
         delay = RETRY_FIRST
         while True:
             try:
-                job = await self._recorded(
+                job = await self._ctx.recorded(
                     job_id, "refund",
                     lambda: ledger.refund(
                         job_id, state, error, self._ctx.clock(), only_from=only_from,

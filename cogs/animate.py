@@ -41,11 +41,13 @@ from cogs.utils.i18n import private, public, text
 from cogs.utils.pictures import Picture, fresh_url, pictures_in
 from cogs.utils.quoting import (
     MAX_PROMPT,
+    OFFER_ID,
     check_still_allowed,
     clean_prompt,
     early_checks,
-    find_offer,
     offer_for,
+    parse_note,
+    parse_settings,
     post_quote,
     refuse_with_offer,
 )
@@ -359,7 +361,7 @@ async def _refused_unless_offered(
         if not choices:
             raise
         await refuse_with_offer(interaction, exc.message, offer_for(
-            interaction, picture=picture, prompt=prompt, choices=choices, note=note,
+            picture=picture, prompt=prompt, choices=choices, note=note,
             source=source,
         ))
         return True
@@ -368,33 +370,63 @@ async def _refused_unless_offered(
 
 class OfferButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"animate:offer:(?P<token>[A-Za-z0-9_-]{8,20}):(?P<index>[0-9])",
+    template=OFFER_ID,
 ):
-    """One of the settings offered with a refusal (on a private message): quotes them."""
+    """One of the settings offered with a refusal (on a private message): quotes them. The
+    custom_id names the kept request and the choice (``cogs.utils.quoting.OFFER_ID``), so it
+    works after a restart and in any process of a fleet; all of it is checked again here, and
+    the choice is priced and checked against the limits afresh by ``post_quote``."""
 
-    def __init__(self, token: str, index: int) -> None:
-        super().__init__(discord.ui.Button(label="…", custom_id=f"animate:offer:{token}:{index}"))
-        self.token = token
-        self.index = index
+    def __init__(
+        self, quote_id: str, settings: str, source: str | None = None, note: str | None = None
+    ) -> None:
+        custom_id = ":".join(p for p in ("animate", "offer", quote_id, settings, source, note) if p)
+        super().__init__(discord.ui.Button(label="…", custom_id=custom_id))
+        self.quote_id = quote_id
+        self.settings = settings
+        self.source = source
+        self.note = note
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
         match: re.Match[str],
     ) -> OfferButton:
-        return cls(match["token"], int(match["index"]))
+        return cls(match["quote"], match["settings"], match["source"], match["note"])
 
     async def quote(self, interaction: discord.Interaction[AnimateBot]) -> None:
-        offer = find_offer(self.token)
-        if offer is None or offer.user_id != interaction.user.id:
+        bot = interaction.client
+        kept = await bot.ledger.get_quote(self.quote_id)
+        choice = parse_settings(self.settings)
+        if (kept is None or choice is None or kept.user_id != interaction.user.id
+                or kept.guild_id != interaction.guild_id
+                or kept.channel_id != interaction.channel_id
+                or kept.state != "cancelled" or kept.message_id is not None
+                or kept.erased_at is not None or not kept.prompt
+                or bot.clock() >= kept.expires_at):
             raise InvalidRequest("error.offer_gone")
-        choice = offer.choices[self.index]
-        await early_checks(interaction, offer.prompt)
-        await interaction.response.defer(thinking=True, ephemeral=offer.source is not None)
+        source = await self._source(interaction)
+        if self.source is not None and source is None:
+            raise InvalidRequest("error.offer_gone")  # the menu's message is gone
+        # The picture as it was kept (a fetched message shows no attachments to a bot without
+        # the message content intent): a copy's place is read again, a link used as it is.
+        picture = await _picture_of(interaction, kept)
+        await early_checks(interaction, kept.prompt)
+        await interaction.response.defer(thinking=True, ephemeral=source is not None)
         await post_quote(
-            interaction, picture=offer.picture, prompt=offer.prompt, options=choice,
-            buttons=quote_buttons, note=offer.note, source=offer.source,
+            interaction, picture=picture, prompt=kept.prompt, options=choice,
+            buttons=quote_buttons, note=parse_note(self.note), source=source,
         )
+
+    async def _source(self, interaction: discord.Interaction[AnimateBot]) -> discord.Message | None:
+        """The message the Animate menu was used on, read again (in this channel only)."""
+        channel = interaction.channel
+        if self.source is None or not isinstance(channel, discord.abc.Messageable):
+            return None
+        try:
+            return await channel.fetch_message(int(self.source))
+        except (discord.NotFound, discord.Forbidden):
+            return None
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:

@@ -9,7 +9,6 @@ import contextlib
 import io
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -21,7 +20,15 @@ from bot.i18n import Money, Msg, Number, money, msg, t
 from bot.images import MAX_IMAGE_BYTES, check_declared, check_magic, fetch_picture
 from bot.ledger import Quote
 from bot.limits import GuildPolicy, Headroom
-from bot.pricing import VideoOptions, cheaper_options, price_mills
+from bot.pricing import (
+    ASPECT_RATIOS,
+    DURATIONS,
+    RESOLUTIONS,
+    VideoOptions,
+    cheaper_options,
+    offered,
+    price_mills,
+)
 from cogs.utils import embeds
 from cogs.utils.i18n import private, public
 from cogs.utils.pictures import COPY_NAMES, Picture, copied_ref
@@ -95,45 +102,102 @@ async def early_checks(interaction: discord.Interaction[AnimateBot], prompt: str
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """Settings offered instead of refused ones, for the member's click: kept in this process
-    for ``OFFER_TTL`` seconds (a private answer is acted on at once, or not at all)."""
+    """A refused request and the settings offered instead, for the member's click."""
 
-    user_id: int
     picture: Picture
     prompt: str
     choices: tuple[VideoOptions, ...]
     note: Msg | None
     source: discord.Message | None
-    expires: float
 
 
-_OFFERS: dict[str, Offer] = {}
+# The offered buttons carry what a click needs, so they work after a restart and in any
+# process: ``animate:offer:<quote>:<settings>[:<source message>][:<note>]``. <quote> is a row
+# of the quotes table that keeps the refused request (prompt, picture, member: never
+# confirmable, state 'cancelled', no message), <settings> the choice, <source> the message the
+# Animate menu was used on, <note> the quote's note. Everything is checked again on a click
+# (a member can send any custom_id) and the choice is priced and checked afresh.
+OFFER_ID: Final = (
+    r"animate:offer:(?P<quote>[A-Za-z0-9_-]{8,32}):(?P<settings>[0-9]{1,2}(?:\.[0-9]{1,3}){4})"
+    r"(?::(?P<source>[0-9]{1,20}))?(?::(?P<note>[aers][0-9]{0,20}))?"
+)
+# Note keys and the value their number fills, by the letter that stands for them.
+OFFER_NOTES: Final[dict[str, tuple[str, str | None]]] = {
+    "a": ("quote.note.again", "job"),
+    "e": ("quote.note.edited", "job"),
+    "s": ("quote.note.several", "count"),
+    "r": ("quote.note.requote", None),
+}
+MAX_NOTE_NUMBER: Final = 10**18
 
 
-def keep_offer(offer: Offer) -> str:
-    now = time.monotonic()
-    for token in [k for k, kept in _OFFERS.items() if kept.expires <= now]:
-        del _OFFERS[token]
-    token = secrets.token_urlsafe(9)
-    _OFFERS[token] = offer
-    return token
+def settings_code(options: VideoOptions) -> str:
+    """``2.8.0.0.0``: resolution and aspect ratio by their index, the length, audio, multi-shot."""
+    return ".".join(map(str, (
+        RESOLUTIONS.index(options.resolution), options.duration,
+        ASPECT_RATIOS.index(options.aspect_ratio), int(options.audio), int(options.multi_shot),
+    )))
 
 
-def find_offer(token: str) -> Offer | None:
-    offer = _OFFERS.get(token)
-    return offer if offer is not None and offer.expires > time.monotonic() else None
+def parse_settings(code: str) -> VideoOptions | None:
+    """The settings ``settings_code`` wrote, or None unless they are ones the provider makes."""
+    try:
+        resolution, duration, aspect, audio, multi = (int(part) for part in code.split("."))
+    except ValueError:
+        return None
+    if not (0 <= resolution < len(RESOLUTIONS) and 0 <= aspect < len(ASPECT_RATIOS)
+            and audio in (0, 1) and multi in (0, 1) and duration in DURATIONS):
+        return None
+    options = VideoOptions(
+        resolution=RESOLUTIONS[resolution], duration=duration,
+        aspect_ratio=ASPECT_RATIOS[aspect], audio=bool(audio), multi_shot=bool(multi),
+    )
+    return options if offered(options) else None
 
 
-def offer_buttons(locale: str, token: str, offer: Offer) -> discord.ui.View:
+def note_code(note: Msg | None) -> str | None:
+    if note is None:
+        return None
+    for letter, (key, name) in OFFER_NOTES.items():
+        if key == note.key:
+            value = note.values.get(name) if name is not None else ""
+            return f"{letter}{value}" if isinstance(value, int | str) else None
+    return None
+
+
+def parse_note(code: str | None) -> Msg | None:
+    if not code or code[0] not in OFFER_NOTES:
+        return None
+    key, name = OFFER_NOTES[code[0]]
+    if name is None:
+        return msg(key)
+    if not code[1:].isdigit() or not 0 < int(code[1:]) < MAX_NOTE_NUMBER:
+        return None
+    return msg(key, **{name: int(code[1:])})
+
+
+def offer_custom_id(
+    quote_id: str, choice: VideoOptions, source: discord.Message | None, note: Msg | None
+) -> str:
+    parts = ["animate", "offer", quote_id, settings_code(choice)]
+    if source is not None:
+        parts.append(str(source.id))
+    code = note_code(note)
+    if code is not None:
+        parts.append(code)
+    return ":".join(parts)
+
+
+def offer_buttons(locale: str, quote_id: str, offer: Offer) -> discord.ui.View:
     """One button per offered setting, with its price (``cogs.animate.OfferButton``)."""
     view = discord.ui.View(timeout=None)
-    for index, choice in enumerate(offer.choices):
+    for choice in offer.choices:
         # What changes (resolution, length) and the price: the rest is as asked.
         seconds = t(locale, "options.seconds", seconds=choice.duration)
         label = f"{choice.resolution} · {seconds} · {money(locale, price_mills(choice))}"
         view.add_item(discord.ui.Button(
             label=label[:80], style=discord.ButtonStyle.primary,
-            custom_id=f"animate:offer:{token}:{index}",
+            custom_id=offer_custom_id(quote_id, choice, offer.source, offer.note),
         ))
     view.stop()
     return view
@@ -142,23 +206,45 @@ def offer_buttons(locale: str, token: str, offer: Offer) -> discord.ui.View:
 async def refuse_with_offer(
     interaction: discord.Interaction[AnimateBot], refusal: Msg, offer: Offer
 ) -> None:
-    """The refusal, privately, with the offered settings as buttons."""
+    """The refusal, privately, with the offered settings as buttons; the request is kept as a
+    quote nobody can confirm, for ``OFFER_TTL`` seconds (``cogs.animate.OfferButton``)."""
+    bot = interaction.client
+    if interaction.guild_id is None or interaction.channel_id is None:
+        raise InvalidRequest("error.server_only")
+    now = bot.clock()
+    first = offer.choices[0]
+    kept = Quote(
+        id=secrets.token_urlsafe(12),
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user.id,
+        message_id=None,
+        in_thread=isinstance(interaction.channel, discord.Thread),
+        prompt=offer.prompt,
+        image_url=offer.picture.url,
+        options=first,
+        price_mills=price_mills(first),
+        upload_limit=interaction.filesize_limit,
+        state="cancelled",
+        created_at=now,
+        expires_at=now + OFFER_TTL,
+        dry_run=bot.settings.dry_run,
+        picture=offer.picture.ref,
+    )
+    await bot.ledger.create_quote(kept)
     locale = private(interaction)
-    token = keep_offer(offer)
     await reply_private(
         interaction, f"{refusal.render(locale)}\n{t(locale, 'offer.pick')}",
-        view=offer_buttons(locale, token, offer),
+        view=offer_buttons(locale, kept.id, offer),
     )
 
 
 def offer_for(
-    interaction: discord.Interaction[AnimateBot], *, picture: Picture, prompt: str,
-    choices: list[VideoOptions], note: Msg | None, source: discord.Message | None,
+    *, picture: Picture, prompt: str, choices: list[VideoOptions], note: Msg | None,
+    source: discord.Message | None,
 ) -> Offer:
-    return Offer(
-        user_id=interaction.user.id, picture=picture, prompt=prompt, choices=tuple(choices),
-        note=note, source=source, expires=time.monotonic() + OFFER_TTL,
-    )
+    return Offer(picture=picture, prompt=prompt, choices=tuple(choices), note=note,
+                 source=source)
 
 
 async def _fitting(
@@ -234,7 +320,7 @@ async def post_quote(
         if not choices:
             raise
         await refuse_with_offer(interaction, exc.message, offer_for(
-            interaction, picture=picture, prompt=prompt, choices=choices, note=note,
+            picture=picture, prompt=prompt, choices=choices, note=note,
             source=source,
         ))
         return

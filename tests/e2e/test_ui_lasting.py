@@ -1,0 +1,149 @@
+"""What still works and still reads right later (issue 23): the refusal's offered settings
+after a restart, forged offers refused, expired quotes shrunk by the sweep, the failure's
+private reason told once, and the provider's own words shown to managers only. Read from the
+payloads the fake Discord keeps, in English and in French."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.i18n import money, t
+from tests.e2e.world import MEMBER, STRANGER, running_world
+from tests.fakes.fake_discord import FakeDiscord, FakeMessage, FakeUser
+from tests.fakes.fake_shortapi import FakeShortAPI
+
+CAMILLE = FakeUser(id=7002, name="camille", locale="fr")
+
+
+def buttons(message: FakeMessage) -> list[dict[str, Any]]:
+    return [c for row in message.components for c in row.get("components", [])]
+
+
+def public_quotes(world) -> list[FakeMessage]:
+    return [m for m in world.discord.messages.values()
+            if not m.ephemeral and not m.deleted and m.embeds]
+
+
+def offer_label(locale: str, resolution: str, seconds: int, mills: int) -> str:
+    seconds_text = t(locale, "options.seconds", seconds=seconds)
+    return f"{resolution} · {seconds_text} · {money(locale, mills)}"
+
+
+def as_after_a_restart() -> None:
+    """A new process keeps nothing of the old one's memory. The worlds of a test share one
+    Python process: drop what a module may keep (offers were kept in a module's dict)."""
+    import cogs.utils.quoting as quoting
+
+    getattr(quoting, "_OFFERS", {}).clear()
+
+
+# -- the refusal's offered settings -------------------------------------------------------
+
+async def test_offered_settings_work_after_a_restart_in_english_and_french(tmp_path):
+    async with (
+        FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
+        FakeShortAPI() as api,
+    ):
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            english = await world.answer(await world.animate(resolution="1080p", duration=10))
+            french = await world.answer(
+                await world.animate(resolution="1080p", duration=10, user=CAMILLE)
+            )
+        assert english.ephemeral
+        assert french.ephemeral
+        assert [b["label"] for b in buttons(english)] == [
+            "1080p · 8 s · $0.680", "720p · 10 s · $0.374"]
+        assert [b["label"] for b in buttons(french)] == [
+            offer_label("fr", "1080p", 8, 680), offer_label("fr", "720p", 10, 374)]
+        for button in buttons(english) + buttons(french):
+            assert len(button["custom_id"]) <= 100
+        as_after_a_restart()
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            picked = await fake.click(english.id, buttons(english)[1]["custom_id"], user=MEMBER)
+            quote = await world.answer(picked)
+            assert not quote.ephemeral
+            assert "$0.374" in world.embed_text(quote.id)
+            assert "720p · 10 s" in world.embed_text(quote.id)
+            picked = await fake.click(french.id, buttons(french)[0]["custom_id"], user=CAMILLE)
+            quote = await world.answer(picked)
+            assert not quote.ephemeral
+            assert money("en", 680) in world.embed_text(quote.id)  # a public card: en server
+            stored = await world.bot.ledger.get_quote(world.quote_id(quote))
+            assert (stored.options.resolution, stored.options.duration) == ("1080p", 8)
+            assert stored.user_id == CAMILLE.id
+
+
+async def test_an_over_limit_offer_after_a_restart_is_priced_and_checked_again(tmp_path):
+    async with (
+        FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
+        FakeShortAPI() as api,
+    ):
+        async with running_world(tmp_path, fakes=(fake, api),
+                                 DEFAULT_DAILY_LIMIT_USD="0.300") as world:
+            refusal = await world.answer(await world.animate(resolution="1080p", duration=5))
+            assert [b["label"] for b in buttons(refusal)] == [
+                "540p · 10 s · $0.281", "540p · 5 s · $0.128"]
+        as_after_a_restart()
+        async with running_world(tmp_path, fakes=(fake, api),
+                                 DEFAULT_DAILY_LIMIT_USD="0.200") as world:
+            # The limit fell meanwhile: the dearer choice no longer fits, and says so.
+            picked = await fake.click(refusal.id, buttons(refusal)[0]["custom_id"], user=MEMBER)
+            reply = await world.private_reply(picked)
+            assert "daily limit" in reply
+            assert public_quotes(world) == []
+            picked = await fake.click(refusal.id, buttons(refusal)[1]["custom_id"], user=MEMBER)
+            quote = await world.answer(picked)
+            assert "$0.128" in world.embed_text(quote.id)
+
+
+async def test_a_forged_offer_is_refused_and_quotes_nothing(world):
+    refusal = await world.answer(await world.animate(resolution="1080p", duration=10))
+    good = buttons(refusal)[0]["custom_id"]
+    quote_id = good.split(":")[2]
+    forged = [
+        f"animate:offer:{quote_id}:2.10.0.0.0",  # 1080p at 10 s, the refused settings
+        f"animate:offer:{quote_id}:7.5.0.0.0",  # no such resolution
+        f"animate:offer:{quote_id}:1.6.0.0.0",  # no such length
+        f"animate:offer:{quote_id}:1.5.9.0.0",  # no such aspect ratio
+        f"animate:offer:{quote_id}:1.5.0.2.0",  # audio is 0 or 1
+        "animate:offer:AAAAAAAAAAAAAAAA:1.5.0.0.0",  # no such offer
+    ]
+    for custom_id in forged:
+        refusal.components[0]["components"][0]["custom_id"] = custom_id
+        reply = await world.private_reply(
+            await world.discord.click(refusal.id, custom_id, user=MEMBER)
+        )
+        assert "These choices have expired" in reply, custom_id
+    # Another member's offer: their prompt and picture are not anyone else's to quote.
+    refusal.components[0]["components"][0]["custom_id"] = good
+    reply = await world.private_reply(await world.discord.click(refusal.id, good, user=STRANGER))
+    assert "These choices have expired" in reply
+    assert public_quotes(world) == []
+
+
+async def test_an_offer_from_the_animate_menu_still_replies_to_the_picture_after_a_restart(
+    tmp_path,
+):
+    from tests.e2e.test_features import menu, posted_picture, submit
+
+    async with (
+        FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
+        FakeShortAPI() as api,
+    ):
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            posted = await posted_picture(world)
+            submitted = await submit(world, await menu(world, posted), user=MEMBER,
+                                     Prompt="waves", Resolution="1080p", Duration="10")
+            refusal = await world.answer(submitted)
+            assert refusal.ephemeral
+            assert [b["label"] for b in buttons(refusal)] == [
+                "1080p · 8 s · $0.680", "720p · 10 s · $0.374"]
+        as_after_a_restart()
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            await fake.click(refusal.id, buttons(refusal)[0]["custom_id"], user=MEMBER)
+            quote = await fake.wait_for_message(
+                lambda m: bool(m.embeds) and m.message_reference is not None and not m.ephemeral
+            )
+            assert int(quote.message_reference["message_id"]) == posted.id
+            assert f"<@{STRANGER.id}>" in world.embed_text(quote.id)  # who posted the picture
+            assert "$0.680" in world.embed_text(quote.id)

@@ -19,11 +19,13 @@ from discord.ext import commands
 
 from bot import chart
 from bot.errors import InvalidRequest
-from bot.i18n import DEFAULT, Money, Number, Value, msg, stored, t
+from bot.i18n import DEFAULT, Money, Number, Value, loads, money, msg, stored, t
+from bot.ledger import Job
 from bot.limits import UNLIMITED, GuildPolicy, periods
 from bot.policy import describe_limit
 from bot.pricing import MAX_USD, AmountTooLarge, parse_usd
-from cogs.utils.embeds import channel_mentions
+from cogs.utils.delivery import for_member
+from cogs.utils.embeds import channel_mentions, discord_time, options_text, safe_text
 from cogs.utils.forget import ask_to_forget
 from cogs.utils.i18n import CheckRefused, private, public, text
 
@@ -107,6 +109,37 @@ async def member_names(
 
     ids = list(dict.fromkeys(user_ids))
     return dict(zip(ids, await asyncio.gather(*(name(i) for i in ids)), strict=True))
+
+
+# The recorded error shown to managers: the provider's words, escaped and bounded.
+MAX_ERROR_SHOWN: Final = 1000
+
+
+def job_embed(locale: str, job: Job) -> discord.Embed:
+    """/animate-admin job: who, what, where it stands; why it failed, word for word."""
+    quote = job.quote
+    embed = discord.Embed(
+        title=t(locale, "admin.job.title", job=job.id), colour=discord.Colour.blurple(),
+        description=f">>> {safe_text(quote.prompt)}" if quote.prompt else None,
+    )
+    embed.add_field(name=t(locale, "approval.card.member"), value=f"<@{job.user_id}>")
+    embed.add_field(name=t(locale, "admin.job.state"), value=t(locale, f"state.{job.state}"))
+    embed.add_field(name=t(locale, "embed.price"), value=money(locale, job.price_mills))
+    embed.add_field(name=t(locale, "embed.settings"), value=options_text(locale, quote.options),
+                    inline=False)
+    embed.add_field(name=t(locale, "admin.job.confirmed"), value=discord_time(job.created_at, "f"))
+    if job.provider_job_id:
+        embed.add_field(name=t(locale, "admin.job.provider_job"),
+                        value=safe_text(job.provider_job_id, 100))
+    if job.state in ("failed", "expired"):
+        told = loads(job.outcome) if job.outcome else None
+        if told is not None:
+            embed.add_field(name=t(locale, "admin.job.told"),
+                            value=safe_text(for_member(told).render(locale), 1000), inline=False)
+        if job.error:
+            embed.add_field(name=t(locale, "admin.job.error"),
+                            value=safe_text(job.error, MAX_ERROR_SHOWN), inline=False)
+    return embed
 
 
 @app_commands.default_permissions(manage_guild=True)
@@ -443,6 +476,22 @@ class Admin(
             budget_mills=None if budget is None or budget == UNLIMITED else budget,
             top=sorted(top, key=lambda item: -item[1]),
         ))
+
+    @app_commands.command(name="job", description=text("cmd.animate-admin.job.description"))
+    @app_commands.describe(job=text("cmd.animate-admin.job.job.description"))
+    async def job(self, interaction: Interaction, job: app_commands.Range[int, 1]) -> None:
+        """One job as the ledger has it, privately: for a failed one, the error as recorded
+        with the provider's own words (members only ever read a translated category)."""
+        assert interaction.guild_id is not None
+        try:
+            found = await self.bot.ledger.get_job(job)
+        except KeyError:
+            found = None
+        if found is None or found.guild_id != interaction.guild_id:
+            raise InvalidRequest("error.job_not_here")
+        await interaction.response.send_message(
+            embed=job_embed(private(interaction), found), ephemeral=True
+        )
 
     @app_commands.command(
         name="settings", description=text("cmd.animate-admin.settings.description")

@@ -147,3 +147,65 @@ async def test_an_offer_from_the_animate_menu_still_replies_to_the_picture_after
             assert int(quote.message_reference["message_id"]) == posted.id
             assert f"<@{STRANGER.id}>" in world.embed_text(quote.id)  # who posted the picture
             assert "$0.680" in world.embed_text(quote.id)
+
+
+# -- the provider's own words, for managers only ------------------------------------------
+
+RAW = "**GPU pool** exhausted <@999> `node-7` " + "x" * 3000
+
+
+async def test_animate_admin_job_shows_the_providers_words_to_managers_only(world):
+    from tests.e2e.world import MANAGER, admin
+    from tests.fakes.fake_shortapi import Plan
+
+    world.api.plan_next(Plan(statuses=[1, 3], error=RAW))
+    quote = await world.quote(prompt="the cat starts surfing")
+    click = await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    told = await world.private_reply(click)
+    assert "GPU" not in told  # the member reads a category in their language
+    shown = await admin(world, "job", job=1)
+    assert shown.ephemeral
+    fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
+    error = fields["Error as recorded (the provider's own words, for managers only)"]
+    assert error.startswith(
+        r"The provider could not make this video: \*\*GPU pool\*\* exhausted "
+        r"<@999> \`node-7\` xxx"  # an embed never pings
+    )
+    assert error.endswith("x")  # ShortAPI's client keeps 300 characters of it
+    # Whatever wrote the error, what is shown stays bounded.
+    async with world.bot.ledger.db.transaction() as db:
+        await db.execute("UPDATE jobs SET error = ? WHERE id = 1", ("y" * 5000,))
+    longest = await admin(world, "job", job=1)
+    fields = {f["name"]: f["value"] for f in longest.embeds[0]["fields"]}
+    error = fields["Error as recorded (the provider's own words, for managers only)"]
+    assert error.endswith("…")
+    assert len(error) <= 1000
+    assert "video service could not make this video" in fields["The member was told"]
+    assert shown.embeds[0]["title"] == "Job #1"
+    assert fields["State"] == "failed (refunded)"
+    # Not for members: /animate-admin needs Manage Server, and nothing public carries it.
+    refused = await admin(world, "job", user=MEMBER, job=1)
+    assert refused.ephemeral
+    assert "GPU" not in (refused.content or "") and not refused.embeds
+    assert not [m for m in world.discord.messages.values()
+                if "GPU" in str(m.content) + str(m.embeds) and not m.ephemeral]
+    # A job of another server is not known here.
+    other = await admin(world, "job", job=2)
+    assert "not known in this server" in (other.content or "")
+
+
+async def test_animate_admin_job_in_french(world):
+    from tests.e2e.world import admin
+    from tests.fakes.fake_shortapi import Plan
+
+    manager_fr = FakeUser(id=6466, name="manon", permissions=1 << 5, locale="fr")
+    world.api.plan_next(Plan(statuses=[1, 3], error="quota exceeded"))
+    quote = await world.quote()
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    shown = await admin(world, "job", user=manager_fr, job=1)
+    fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
+    assert shown.embeds[0]["title"] == "Tâche #1"
+    assert fields[t("fr", "admin.job.error")].endswith("quota exceeded")
+    assert fields[t("fr", "admin.job.state")] == t("fr", "state.failed")

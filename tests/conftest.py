@@ -11,34 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from bot.storage import is_postgres
+from tests.postgres import fresh_postgres, server_answers, unreachable
 
-PG_ADMIN_URL = os.environ.get(
-    "ANIMATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 ENGINES = ("sqlite", "postgres")
-_unreachable: list[str] = []  # the reason, once a connection attempt failed
-
-
-def _server_answers() -> str | None:
-    """None when something listens at ANIMATE_TEST_DATABASE_URL's host and port, else why not."""
-    parts = urlsplit(PG_ADMIN_URL)
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 3).close()
-    except OSError as exc:
-        return (f"no PostgreSQL server answers at ANIMATE_TEST_DATABASE_URL "
-                f"({type(exc).__name__})")
-    return None
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -51,50 +33,11 @@ def pytest_collection_modifyitems(config, items) -> None:
               == "postgres"]
     if not wanted:
         return
-    reason = _server_answers()
+    reason = server_answers()
     if reason is not None:
-        _unreachable.append(reason)
+        unreachable.append(reason)
         for item in wanted:
             item.add_marker(pytest.mark.skip(reason=reason))
-
-
-async def _admin() -> Any:
-    import asyncpg
-
-    if _unreachable:
-        _skip(_unreachable[0])
-    try:
-        return await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        _unreachable.append(f"no PostgreSQL server answers at ANIMATE_TEST_DATABASE_URL "
-                            f"({type(exc).__name__})")
-        _skip(_unreachable[0])
-
-
-def _skip(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; under CI=true PostgreSQL must be running")
-    pytest.skip(reason)
-
-
-@asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
-    """The URL of a new empty PostgreSQL database, dropped when the block ends."""
-    name = f"animate_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = await _admin()
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    parts = urlsplit(PG_ADMIN_URL)
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        admin = await _admin()
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(params=ENGINES)
@@ -138,10 +81,3 @@ def raw_sql(database_url) -> RawSQL:
                 db.execute(sql, params)
 
     return run
-
-
-def database_errors() -> tuple[type[Exception], ...]:
-    """What either engine raises when it refuses a statement."""
-    import asyncpg
-
-    return (sqlite3.DatabaseError, asyncpg.PostgresError)

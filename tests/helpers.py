@@ -1,5 +1,5 @@
-"""Builders and small tools shared by the tests: quotes and jobs, free and closed ports,
-waiting for what another process writes."""
+"""Builders and small tools shared by the tests: quotes and jobs, a job runner with a notifier
+that records what it was told, free and closed ports, waiting for what another process writes."""
 
 from __future__ import annotations
 
@@ -8,16 +8,23 @@ import contextlib
 import itertools
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bot.ledger import Ledger, Quote
+import aiohttp
+
+from bot.config import Secret
+from bot.jobs import JobRunner
+from bot.ledger import Job, Ledger, Quote
 from bot.pricing import VideoOptions, price_mills
+from bot.shortapi import ShortAPIClient
+from tests.fakes.fake_shortapi import FakeShortAPI
 
 NOW = 1_800_000_000.0  # a fixed moment (2027-01-15 08:00 UTC), so day boundaries are stable
 GUILD = 2000
 USER = 4242
+LEASE = 3.0  # the smallest allowed: takeovers within seconds
 
 _ids = itertools.count(1)
 
@@ -63,6 +70,71 @@ async def confirmed_job(ledger: Ledger, *, limit: int | None = None, **quote_arg
 async def spent_today(ledger: Ledger, guild_id: int = GUILD, user_id: int = USER,
                       now: float = NOW) -> int:
     return (await ledger.usage(guild_id, user_id, now)).today_mills
+
+
+class RecordingNotifier:
+    """The chat side of the job runner (``bot.jobs.Notifier``), recording what it was told;
+    ``wait`` for an event, ``fail_deliveries`` to refuse the next posts."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, object]] = []
+        self.videos: dict[int, bytes | None] = {}
+        self.changed = asyncio.Event()
+        self.fail_deliveries = 0
+        self.posted: dict[int, int] = {}
+
+    async def progress(self, job: Job, phase: str, elapsed: float, position=None) -> None:
+        self.events.append(("progress", job.id, phase if position is None else (phase, position)))
+        self.changed.set()
+
+    async def find_delivery(self, job: Job) -> int | None:
+        self.events.append(("find", job.id, job.posting_at))
+        return self.posted.get(job.id)
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        if self.fail_deliveries:
+            self.fail_deliveries -= 1
+            raise RuntimeError("discord is down")
+        self.videos[job.id] = None if video is None else video.read_bytes()
+        self.posted[job.id] = 555
+        self.events.append(("deliver", job.id, video is not None))
+        self.changed.set()
+        return 555
+
+    async def delivered(self, job: Job) -> None:
+        self.events.append(("delivered", job.id, job.state))
+        self.changed.set()
+
+    async def failed(self, job: Job, reason, *, post: bool = True) -> None:
+        self.events.append(("failed", job.id, reason) if post else ("card-only", job.id, reason))
+        self.changed.set()
+
+    async def wait(self, kind: str, job_id: int, timeout: float = 10) -> object:
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if event[0] == kind and event[1] == job_id:
+                        return event[2]
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def runner_on(
+    database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession,
+    poll_interval: float = 0.05, **caps: int,
+) -> AsyncIterator[tuple[JobRunner, Ledger, RecordingNotifier]]:
+    ledger = await Ledger.open(database_url)
+    notifier = RecordingNotifier()
+    client = ShortAPIClient(session, api.base_url, Secret(api.key), backoff_base=0.01)
+    runner = JobRunner(ledger, client, notifier, poll_interval=poll_interval, clock=lambda: NOW,
+                       lease_seconds=LEASE, **caps)
+    await runner.start()
+    try:
+        yield runner, ledger, notifier
+    finally:
+        await runner.close()
+        await ledger.close()
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from bot.errors import DatabaseUnavailable
-from tests.e2e.world import MEMBER, running_world
+from tests.e2e.world import MEMBER, running_world, video_by_dm
 from tests.fakes.fake_shortapi import Plan
 
 
@@ -27,14 +27,7 @@ async def test_quote_deleted_by_a_moderator_still_delivers_in_the_channel(world)
 
 
 async def test_channel_gone_delivers_by_dm(world):
-    quote = await world.quote()
-    world.api.hold_creates = asyncio.Event()
-    await world.click(quote, "Confirm")
-    await world.api.wait_for(lambda: world.api.creates)
-    world.discord.fail_next("POST", rf"/channels/{world.discord.channel_id}/", 404,
-                            {"code": 10003, "message": "Unknown Channel"}, times=5)
-    world.api.hold_creates.set()
-    message = await world.discord.wait_for_message(lambda m: m.videos)
+    message = await video_by_dm(world, await world.quote())
     channel = world.discord.channels[message.channel_id]
     assert channel["type"] == 1  # a DM
     assert "by DM" in message.content

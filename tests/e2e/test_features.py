@@ -5,7 +5,6 @@ expired, the server's blocked words and the provider's content refusals."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import aiohttp
 import discord
@@ -18,11 +17,17 @@ from tests.e2e.world import (
     MEMBER,
     PNG,
     STRANGER,
-    World,
     button,
+    chosen,
+    finished_video,
+    menu,
+    modal_fields,
+    posted_picture,
     running_world,
+    submit,
+    video_message,
 )
-from tests.fakes.fake_discord import FakeFile, FakeInteraction, FakeMessage, FakeUser
+from tests.fakes.fake_discord import FakeFile, FakeUser
 from tests.fakes.fake_shortapi import Plan
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(300)
@@ -34,53 +39,6 @@ async def world(tmp_path):
     async with running_world(tmp_path) as world:
         world.api.fetch_images = True  # the fake provider downloads the picture, as ShortAPI must
         yield world
-
-
-def modal_fields(opened: FakeInteraction) -> dict[str, dict[str, Any]]:
-    """The modal's fields by label: the component inside each label."""
-    assert opened.modal is not None, "expected a modal"
-    return {c["label"]: c["component"] for c in opened.modal["components"] if c["type"] == 18}
-
-
-def chosen(field: dict[str, Any]) -> list[str]:
-    return [o["value"] for o in field["options"] if o.get("default")]
-
-
-async def submit(world: World, opened: FakeInteraction, user=None, **values: Any
-                 ) -> FakeInteraction:
-    """Fill in the modal by label (Prompt, Resolution, Duration, Aspect ratio, Extras)."""
-    fields = modal_fields(opened)
-    given = {fields[label]["custom_id"]: value for label, value in values.items()}
-    return await world.discord.submit_modal(opened, given, user=user)
-
-
-async def posted_picture(world: World, user=STRANGER, files=(("cat.png", PNG, "image/png"),),
-                         embeds=()) -> FakeMessage:
-    return await world.discord.send_user_message(
-        world.discord.channel_id, "look at this", user=user,
-        attachments=[FakeFile(name, kind, data) for name, data, kind in files], embeds=embeds,
-    )
-
-
-async def menu(world: World, message: FakeMessage, user=MEMBER) -> FakeInteraction:
-    opened = await world.discord.invoke_message_command("Animate", message.id, user=user)
-    await world.discord.wait_for_callback(opened)
-    return opened
-
-
-async def video_message(world: World, quote: FakeMessage) -> FakeMessage:
-    return await world.discord.wait_for_message(
-        lambda m: m.videos and m.message_reference is not None
-        and int(m.message_reference["message_id"]) == quote.id
-    )
-
-
-async def finished_video(world: World, **kwargs: Any) -> tuple[FakeMessage, FakeMessage]:
-    quote = await world.quote(**kwargs)
-    await world.click(quote, "Confirm")
-    video = await video_message(world, quote)
-    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
-    return quote, video
 
 
 async def test_context_menu_opens_a_modal_and_quotes_the_first_picture(world):

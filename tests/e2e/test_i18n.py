@@ -4,7 +4,15 @@ clients speak Japanese, French, German or Korean (no catalogue: English)."""
 import asyncio
 import re
 
-from tests.e2e.world import MANAGER, MEMBER
+from tests.e2e.world import (
+    MANAGER,
+    MEMBER,
+    menu,
+    modal_fields,
+    posted_picture,
+    submit,
+    video_message,
+)
 from tests.fakes.fake_discord import FakeUser
 from tests.fakes.fake_shortapi import Plan
 
@@ -149,8 +157,6 @@ async def test_command_sync_carries_every_language_and_discord_accepts_it(world)
 
 
 async def test_the_context_menu_modal_and_the_result_buttons_speak_japanese(world):
-    from tests.e2e.test_features import menu, modal_fields, posted_picture, submit, video_message
-
     world.api.fetch_images = True
     await server_speaks(world, "ja")
     picture = await posted_picture(world)

@@ -21,6 +21,7 @@ from tests.e2e.world import (
     STRANGER,
     World,
     button,
+    finished_video,
     running_world,
     usage_fields,
 )
@@ -33,17 +34,6 @@ from tests.fakes.fake_discord import (
 )
 
 MODERATOR = FakeUser(id=7575, name="mod", permissions=MANAGE_MESSAGES)
-
-
-async def finished_video(world: World, **kwargs) -> tuple[FakeMessage, FakeMessage]:
-    quote = await world.quote(**kwargs)
-    await world.click(quote, "Confirm", user=kwargs.get("user", MEMBER))
-    video = await world.discord.wait_for_message(
-        lambda m: bool(m.videos) and m.message_reference is not None
-        and int(m.message_reference["message_id"]) == quote.id
-    )
-    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
-    return quote, video
 
 
 async def test_delete_by_the_maker_removes_the_video_and_keeps_the_job(world):

@@ -1,11 +1,10 @@
 """What members and the provider can send the bot cannot make it mistake one message for another
 (issue 18): the bot recognises its own posts by a mark no text can carry."""
 
-import asyncio
 import dataclasses
 
 from cogs.utils.delivery import DiscordNotifier
-from tests.e2e.world import MANAGER, MEMBER
+from tests.e2e.world import MANAGER, MEMBER, video_by_dm
 from tests.fakes.fake_shortapi import Plan
 
 
@@ -34,13 +33,7 @@ async def test_a_failure_echoing_another_jobs_marker_is_not_taken_for_that_jobs_
 
 async def test_a_video_and_a_failure_sent_by_dm_are_recognised_as_the_jobs_own(world):
     quote = await world.quote()
-    world.api.hold_creates = asyncio.Event()
-    await world.click(quote, "Confirm")
-    await world.api.wait_for(lambda: world.api.creates)
-    world.discord.fail_next("POST", rf"/channels/{world.discord.channel_id}/", 404,
-                            {"code": 10003, "message": "Unknown Channel"}, times=5)
-    world.api.hold_creates.set()
-    message = await world.discord.wait_for_message(lambda m: m.videos)
+    message = await video_by_dm(world, quote)
     assert world.discord.channels[message.channel_id]["type"] == 1  # a DM
     await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
     job = await world.bot.ledger.get_job(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.i18n import money, t
-from tests.e2e.world import MEMBER, STRANGER, running_world
+from tests.e2e.world import MEMBER, STRANGER, menu, posted_picture, running_world, submit
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import FakeShortAPI
 
@@ -124,8 +124,6 @@ async def test_a_forged_offer_is_refused_and_quotes_nothing(world):
 async def test_an_offer_from_the_animate_menu_still_replies_to_the_picture_after_a_restart(
     tmp_path,
 ):
-    from tests.e2e.test_features import menu, posted_picture, submit
-
     async with (
         FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
         FakeShortAPI() as api,

@@ -1,4 +1,6 @@
-"""End-to-end harness: the real bot (discord.py, SQLite) against the fake Discord and ShortAPI."""
+"""End-to-end harness: the real bot (discord.py, SQLite) against the fake Discord and ShortAPI,
+and what a member does there in more than one file (the Animate menu and its modal, a finished
+video, a video delivered by DM, /animate-admin, /usage)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import yarl
 from bot.__main__ import open_bot
 from bot.bot import AnimateBot
 from bot.config import Settings, load_settings
-from tests.fakes.fake_discord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
+from tests.fakes.fake_discord import FakeDiscord, FakeFile, FakeInteraction, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import FakeShortAPI
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
@@ -213,3 +215,64 @@ def button(message: FakeMessage, action: str) -> str:
             if str(component.get("custom_id", "")).startswith(f"animate:{action}:"):
                 return str(component["custom_id"])
     raise AssertionError(f"no {action} button on the message")
+
+
+def modal_fields(opened: FakeInteraction) -> dict[str, dict[str, Any]]:
+    """The modal's fields by label: the component inside each label."""
+    assert opened.modal is not None, "expected a modal"
+    return {c["label"]: c["component"] for c in opened.modal["components"] if c["type"] == 18}
+
+
+def chosen(field: dict[str, Any]) -> list[str]:
+    return [o["value"] for o in field["options"] if o.get("default")]
+
+
+async def submit(world: World, opened: FakeInteraction, user=None, **values: Any
+                 ) -> FakeInteraction:
+    """Fill in the modal by label (Prompt, Resolution, Duration, Aspect ratio, Extras)."""
+    fields = modal_fields(opened)
+    given = {fields[label]["custom_id"]: value for label, value in values.items()}
+    return await world.discord.submit_modal(opened, given, user=user)
+
+
+async def video_by_dm(world: World, quote: FakeMessage) -> FakeMessage:
+    """Confirm ``quote`` and lose its channel (Unknown Channel) while the create is held: the
+    video the bot then posts, by DM."""
+    world.api.hold_creates = asyncio.Event()
+    await world.click(quote, "Confirm")
+    await world.api.wait_for(lambda: world.api.creates)
+    world.discord.fail_next("POST", rf"/channels/{world.discord.channel_id}/", 404,
+                            {"code": 10003, "message": "Unknown Channel"}, times=5)
+    world.api.hold_creates.set()
+    return await world.discord.wait_for_message(lambda m: m.videos)
+
+
+async def posted_picture(world: World, user=STRANGER, files=(("cat.png", PNG, "image/png"),),
+                         embeds=()) -> FakeMessage:
+    return await world.discord.send_user_message(
+        world.discord.channel_id, "look at this", user=user,
+        attachments=[FakeFile(name, kind, data) for name, data, kind in files], embeds=embeds,
+    )
+
+
+async def menu(world: World, message: FakeMessage, user=MEMBER) -> FakeInteraction:
+    opened = await world.discord.invoke_message_command("Animate", message.id, user=user)
+    await world.discord.wait_for_callback(opened)
+    return opened
+
+
+async def video_message(world: World, quote: FakeMessage) -> FakeMessage:
+    return await world.discord.wait_for_message(
+        lambda m: m.videos and m.message_reference is not None
+        and int(m.message_reference["message_id"]) == quote.id
+    )
+
+
+async def finished_video(world: World, **kwargs: Any) -> tuple[FakeMessage, FakeMessage]:
+    """/animate with ``kwargs``, Confirm by its member: the quote and the posted video, once the
+    quote says Done."""
+    quote = await world.quote(**kwargs)
+    await world.click(quote, "Confirm", user=kwargs.get("user", MEMBER))
+    video = await video_message(world, quote)
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id))
+    return quote, video

@@ -9,10 +9,10 @@ from contextlib import AsyncExitStack
 
 from bot.ledger import Ledger
 from bot.pricing import VideoOptions
-from tests.conftest import fresh_postgres
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_shortapi import FakeShortAPI
 from tests.helpers import make_quote, until
+from tests.postgres import fresh_postgres
 from tests.process.launch import bot_process
 
 

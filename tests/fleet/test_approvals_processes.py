@@ -8,11 +8,11 @@ import asyncio
 from contextlib import AsyncExitStack
 
 from bot.ledger import Ledger
-from tests.conftest import fresh_postgres
 from tests.e2e.world import MANAGER, MEMBER, PNG
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage, FakeUser
 from tests.fakes.fake_shortapi import FakeShortAPI
 from tests.helpers import until
+from tests.postgres import fresh_postgres
 from tests.process.launch import bot_process
 
 MODERATORS = [MANAGER, FakeUser(id=6565, name="mo", permissions=1 << 5),

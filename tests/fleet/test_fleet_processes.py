@@ -8,11 +8,11 @@ import signal
 from contextlib import AsyncExitStack
 
 from bot.ledger import Ledger
-from tests.conftest import fresh_postgres
 from tests.e2e.world import MEMBER, PNG
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
 from tests.helpers import until
+from tests.postgres import fresh_postgres
 from tests.process.launch import bot_process
 
 SHARDS = 3

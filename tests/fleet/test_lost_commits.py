@@ -21,12 +21,10 @@ from bot.errors import DatabaseUnavailable
 from bot.i18n import msg
 from bot.jobs import JobRunner
 from bot.ledger import Ledger
-from tests.conftest import fresh_postgres
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
 from tests.fakes.tcp_proxy import CommitDrops, TcpProxy
-from tests.helpers import confirmed_job
-from tests.storage.test_leases import LEASE, runner_on
-from tests.unit.test_jobs import RecordingNotifier
+from tests.helpers import LEASE, RecordingNotifier, confirmed_job, runner_on
+from tests.postgres import fresh_postgres
 
 # Long enough for a lease round (LEASE / 3) and a retry or two to follow the fault.
 SETTLED = LEASE + 15

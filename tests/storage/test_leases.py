@@ -4,23 +4,16 @@ one's at once; on both engines (PostgreSQL: several processes, here several ledg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from bot.config import Secret
 from bot.errors import DatabaseUnavailable
 from bot.jobs import JobRunner
 from bot.ledger import Ledger
-from bot.shortapi import ShortAPIClient
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
-from tests.helpers import NOW, confirmed_job
-from tests.unit.test_jobs import RecordingNotifier
-
-LEASE = 3.0  # the smallest allowed: takeovers within seconds
+from tests.helpers import LEASE, RecordingNotifier, confirmed_job, runner_on
 
 
 async def test_a_live_workers_jobs_are_not_claimed_by_another(database_url):
@@ -73,24 +66,6 @@ async def test_concurrent_claims_never_take_the_same_job_twice(database_url):
             await ledger.close()
 
 
-@contextlib.asynccontextmanager
-async def runner_on(
-    database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession,
-    poll_interval: float = 0.05, **caps: int,
-) -> AsyncIterator[tuple[JobRunner, Ledger, RecordingNotifier]]:
-    ledger = await Ledger.open(database_url)
-    notifier = RecordingNotifier()
-    client = ShortAPIClient(session, api.base_url, Secret(api.key), backoff_base=0.01)
-    runner = JobRunner(ledger, client, notifier, poll_interval=poll_interval, clock=lambda: NOW,
-                       lease_seconds=LEASE, **caps)
-    await runner.start()
-    try:
-        yield runner, ledger, notifier
-    finally:
-        await runner.close()
-        await ledger.close()
-
-
 async def die(runner: JobRunner) -> None:
     """As kill -9 would: everything stops, nothing is handed back."""
     for task in (runner._loop_task, runner.fleet.lease_task):
@@ -135,7 +110,7 @@ async def ledger_rows(database_url: str, job_id: int) -> list[dict[str, object]]
 
 
 async def test_a_callback_reaching_another_process_gets_the_job_queried_at_once(tmp_path):
-    from tests.conftest import fresh_postgres
+    from tests.postgres import fresh_postgres
 
     async with (
         fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
@@ -157,7 +132,7 @@ async def test_a_callback_reaching_another_process_gets_the_job_queried_at_once(
 async def test_the_caps_hold_for_the_fleet_and_the_line_is_first_come_first_served(
     max_active, per_user, users,
 ):
-    from tests.conftest import fresh_postgres
+    from tests.postgres import fresh_postgres
 
     async with (
         fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,
@@ -205,8 +180,8 @@ async def told_either(a: RecordingNotifier, b: RecordingNotifier, kind: str, job
 async def test_postgresql_unreachable_mid_job_then_back_loses_and_repeats_nothing():
     from urllib.parse import urlsplit, urlunsplit
 
-    from tests.conftest import fresh_postgres
     from tests.fakes.tcp_proxy import TcpProxy
+    from tests.postgres import fresh_postgres
 
     async with (
         fresh_postgres() as url, FakeShortAPI() as api, aiohttp.ClientSession() as session,

@@ -9,8 +9,8 @@ from bot.ledger import Ledger
 from bot.limits import periods
 from bot.pricing import VideoOptions
 from bot.storage.base import migrations
-from tests.conftest import database_errors
 from tests.helpers import GUILD, NOW, USER, confirmed_job, make_quote, spent_today
+from tests.postgres import database_errors
 
 
 async def test_schema_is_versioned_and_in_wal_mode(tmp_path):

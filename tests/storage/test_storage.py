@@ -160,7 +160,7 @@ async def test_connections_dropped_by_the_server_are_replaced_without_an_error(p
         await ledger.create_quote(quote := make_quote())
         import asyncpg
 
-        from tests.conftest import PG_ADMIN_URL
+        from tests.postgres import PG_ADMIN_URL
 
         admin = await asyncpg.connect(PG_ADMIN_URL)
         try:

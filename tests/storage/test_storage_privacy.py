@@ -17,8 +17,8 @@ from bot.ledger.privacy import FORGOTTEN
 from bot.limits import periods
 from bot.storage import as_dict
 from bot.storage.base import RUNTIME_TABLES, TABLES
-from tests.conftest import database_errors
 from tests.helpers import GUILD, NOW, make_quote
+from tests.postgres import database_errors
 
 DAY = 86400.0
 MEMBER = 987_654_321_987_654_321

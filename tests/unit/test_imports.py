@@ -100,3 +100,21 @@ def test_layers_point_one_way_even_from_the_composition_roots():
         if name.startswith("bot.storage") and name != "bot.storage.__main__"
     }
     assert {name: found for name, found in storage_up.items() if found} == {}
+
+
+def test_tests_share_helpers_through_helper_modules_not_other_test_files():
+    """A helper two test files need lives in a helpers module (``tests/helpers.py``,
+    ``tests/postgres.py``, ``tests/e2e/world.py``...) or a conftest fixture: a test file, or a
+    conftest, imported by another runs its module twice under some pytest import modes and ties
+    a file's tests to another's private details."""
+    found = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     else [])
+            for name in names:
+                last = name.rsplit(".", 1)[-1]
+                if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                    found.setdefault(str(path.relative_to(ROOT)), []).append(name)
+    assert found == {}

@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import math
 from collections import Counter
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -12,55 +11,11 @@ import pytest
 from bot.config import Secret
 from bot.i18n import dumps, msg
 from bot.jobs import JobRunner
-from bot.ledger import Job, Ledger
+from bot.ledger import Ledger
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
-from tests.helpers import NOW, confirmed_job, spent_today
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int, object]] = []
-        self.videos: dict[int, bytes | None] = {}
-        self.changed = asyncio.Event()
-        self.fail_deliveries = 0
-        self.posted: dict[int, int] = {}
-
-    async def progress(self, job: Job, phase: str, elapsed: float, position=None) -> None:
-        self.events.append(("progress", job.id, phase if position is None else (phase, position)))
-        self.changed.set()
-
-    async def find_delivery(self, job: Job) -> int | None:
-        self.events.append(("find", job.id, job.posting_at))
-        return self.posted.get(job.id)
-
-    async def deliver(self, job: Job, video: Path | None) -> int | None:
-        if self.fail_deliveries:
-            self.fail_deliveries -= 1
-            raise RuntimeError("discord is down")
-        self.videos[job.id] = None if video is None else video.read_bytes()
-        self.posted[job.id] = 555
-        self.events.append(("deliver", job.id, video is not None))
-        self.changed.set()
-        return 555
-
-    async def delivered(self, job: Job) -> None:
-        self.events.append(("delivered", job.id, job.state))
-        self.changed.set()
-
-    async def failed(self, job: Job, reason, *, post: bool = True) -> None:
-        self.events.append(("failed", job.id, reason) if post else ("card-only", job.id, reason))
-        self.changed.set()
-
-    async def wait(self, kind: str, job_id: int, timeout: float = 10) -> object:
-        async with asyncio.timeout(timeout):
-            while True:
-                for event in self.events:
-                    if event[0] == kind and event[1] == job_id:
-                        return event[2]
-                self.changed.clear()
-                await self.changed.wait()
+from tests.helpers import NOW, RecordingNotifier, confirmed_job, spent_today
 
 
 class Clock:

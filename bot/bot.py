@@ -21,6 +21,7 @@ from bot.approvals import ApprovalDesk, ApprovalFlow
 from bot.config import Settings
 from bot.dryrun import DryRunAPI
 from bot.errors import ConfigError
+from bot.expiry import ExpiredCards, QuoteExpiry
 from bot.jobs import JobRunner, Notifier
 from bot.ledger import Job, Ledger
 from bot.metrics import Metrics
@@ -71,6 +72,7 @@ class DiscordSide:
     alert_poster: AlertPoster
     approval_desk: ApprovalDesk
     erase: EraseInDiscord
+    expired_cards: ExpiredCards
 
 
 class AnimateBot(commands.Bot):
@@ -84,6 +86,7 @@ class AnimateBot(commands.Bot):
     alerts: BudgetAlerts
     approvals: ApprovalFlow
     privacy: PrivacySweep
+    quote_expiry: QuoteExpiry
     web: WebServer | None = None
     side: DiscordSide | None = None
 
@@ -203,6 +206,12 @@ class AnimateBot(commands.Bot):
             retention_days=self.settings.prompt_retention_days, clock=lambda: self.clock(),
         )
         self.privacy.start()
+        # Quotes that expire with nobody clicking shrink to one line (those that expired
+        # while the bot was down at once).
+        self.quote_expiry = QuoteExpiry(
+            self.ledger, side.expired_cards, clock=lambda: self.clock(),
+        )
+        self.quote_expiry.start()
         # The one pass over the whole ledger; scrapes meanwhile wait for it, later ones read
         # only what is new.
         await self.refresh_metrics()
@@ -327,6 +336,8 @@ class AnimateBot(commands.Bot):
             await self.approvals.close()
         if hasattr(self, "privacy"):
             await self.privacy.close()
+        if hasattr(self, "quote_expiry"):
+            await self.quote_expiry.close()
         if hasattr(self, "jobs"):
             await self.jobs.close()
         await super().close()

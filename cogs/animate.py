@@ -129,6 +129,11 @@ async def _show_expired(interaction: discord.Interaction[AnimateBot], quote: Quo
         )
     except discord.HTTPException:
         log.info("quote %s: could not mark the message expired", quote.id)
+        return
+    try:  # the expiry sweep (``bot.expiry``) then leaves it alone
+        await interaction.client.ledger.mark_expiry_shown(quote.id, interaction.client.clock())
+    except DatabaseUnavailable:
+        log.info("quote %s: shown expired; the sweep may show it again", quote.id)
 
 
 async def confirm(interaction: discord.Interaction[AnimateBot], quote_id: str) -> None:

@@ -1,8 +1,8 @@
 """The Discord side of the core, wired in from outside: ``AnimateBot.setup_hook`` loads this
 extension first, and its ``setup`` sets the command tree's translator and hands the bot the
 collaborators made with discord.py (the job runner's notifier, the budget alerts' poster, the
-approvals' desk, the privacy sweep's eraser). bot/ imports nothing from cogs/; this is where
-the arrow is drawn the other way."""
+approvals' desk, the privacy sweep's eraser, the expired quotes' cards). bot/ imports nothing
+from cogs/; this is where the arrow is drawn the other way."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.i18n import t
 from cogs.utils.alerting import DiscordAlertPoster
 from cogs.utils.approvals import DiscordApprovalDesk
 from cogs.utils.delivery import DiscordNotifier
+from cogs.utils.expired import DiscordExpiredCards
 from cogs.utils.i18n import Translator, guild_locale
 
 log = logging.getLogger(__name__)
@@ -49,4 +50,5 @@ async def setup(bot: AnimateBot) -> None:
         alert_poster=DiscordAlertPoster(bot, bot.ledger),
         approval_desk=DiscordApprovalDesk(bot, bot.ledger, notifier, clock=lambda: bot.clock()),
         erase=partial(erase_in_discord, bot),
+        expired_cards=DiscordExpiredCards(bot),
     ))

@@ -26,12 +26,19 @@ async def usable_quote(db: Connection, quote_id: str, user_id: int, now: float) 
 
 async def use_quote(db: Connection, quote: Quote, user_id: int, now: float, state: str) -> None:
     """Move an open quote to ``state``, unless another process used it first (then say why,
-    as ``usable_quote`` tells it)."""
+    as ``usable_quote`` tells it) or the expiry sweep took it (by its clock it had expired:
+    either the sweep shrinks the card or the quote is used, never both)."""
     changed = await db.execute(
-        "UPDATE quotes SET state = ? WHERE id = ? AND state = 'open'", (state, quote.id)
+        "UPDATE quotes SET state = ? WHERE id = ? AND state = 'open' "
+        "AND expiry_claimed_at IS NULL", (state, quote.id)
     )
     if changed != 1:
         await usable_quote(db, quote.id, user_id, now)
+        row = await db.fetchone(
+            "SELECT state, expiry_claimed_at FROM quotes WHERE id = ?", (quote.id,)
+        )
+        if row is not None and row["state"] == "open" and row["expiry_claimed_at"] is not None:
+            raise QuoteUnavailable("error.quote_expired")
         raise QuoteUnavailable("error.quote_confirmed")
 
 
@@ -81,3 +88,38 @@ class Quotes:
             quote = await usable_quote(db, quote_id, user_id, now)
             await use_quote(db, quote, user_id, now, "cancelled")
         return quote
+
+    # -- expired quotes: shrunk by a sweep (``bot.expiry``) ---------------------------------
+
+    async def expired_quotes(self, now: float, stale: float, limit: int = 100) -> list[Quote]:
+        """Open quotes expired by ``now`` whose card still shows them in full (none taken by
+        a sweep less than ``stale`` seconds ago), the oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM quotes WHERE state = 'open' AND expiry_shown_at IS NULL "
+            "AND expires_at <= ? AND (expiry_claimed_at IS NULL OR expiry_claimed_at < ?) "
+            "ORDER BY expires_at LIMIT ?",
+            (now, now - stale, limit),
+        )
+        return [Quote.from_row(row) for row in rows]
+
+    async def claim_expired_quote(self, quote_id: str, now: float, stale: float) -> bool:
+        """Take the shrinking of an expired quote's card: one conditional write, so of several
+        processes sweeping at once one has it (another may take it once ``stale`` seconds
+        passed without it being shown: the taker died). A quote confirmed or cancelled
+        meanwhile is not taken, and one taken is not confirmed (``use_quote``)."""
+        async with self.db.transaction() as db:
+            changed = await db.execute(
+                "UPDATE quotes SET expiry_claimed_at = ? WHERE id = ? AND state = 'open' "
+                "AND expiry_shown_at IS NULL AND expires_at <= ? "
+                "AND (expiry_claimed_at IS NULL OR expiry_claimed_at < ?)",
+                (now, quote_id, now, now - stale),
+            )
+        return changed == 1
+
+    async def mark_expiry_shown(self, quote_id: str, now: float) -> None:
+        """The card shows the quote expired (or never can: gone, out of the bot's reach)."""
+        async with self.db.transaction() as db:
+            await db.execute(
+                "UPDATE quotes SET expiry_shown_at = ? WHERE id = ? AND expiry_shown_at IS NULL",
+                (now, quote_id),
+            )

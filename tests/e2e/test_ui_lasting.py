@@ -5,8 +5,12 @@ payloads the fake Discord keeps, in English and in French."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+
+from bot.errors import QuoteUnavailable
 from bot.i18n import money, t
 from tests.e2e.world import MEMBER, STRANGER, menu, posted_picture, running_world, submit
 from tests.fakes.fake_discord import FakeDiscord, FakeMessage, FakeUser
@@ -208,3 +212,87 @@ async def test_animate_admin_job_in_french(world):
     assert shown.embeds[0]["title"] == "Tâche #1"
     assert fields[t("fr", "admin.job.error")].endswith("quota exceeded")
     assert fields[t("fr", "admin.job.state")] == t("fr", "state.failed")
+
+
+# -- quotes that expire with nobody clicking ----------------------------------------------
+
+async def recorded(world, quote: FakeMessage) -> None:
+    """Until the quote's message is written to its row (just after it is posted)."""
+    quote_id = world.quote_id(quote)
+    async with asyncio.timeout(10):
+        while True:  # a row has no event
+            if (await world.bot.ledger.get_quote(quote_id)).message_id is not None:
+                return
+            await asyncio.sleep(0.02)
+
+
+def edits_of(world, message_id: int) -> list[tuple[str, str]]:
+    return [(method, path) for method, path in world.discord.requests
+            if path.endswith(f"/messages/{message_id}") and method == "PATCH"]
+
+
+async def test_an_unclicked_quote_shrinks_when_it_expires_through_the_bots_own_edit(tmp_path):
+    import time
+
+    async with running_world(tmp_path, QUOTE_TTL_SECONDS="60") as world:
+        quote = await world.quote(prompt="waves")
+        quote_id = world.quote_id(quote)
+        await recorded(world, quote)
+        assert [b["label"] for b in buttons(quote)] == ["Confirm · $0.170", "Cancel"]
+        await world.bot.quote_expiry.sweep()  # not expired yet: left as it is
+        assert "Quote expired" not in world.embed_text(quote.id)
+        # An hour later: the interaction's token is long dead (Discord: 15 minutes).
+        world.discord.token_lifetime = 0.0
+        world.bot.clock = lambda: time.time() + 3600
+        await world.bot.quote_expiry.sweep()
+        card = world.discord.messages[quote.id]
+        embed = world.embed(quote.id)
+        assert set(embed) <= {"type", "author", "color", "flags"}
+        assert embed["author"]["name"] == "Quote expired · nothing was charged · waves"
+        assert embed["author"]["icon_url"] == "attachment://picture.png"
+        assert [(b["label"], b["custom_id"]) for b in buttons(card)] == [
+            ("New quote", f"animate:requote:{quote_id}")]
+        assert edits_of(world, quote.id) == [
+            ("PATCH", f"/channels/{quote.channel_id}/messages/{quote.id}")]  # not a webhook's
+        await world.bot.quote_expiry.sweep()  # shown once
+        assert len(edits_of(world, quote.id)) == 1
+        # The quote cannot be used any more.
+        with pytest.raises(QuoteUnavailable):
+            await world.bot.ledger.confirm_quote(quote_id, MEMBER.id, time.time(),
+                                                 job_timeout=1200)
+
+
+async def test_an_unclicked_quote_shrinks_in_a_french_server(tmp_path):
+    import asyncio
+    import time
+
+    async with running_world(tmp_path, QUOTE_TTL_SECONDS="60") as world:
+        updated = asyncio.ensure_future(world.bot.wait_for("guild_update", timeout=5))
+        await world.discord.set_preferred_locale("fr")
+        await updated
+        quote = await world.quote(prompt="vagues", user=CAMILLE)
+        await recorded(world, quote)
+        world.bot.clock = lambda: time.time() + 3600
+        await world.bot.quote_expiry.sweep()
+        embed = world.embed(quote.id)
+        assert embed["author"]["name"] == t("fr", "quote.expired_line", prompt="vagues")
+        assert [b["label"] for b in buttons(world.discord.messages[quote.id])] == [
+            "Nouveau devis"]
+
+
+async def test_a_quote_that_expired_while_the_bot_was_down_shrinks_after_start(tmp_path):
+    import time
+
+    async with (
+        FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
+        FakeShortAPI() as api,
+    ):
+        async with running_world(tmp_path, fakes=(fake, api), QUOTE_TTL_SECONDS="1") as world:
+            quote = await world.quote(prompt="waves")
+            await recorded(world, quote)
+            expires_at = (await world.bot.ledger.get_quote(world.quote_id(quote))).expires_at
+        await asyncio.sleep(max(0.0, expires_at - time.time()))  # the bot is down meanwhile
+        assert "Quote expired" not in str(fake.messages[quote.id].embeds)
+        async with running_world(tmp_path, fakes=(fake, api), QUOTE_TTL_SECONDS="1") as world:
+            await fake.wait_for(lambda: "Quote expired" in world.embed_text(quote.id))
+            assert [b["label"] for b in buttons(fake.messages[quote.id])] == ["New quote"]

@@ -104,6 +104,8 @@ class Job:
     telling_at: float | None = None
     told_at: float | None = None
     outcome: str | None = None  # the failure reason to tell, as stored by ``bot.i18n.dumps``
+    # Written before the failure's private follow-up is sent (it cannot be found afterwards).
+    followup_at: float | None = None
     # Approval above a price (None when the job never needed one).
     approval_deadline: float | None = None
     approval_message_id: int | None = None  # the card in the approvals channel (0: posting)
@@ -133,7 +135,7 @@ JOB_SELECT: Final = """
            j.provider_amount_mills, j.provider_status, j.video_url, j.thread_id,
            j.result_message_id, j.error, j.callback_token, j.posting_at,
            j.created_at AS job_created_at, j.submitted_at,
-           j.finished_at, j.deadline_at, j.telling_at, j.told_at, j.outcome,
+           j.finished_at, j.deadline_at, j.telling_at, j.told_at, j.outcome, j.followup_at,
            j.approval_deadline, j.approval_message_id, j.decision, j.decided_by, j.decided_at,
            j.approval_telling_at, j.approval_told_at, q.*
     FROM jobs j JOIN quotes q ON q.id = j.quote_id
@@ -162,6 +164,7 @@ def job_from_row(row: Row) -> Job:
         telling_at=row["telling_at"],
         told_at=row["told_at"],
         outcome=row["outcome"],
+        followup_at=row["followup_at"],
         approval_deadline=row["approval_deadline"],
         approval_message_id=row["approval_message_id"],
         decision=row["decision"],

@@ -132,6 +132,12 @@ class Jobs:
         the message before posting it again."""
         return await self._update_job(job_id, FINAL_STATES, telling_at=now, updated_at=now)
 
+    async def mark_followup(self, job_id: int, now: float | None) -> Job:
+        """Written before the failure's private follow-up is sent (``now``), and taken back
+        (None) when Discord refused it: a follow-up cannot be looked for afterwards, so a later
+        attempt that finds this set does not tell the member again."""
+        return await self._update_job(job_id, FINAL_STATES, followup_at=now)
+
     async def mark_told(self, job_id: int, now: float) -> Job:
         """The member has been told the outcome and the quote card shows it: the job is done."""
         return await self._update_job(job_id, FINAL_STATES, told_at=now, updated_at=now)

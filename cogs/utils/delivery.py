@@ -353,22 +353,39 @@ class DiscordNotifier:
 
     async def failed(self, job: Job, why: Msg, *, post: bool = True) -> None:
         """The card turns neutral (couldn't make it, refunded; Again and Edit for anyone); the
-        reason goes to the member only."""
+        reason goes to the member only, once: on their Confirm, else by DM."""
         locale = await guild_locale(self.bot, job.guild_id)
         await self._edit_quote(job, embeds.failed_embed(locale, job), retry_buttons(job.id, locale))
         if not post:
             return  # an earlier attempt told the member (found by its marker)
-        if await self._tell_in_followup(job, why):
+        followed_up = await self._tell_in_followup(job, why)
+        if followed_up:
+            return
+        if followed_up is None and job.followup_at is not None:
+            # An earlier attempt (before a crash, or in another process) was sending the
+            # follow-up, which no history shows: it may have reached the member. The card
+            # says the video failed and was refunded; a DM now could tell them twice.
+            log.info("job %d: its follow-up may be out already; no DM", job.id)
             return
         await self._tell_by_dm(job, why, locale)
 
-    async def _tell_in_followup(self, job: Job, why: Msg) -> bool:
-        """A private follow-up on the member's Confirm, with Edit prompt and Try again; False
-        when its token is gone (another process, a restart, more than 14 minutes) or refused."""
-        kept = self._followups.pop(job.id, None)
+    async def _tell_in_followup(self, job: Job, why: Msg) -> bool | None:
+        """A private follow-up on the member's Confirm, with Edit prompt and Try again: True
+        when sent, False when Discord refused it, None when this process has no live token
+        for it (another process, a restart, more than 14 minutes).
+
+        Ephemeral messages are in no history, so it cannot be looked for after a crash: the
+        intent (``followup_at``) is written first, and a later attempt that finds it sends no
+        DM (``failed``). Taken back when Discord refuses the follow-up, before the DM."""
+        kept = self._followups.get(job.id)
         if kept is None or kept[2] <= time.monotonic():
-            return False
+            self._followups.pop(job.id, None)
+            return None
         followup, locale, _ = kept
+        if job.followup_at is None:
+            # Raises when the database is away: tried again later, with the token still here.
+            await self.ledger.mark_followup(job.id, self.clock())
+        del self._followups[job.id]  # from here on, at most once
         text = _failure_text(locale, job, why)
         try:
             await followup.send(
@@ -377,6 +394,7 @@ class DiscordNotifier:
             )
         except discord.HTTPException as exc:
             log.info("job %d: could not follow up on the Confirm (%s); sending a DM", job.id, exc)
+            await self.ledger.mark_followup(job.id, None)  # raises: no DM, tried again later
             return False
         return True
 

@@ -296,3 +296,66 @@ async def test_a_quote_that_expired_while_the_bot_was_down_shrinks_after_start(t
         async with running_world(tmp_path, fakes=(fake, api), QUOTE_TTL_SECONDS="1") as world:
             await fake.wait_for(lambda: "Quote expired" in world.embed_text(quote.id))
             assert [b["label"] for b in buttons(fake.messages[quote.id])] == ["New quote"]
+
+
+# -- the failure's reason, told once ------------------------------------------------------
+
+FAILED_PRIVATELY = {"en": "couldn't be made", "fr": "n'a pas pu être créée"}
+
+
+@pytest.mark.parametrize("user", [MEMBER, CAMILLE], ids=["en", "fr"])
+async def test_a_crash_after_the_private_follow_up_never_tells_the_member_twice(tmp_path, user):
+    from tests.fakes.fake_shortapi import Plan
+
+    def told_privately(fake: FakeDiscord) -> list[FakeMessage]:
+        said = FAILED_PRIVATELY["fr" if (user.locale or "").startswith("fr") else "en"]
+        return [m for m in fake.messages.values() if said in (m.content or "")]
+
+    async with (
+        FakeDiscord(owner=FakeUser(id=1, name="owner")) as fake,
+        FakeShortAPI() as api,
+    ):
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            async def killed(job_id: int, now: float) -> None:
+                raise ConnectionError("the process died before recording it")
+
+            world.bot.ledger.mark_told = killed  # type: ignore[method-assign]
+            api.plan_next(Plan(statuses=[1, 3], error="bad"))
+            quote = await world.quote(user=user)
+            click = await world.click(quote, "Confirm", user=user)
+            await world.private_reply(click)  # the follow-up on the Confirm
+            assert [m.ephemeral for m in told_privately(fake)] == [True]
+        # A new process takes the untold job over: the card is shown failed, no DM follows.
+        async with running_world(tmp_path, fakes=(fake, api)) as world:
+            async with asyncio.timeout(10):
+                while True:  # a row has no event
+                    if (await world.bot.ledger.get_job(1)).told_at is not None:
+                        break
+                    await asyncio.sleep(0.05)
+            assert [m.ephemeral for m in told_privately(fake)] == [True]
+            assert not [m for m in fake.messages.values()
+                        if fake.channels[m.channel_id]["type"] == 1]  # no DM at all
+            assert (await world.bot.ledger.get_job(1)).followup_at is not None
+
+
+async def test_a_refused_follow_up_is_told_by_dm_once(world):
+    from tests.fakes.fake_shortapi import Plan
+
+    world.api.plan_next(Plan(statuses=[1, 3], error="bad"))
+    asked = await world.animate()
+    quote = await world.answer(asked)
+    await world.private_reply(asked)  # the member's balance, privately: sent already
+    world.discord.fail_next("POST", r"^/webhooks/\d+/[^/]+$", 400,
+                            body={"message": "Bad Request", "code": 0})
+    await world.click(quote, "Confirm")
+    told = await world.discord.wait_for_message(lambda m: "couldn't be made" in (m.content or ""))
+    assert world.discord.channels[told.channel_id]["type"] == 1  # a DM
+    async with asyncio.timeout(10):
+        while True:  # a row has no event
+            job = await world.bot.ledger.get_job(1)
+            if job.told_at is not None:
+                break
+            await asyncio.sleep(0.05)
+    assert job.followup_at is None  # taken back when Discord refused it
+    assert len([m for m in world.discord.messages.values()
+                if "couldn't be made" in (m.content or "")]) == 1

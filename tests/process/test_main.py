@@ -53,8 +53,8 @@ async def test_commands_are_synced_only_when_they_change(tmp_path):
         admin = next(c for c in world.discord.global_commands if c["name"] == "animate-admin")
         assert int(admin["default_member_permissions"]) == 1 << 5  # Manage Server
         assert sorted(o["name"] for o in admin["options"]) == [
-            "alerts", "approvals", "blocked-words", "budget", "channels", "forget", "limit",
-            "pause", "refund", "report", "resume", "settings", "timezone"]
+            "alerts", "approvals", "blocked-words", "budget", "channels", "forget", "job",
+            "limit", "pause", "refund", "report", "resume", "settings", "timezone"]
         animate = next(c for c in world.discord.global_commands if c["name"] == "animate")
         assert [o["name"] for o in animate["options"]] == [
             "image", "prompt", "resolution", "duration", "aspect_ratio", "audio", "multi_shot"]

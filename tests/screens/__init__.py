@@ -311,10 +311,58 @@ async def scene_owner(studio: Studio) -> list[Screen]:
     )]
 
 
+async def scene_owner_job(studio: Studio) -> list[Screen]:
+    world = studio.world
+    world.api.plan_next(Plan(statuses=[1, 3], error="GPU pool exhausted (node-7), retry later"))
+    quote = await world.quote(image=PICTURE, prompt="the sea starts waving at the sun")
+    await world.click(quote, "Confirm")
+    await world.discord.wait_for(lambda: "Couldn't make" in world.embed_text(quote.id))
+    shown = await world.answer(await world.discord.invoke(
+        "animate-admin", {"job": 1}, user=MANAGER, subcommand="job"
+    ))
+    return [Screen(
+        "owner-job", "/animate-admin job", "One job in detail, privately: for a failed one, "
+        "what the member was told (a category in their language) and the error as recorded, "
+        "in the provider's own words (escaped, at most 1,000 characters). Members never see "
+        "those words.", "owner",
+        [studio.shot(shown, header=f"{MANAGER.name} used /animate-admin job")],
+    )]
+
+
+async def scene_approval(studio: Studio) -> list[Screen]:
+    world = studio.world
+    channel = world.discord.add_channel("approvals")
+    await world.discord.wait_for(lambda: world.bot.get_channel(channel))
+    await world.answer(await world.discord.invoke(
+        "animate-admin", {"above": "0.50", "channel": channel}, user=MANAGER,
+        subcommand="approvals",
+    ))
+    quote = await world.quote(image=PICTURE, prompt="the sea starts waving at the sun",
+                              resolution="1080p", duration=8)
+    await world.click(quote, "Confirm")
+    card = await world.discord.wait_for(lambda: next(
+        (m for m in world.discord.messages.values()
+         if m.channel_id == channel and m.embeds and not m.deleted), None
+    ))
+    waiting = studio.shot(card)
+    approve = next(c["custom_id"] for row in card.components for c in row["components"]
+                   if c["custom_id"].startswith("animate:approval:approve:"))
+    await world.discord.click(card.id, approve, user=MANAGER)
+    await world.discord.wait_for(lambda: "Approved" in world.embed_text(card.id))
+    await world.discord.wait_for(lambda: "Done" in world.embed_text(quote.id), timeout=20)
+    return [Screen(
+        "approval", "Approval above a price", "Where the server approves expensive jobs, the "
+        "card waits in the approvals channel with Approve and Deny; once decided it says how "
+        "and by whom, and keeps no buttons that would do nothing.", "owner",
+        [waiting, studio.shot(world.discord.messages[card.id])],
+    )]
+
+
 Scene = Callable[[Studio], Awaitable[list[Screen]]]
 SCENES: tuple[Scene, ...] = (
     scene_quote, scene_progress_and_done, scene_failed, scene_cancelled_and_expired,
-    scene_refusals, scene_menu, scene_usage, scene_japanese, scene_owner,
+    scene_refusals, scene_menu, scene_usage, scene_japanese, scene_owner, scene_owner_job,
+    scene_approval,
 )
 
 
@@ -363,7 +411,12 @@ What is public and what is private:
   limits), its progress, the Done card with a **Watch** link, the video as a reply to the card,
   and a neutral card for a video that could not be made.
 - **Private** (the member only): balances and limits, every refusal, and why a video could not
-  be made (on their Confirm while its token lives, else a DM).
+  be made (on their Confirm while its token lives, else a DM; once, across restarts).
+- **Managers only** (Manage Server): `/animate-admin`, whose `job` shows a failed job's error in
+  the provider's own words; the approval card in the server's approvals channel.
+
+Nothing on a final card is dead: a decided, finished, cancelled or expired card keeps only the
+buttons that still do something, and every button keeps working after a restart.
 """
 
 

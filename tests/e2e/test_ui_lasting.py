@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import discord
 import pytest
 
 from bot.errors import QuoteUnavailable
@@ -235,15 +236,23 @@ async def test_an_unclicked_quote_shrinks_when_it_expires_through_the_bots_own_e
     import time
 
     async with running_world(tmp_path, QUOTE_TTL_SECONDS="60") as world:
-        quote = await world.quote(prompt="waves")
+        asked = await world.animate(prompt="waves")
+        quote = await world.answer(asked)
+        quote_token = asked.token
         quote_id = world.quote_id(quote)
         await recorded(world, quote)
         assert [b["label"] for b in buttons(quote)] == ["Confirm · $0.170", "Cancel"]
         await world.bot.quote_expiry.sweep()  # not expired yet: left as it is
         assert "Quote expired" not in world.embed_text(quote.id)
         # An hour later: the interaction's token is long dead (Discord: 15 minutes).
-        world.discord.token_lifetime = 0.0
+        world.discord.travel(3600)
         world.bot.clock = lambda: time.time() + 3600
+        with pytest.raises(discord.HTTPException) as dead:  # as the fake now says too
+            await world.bot.http.request(discord.http.Route(
+                "GET", "/webhooks/{application_id}/{token}/messages/@original",
+                application_id=world.bot.application_id, token=quote_token,
+            ))
+        assert dead.value.status == 401
         await world.bot.quote_expiry.sweep()
         card = world.discord.messages[quote.id]
         embed = world.embed(quote.id)

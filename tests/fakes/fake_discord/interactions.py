@@ -388,5 +388,6 @@ class InteractionsMixin:
         self._tokens[token] = iid
         await self.wait_connected()
         inter.sent_at = asyncio.get_running_loop().time()
+        inter.sent_offset = self.clock_offset
         await self._dispatch("INTERACTION_CREATE", payload, None)
         return inter

@@ -195,6 +195,8 @@ class FakeInteraction:
     callback_data: JSONDict | None = None
     callback_at: float | None = None
     sent_at: float = 0.0
+    sent_offset: float = 0.0
+    """The fake's :attr:`clock_offset` when it was sent: :meth:`travel` ages its token too."""
     response_message_id: int | None = None
     followup_message_ids: list[int] = field(default_factory=list)
     data: JSONDict = field(default_factory=dict)

@@ -201,7 +201,10 @@ class ResponsesMixin:
         inter = self.interactions.get(iid) if iid is not None else None
         if inter is None:
             raise _FakeHTTPError(_error(401, 50027, "Invalid Webhook Token"))
-        if asyncio.get_running_loop().time() - inter.sent_at > self.token_lifetime:
+        # Discord: a token works for 15 minutes after the interaction (travel() counts).
+        age = asyncio.get_running_loop().time() - inter.sent_at + (
+            self.clock_offset - inter.sent_offset)
+        if age > self.token_lifetime:
             raise _FakeHTTPError(_error(401, 50027, "Invalid Webhook Token"))
         if inter.callback_type is None:
             raise _FakeHTTPError(_error(404, 10015, "Unknown Webhook"))

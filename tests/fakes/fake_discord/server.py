@@ -249,7 +249,8 @@ class FakeDiscord(
         return time.time() + self.clock_offset
 
     def travel(self, seconds: float) -> None:
-        """Move the fake's clock forward: attachment URLs issued before then may have expired.
+        """Move the fake's clock forward: attachment URLs issued before then may have expired,
+        and interaction tokens older than :attr:`token_lifetime` stop working.
         Fetching the message again (REST) gives freshly signed URLs, as on Discord."""
         self.clock_offset += seconds
 

@@ -153,17 +153,21 @@ class DiscordApprovalDesk:
     async def post_card(self, job: Job) -> int:
         locale = await guild_locale(self.bot, job.guild_id)
         channel = await self._messageable(await self._approvals_channel(job))
-        embed = card_embed(locale, job)
-        try:
-            embed.set_thumbnail(url=await fresh_url(self.bot, job.quote, self.clock()))
-        except Exception:
-            log.info("job %d: no picture for its approval card", job.id, exc_info=True)
+        embed = await self._with_picture(card_embed(locale, job), job)
         message = await channel.send(
             f"-# {card_marker(job)}", embed=embed, view=approval_buttons(locale, job.id),
             allowed_mentions=discord.AllowedMentions.none(),
         )
         log.info("job %d: approval card posted as %d", job.id, message.id)
         return message.id
+
+    async def _with_picture(self, embed: discord.Embed, job: Job) -> discord.Embed:
+        """The member's picture as the card's thumbnail, before and after the decision."""
+        try:
+            embed.set_thumbnail(url=await fresh_url(self.bot, job.quote, self.clock()))
+        except Exception:
+            log.info("job %d: no picture for its approval card", job.id, exc_info=True)
+        return embed
 
     async def _find(
         self, channel_id: int, job: Job, mine: Callable[[discord.Message], bool]
@@ -227,7 +231,7 @@ class DiscordApprovalDesk:
             channel = await self._messageable(await self._approvals_channel(job))
             assert isinstance(channel, discord.abc.GuildChannel | discord.Thread)
             await channel.get_partial_message(job.approval_message_id).edit(
-                embed=card_embed(locale, job), view=no_buttons(),
+                embed=await self._with_picture(card_embed(locale, job), job), view=no_buttons(),
             )
         if job.decision == "approved" and job.quote.message_id is not None:
             channel = await self._messageable(job.quote.channel_id)

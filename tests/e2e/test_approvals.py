@@ -263,4 +263,5 @@ async def test_a_decided_card_keeps_no_buttons_in_french(world):
     approved = t("fr", "approval.card.approved", job=1)
     await world.discord.wait_for(lambda: approved in world.embed_text(card.id))
     assert no_dead_buttons(world.discord.messages[card.id])
+    assert world.embed(card.id)["thumbnail"]["url"]  # the picture stays on the decided card
     await world.discord.wait_for(lambda: world.bot.jobs.in_flight == 0, timeout=20)

@@ -81,6 +81,8 @@ def relative(at: float, now: float) -> str:
         amount = "an hour"
     elif span < 22 * 3600:
         amount = f"{round(span / 3600)} hours"
+    elif span < 36 * 3600:
+        amount = "a day"  # as Discord says it, not "1 days"
     else:
         amount = f"{round(span / 86400)} days"
     return f"in {amount}" if seconds > 0 else f"{amount} ago"

@@ -122,13 +122,13 @@ class RecordingNotifier:
 @contextlib.asynccontextmanager
 async def runner_on(
     database_url: str, api: FakeShortAPI, session: aiohttp.ClientSession,
-    poll_interval: float = 0.05, **caps: int,
+    poll_interval: float = 0.05, lease_seconds: float = LEASE, **caps: int,
 ) -> AsyncIterator[tuple[JobRunner, Ledger, RecordingNotifier]]:
     ledger = await Ledger.open(database_url)
     notifier = RecordingNotifier()
     client = ShortAPIClient(session, api.base_url, Secret(api.key), backoff_base=0.01)
     runner = JobRunner(ledger, client, notifier, poll_interval=poll_interval, clock=lambda: NOW,
-                       lease_seconds=LEASE, **caps)
+                       lease_seconds=lease_seconds, **caps)
     await runner.start()
     try:
         yield runner, ledger, notifier
@@ -172,3 +172,17 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
             if await check():
                 return
             await asyncio.sleep(0.1)
+
+
+async def api_create(api: FakeShortAPI) -> str:
+    """A job at the fake provider as if our create had gone through; its job id."""
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{api.base_url}/api/v1/job/create",
+        json={"model": "pixverse", "args": {
+            "prompt": "x", "image": "https://e/x.png", "resolution": "540p", "duration": "5",
+            "aspect_ratio": "16:9", "generate_audio": False, "multi_shot": False,
+        }},
+        headers={"Authorization": f"Bearer {api.key}"},
+    ) as response:
+        body = await response.json()
+    return str(body["data"]["job_id"])

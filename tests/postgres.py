@@ -2,7 +2,8 @@
 the server at ``ANIMATE_TEST_DATABASE_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/postgres``), skipped with one reason where none answers
 (under ``CI=true``, a failure instead); and ``database_errors``, what either engine raises when
-it refuses a statement. The fixtures built on them are in ``tests/conftest.py``."""
+it refuses a statement; ``proxied``, a fresh database behind a TCP proxy a test can cut. The
+fixtures built on them are in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.fakes.tcp_proxy import TcpProxy
 
 PG_ADMIN_URL = os.environ.get(
     "ANIMATE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -78,3 +81,17 @@ def database_errors() -> tuple[type[Exception], ...]:
     import asyncpg
 
     return (sqlite3.DatabaseError, asyncpg.PostgresError)
+
+
+@asynccontextmanager
+async def proxied() -> AsyncIterator[tuple[str, str, TcpProxy]]:
+    """A fresh PostgreSQL database: its direct URL, a URL through a proxy, the proxy."""
+    async with fresh_postgres() as url:
+        parts = urlsplit(url)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy.start()
+        via = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+        try:
+            yield url, via, proxy
+        finally:
+            await proxy.close()

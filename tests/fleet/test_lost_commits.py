@@ -7,11 +7,11 @@ is picked up by the next lease round. Every job ends delivered once or refunded 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -20,28 +20,14 @@ import pytest
 from bot.errors import DatabaseUnavailable
 from bot.i18n import msg
 from bot.jobs import JobRunner
-from bot.ledger import Ledger
+from bot.ledger import Job, Ledger
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
 from tests.fakes.tcp_proxy import CommitDrops, TcpProxy
-from tests.helpers import LEASE, RecordingNotifier, confirmed_job, runner_on
-from tests.postgres import fresh_postgres
+from tests.helpers import LEASE, RecordingNotifier, api_create, confirmed_job, runner_on
+from tests.postgres import fresh_postgres, proxied
 
 # Long enough for a lease round (LEASE / 3) and a retry or two to follow the fault.
 SETTLED = LEASE + 15
-
-
-@contextlib.asynccontextmanager
-async def proxied() -> AsyncIterator[tuple[str, str, TcpProxy]]:
-    """A fresh PostgreSQL database: its direct URL, a URL through a proxy, the proxy."""
-    async with fresh_postgres() as url:
-        parts = urlsplit(url)
-        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-        await proxy.start()
-        via = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-        try:
-            yield url, via, proxy
-        finally:
-            await proxy.close()
 
 
 @contextlib.asynccontextmanager
@@ -55,6 +41,28 @@ async def runner_through_proxy(
         runner_on(via, api, session, **caps) as (runner, ledger, told),
     ):
         yield runner, ledger, told, api, proxy, url
+
+
+class ToldWrites:
+    """An event per job, set once this runner's ledger has written that its member was told
+    (``told_at``): the notifier hears "delivered" just before that write, so a test that
+    reads the row must wait for the write, not for the notifier (nor for a while)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._written: collections.defaultdict[int, asyncio.Event] = collections.defaultdict(
+            asyncio.Event
+        )
+        real = ledger.mark_told
+
+        async def mark_told(job_id: int, now: float) -> Job:
+            job = await real(job_id, now)
+            self._written[job_id].set()
+            return job
+
+        ledger.mark_told = mark_told  # type: ignore[method-assign]
+
+    async def wait(self, job_id: int, timeout: float) -> None:
+        await asyncio.wait_for(self._written[job_id].wait(), timeout)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
@@ -93,12 +101,14 @@ async def test_a_lost_commit_answer_means_the_write_may_have_landed():
 ])
 async def test_a_lost_commit_of_the_runners_own_write_does_not_strand_the_job(write):
     async with runner_through_proxy() as (runner, ledger, told, api, proxy, url):
+        told_written = ToldWrites(ledger)
         api.plan_next(Plan(statuses=[1, 2]))
         proxy.drop_commits(CommitDrops(when=write))
         job = await confirmed_job(ledger)
         runner.submit(job)
         await asyncio.wait_for(proxy.dropped.wait(), 20)
         assert await told.wait("delivered", job.id, timeout=SETTLED) == "delivered"
+        await told_written.wait(job.id, timeout=SETTLED)
         assert [e[0] for e in told.events if e[1] == job.id].count("deliver") == 1
         assert len(api.creates) == 1
         assert await final(url, job.id) == ("delivered", True, ["reserve", "settle"])
@@ -144,6 +154,7 @@ async def test_each_lease_round_takes_up_its_own_jobs_that_nothing_works():
     """Whatever left it so (a task that died), a job this process holds with nothing working
     it is picked up by the next lease round, not at the next restart."""
     async with runner_through_proxy() as (runner, ledger, told, api, proxy, url):
+        told_written = ToldWrites(ledger)
         api.plan_next(Plan(statuses=[2]))
         job = await confirmed_job(ledger)
         conn = await asyncpg.connect(url)
@@ -158,25 +169,13 @@ async def test_each_lease_round_takes_up_its_own_jobs_that_nothing_works():
         finally:
             await conn.close()
         assert await told.wait("delivered", job.id, timeout=LEASE + 5) == "delivered"
+        await told_written.wait(job.id, timeout=SETTLED)
         assert await final(url, job.id) == ("delivered", True, ["reserve", "settle"])
-
-
-async def api_create(api: FakeShortAPI) -> str:
-    """A job at the fake provider as if our create had gone through; its job id."""
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{api.base_url}/api/v1/job/create",
-        json={"model": "pixverse", "args": {
-            "prompt": "x", "image": "https://e/x.png", "resolution": "540p", "duration": "5",
-            "aspect_ratio": "16:9", "generate_audio": False, "multi_shot": False,
-        }},
-        headers={"Authorization": f"Bearer {api.key}"},
-    ) as response:
-        body = await response.json()
-    return str(body["data"]["job_id"])
 
 
 async def test_a_posted_video_is_never_refunded_when_only_the_settle_fails():
     async with runner_through_proxy() as (runner, ledger, told, api, proxy, url):
+        told_written = ToldWrites(ledger)
         api.plan_next(Plan(statuses=[2]))
         real_settle = ledger.settle
         failures = 0
@@ -192,6 +191,7 @@ async def test_a_posted_video_is_never_refunded_when_only_the_settle_fails():
         job = await confirmed_job(ledger)
         runner.submit(job)
         assert await ended(told, job.id, timeout=60) == "delivered"
+        await told_written.wait(job.id, timeout=SETTLED)
         assert [e[0] for e in told.events if e[1] == job.id].count("deliver") == 1
         assert not [e for e in told.events if e[0] in ("failed", "card-only")]
         assert await final(url, job.id) == ("delivered", True, ["reserve", "settle"])

@@ -59,6 +59,8 @@ class ScriptedShortAPI(FakeShortAPI):
         self.render_s: dict[str, float] = {}
         self.callback_status: collections.Counter[str] = collections.Counter()
         self.callback_latency: list[float] = []
+        # Per provider job: (sent at, HTTP status or exception name) of each callback POST.
+        self.callback_log: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
         self._session: aiohttp.ClientSession | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()
 
@@ -112,9 +114,11 @@ class ScriptedShortAPI(FakeShortAPI):
         try:
             async with self._session.post(url, json=payload) as response:
                 await response.read()
-                self.callback_status[str(response.status)] += 1
+                outcome = str(response.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self.callback_status[type(exc).__name__] += 1
+            outcome = type(exc).__name__
+        self.callback_status[outcome] += 1
+        self.callback_log[job_id].append((started, outcome))
         self.callback_latency.append(time.monotonic() - started)
 
     def stats(self) -> dict[str, Any]:
@@ -129,6 +133,7 @@ class ScriptedShortAPI(FakeShortAPI):
             "creates_per_prompt_max": max(prompts.values(), default=0),
             "duplicate_creates": sum(n - 1 for n in prompts.values() if n > 1),
             "callback_status": dict(self.callback_status),
+            "callback_log": self.callback_log,
             "callback_latency_max": max(self.callback_latency, default=0.0),
             "unauthorized": self.unauthorized,
         }

@@ -93,6 +93,7 @@ async def worker(args: argparse.Namespace) -> None:
     from bot.web import WebServer
 
     scale = args.time_scale
+    _log_with_monotonic_time()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     no_caps = Defaults(daily=None, monthly=None, guild_budget=None)
@@ -122,7 +123,7 @@ async def worker(args: argparse.Namespace) -> None:
             return None
 
         server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(),
-                           poke=runner.poke, health=nothing, refresh_metrics=refresh)
+                           wake=runner.wake, health=nothing, refresh_metrics=refresh)
         await server.start()
         assert server.port is not None
         port.append(server.port)
@@ -134,6 +135,26 @@ async def worker(args: argparse.Namespace) -> None:
         await server.close()
         notifier_file = Path(args.stamps)
         await asyncio.to_thread(_append, notifier_file, f"rss {sampler.peak_mb}\n")
+
+
+def _log_with_monotonic_time() -> None:
+    """Warnings and errors to stderr (the worker's log file), each stamped with the machine's
+    monotonic clock, which the fake provider's stamps and the notifier's share: ``late_jobs``
+    quotes the lines of each late job."""
+    import logging
+
+    class Stamp(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.mono = time.monotonic()
+            return True
+
+    handler = logging.StreamHandler()
+    handler.addFilter(Stamp())
+    handler.setFormatter(logging.Formatter("%(mono).3f %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # What each job went through (a few lines per job): why a job ended late.
+    for name in ("bot.jobs", "bot.web", "bot.storage"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 class DatabaseFaults:
@@ -154,6 +175,7 @@ class DatabaseFaults:
         self._rng = random.Random(seed)
         self.last_fault_end: float | None = None  # monotonic: the database fully back
         self.events: list[str] = []
+        self.timeline: list[tuple[float, str]] = []  # (monotonic, what began or ended)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
@@ -194,15 +216,20 @@ class DatabaseFaults:
             elif kind == "commits":
                 # Every fifth COMMIT's answer lost for a few seconds.
                 self.proxy.drop_commits(CommitDrops(count=None, probability=0.2, rng=rng))
+                self.timeline.append((time.monotonic(), "every fifth COMMIT answer lost"))
                 await asyncio.sleep(rng.uniform(1.0, 4.0))
                 self.proxy.drop_commits(None)
+                self.timeline.append((time.monotonic(), "COMMIT answers kept"))
                 self.events.append("commits lost")
             else:
                 seconds = rng.uniform(1.0, 4.0)
                 self.proxy.drop_commits(CommitDrops(count=1, cut_for=seconds, rng=rng))
+                self.timeline.append(
+                    (time.monotonic(), f"next COMMIT lost, then cut {seconds:.1f} s"))
                 await asyncio.sleep(seconds + 5.0)  # the next COMMIT drops and cuts
                 self.proxy.drop_commits(None)
                 await self.proxy.restore()
+                self.timeline.append((time.monotonic(), "restored"))
                 self.events.append(f"commit lost then cut {seconds:.1f} s")
             self.last_fault_end = time.monotonic()
         self.proxy.drop_commits(None)
@@ -213,8 +240,61 @@ class DatabaseFaults:
 
     async def _cut(self, seconds: float) -> None:
         await self.proxy.cut()
+        self.timeline.append((time.monotonic(), f"cut for {seconds:.1f} s"))
         await asyncio.sleep(seconds)
         await self.proxy.restore()
+        self.timeline.append((time.monotonic(), "restored"))
+
+
+def _late_jobs(
+    folder: Path, posted_at: dict[int, tuple[str, float]], stats: dict[str, Any], last: float,
+    stamps_of: dict[int, str], *, show: int = 6,
+) -> list[dict[str, Any]]:
+    """The jobs that waited longest after the database's last return, and why: when their
+    render ended, what became of their callback, when the provider was next asked about them,
+    who posted them, and their worker's log lines (times in s from the last fault's end)."""
+    done_at: dict[str, float] = stats["done_at"]
+    lags = sorted(
+        ((t - max(done_at[p], last), job) for job, (p, t) in posted_at.items() if p in done_at),
+        reverse=True,
+    )[:show]
+    queries: dict[str, list[float]] = {}
+    for t, endpoint, provider_job in stats["requests"]:
+        if endpoint == "query":
+            queries.setdefault(provider_job, []).append(t)
+    logs = {path.stem.removeprefix("worker-"): path.read_text().splitlines()
+            for path in folder.glob("worker-*.log")}
+    late = []
+    for lag, job in lags:
+        provider_job, posted = posted_at[job]
+        done = done_at[provider_job]
+        start = max(done, last)
+        asked = [t for t in queries.get(provider_job, []) if t >= start]
+        lines = [
+            f"w{worker} {_relative(line, last)}"
+            for worker, worker_lines in logs.items() for line in worker_lines
+            if f"job {job}:" in line or f"job {job} " in line
+        ]
+        late.append({
+            "job": job,
+            "waited_s": rounded(lag, 1),
+            "render_done_s": rounded(done - last, 1),
+            "callbacks": [(rounded(t - last, 1), outcome)
+                          for t, outcome in stats.get("callback_log", {}).get(provider_job, [])],
+            "first_query_after_s": rounded(asked[0] - last, 1) if asked else None,
+            "posted_s": rounded(posted - last, 1),
+            "posted_by": f"w{stamps_of.get(job, '?')}",
+            "log": lines[-12:],
+        })
+    return late
+
+
+def _relative(line: str, last: float) -> str:
+    stamp, _, rest = line.partition(" ")
+    try:
+        return f"{float(stamp) - last:+.1f} s {rest[:200]}"
+    except ValueError:
+        return line[:200]
 
 
 def _log_file(path: Path) -> int:
@@ -230,6 +310,12 @@ async def _count(ledger: Any, where: str) -> int:
 def _append(path: Path, line: str) -> None:
     with path.open("a") as out:
         out.write(line)
+
+
+def _stamp_files(folder: Path) -> list[tuple[str, list[str]]]:
+    """Each worker's stamps: (its index, its lines)."""
+    return [(path.name.removeprefix("stamps-"), path.read_text().splitlines())
+            for path in folder.glob("stamps-*")]
 
 
 def _stamp_lines(folder: Path) -> list[str]:
@@ -369,6 +455,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             counts = await ledger.job_counts()
             untold = await _count(ledger, "told_at IS NULL")
             fault_report: dict[str, Any] = {}
+            faults_events: list[str] = []
             if faults is not None:
                 last = faults.last_fault_end
                 fault_report = {
@@ -383,6 +470,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if ended_at is not None and last is not None else None,
                     "last_fault_end": last,
                 }
+                if last is not None:
+                    faults_events = [f"{when - last:+.1f} s {what}"
+                                     for when, what in faults.timeline]
+                    if killed_at is not None:
+                        faults_events.append(f"{killed_at - last:+.1f} s killed w{victim}")
             for i in alive:
                 procs[i].send_signal(signal.SIGTERM)
             for i in alive:
@@ -398,14 +490,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     posts: Counter[int] = Counter()
     posted_at: dict[int, tuple[str, float]] = {}
+    stamps_of: dict[int, str] = {}  # job -> the stamp file (worker) that posted it
     rss: list[float] = []
-    for line in await asyncio.to_thread(_stamp_lines, Path(tmp)):
-        parts = line.split()
-        if parts[0] == "rss":
-            rss.append(float(parts[1]))
-        elif parts[0] != "failed":
-            posts[int(parts[0])] += 1
-            posted_at[int(parts[0])] = (parts[1], float(parts[2]))
+    for name, lines in await asyncio.to_thread(_stamp_files, Path(tmp)):
+        for line in lines:
+            parts = line.split()
+            if parts[0] == "rss":
+                rss.append(float(parts[1]))
+            elif parts[0] != "failed":
+                posts[int(parts[0])] += 1
+                posted_at[int(parts[0])] = (parts[1], float(parts[2]))
+                stamps_of[int(parts[0])] = name
     done_at: dict[str, float] = stats["done_at"]
     done_to_posted = [(t - done_at[p]) / scale for p, t in posted_at.values() if p in done_at]
     # Jobs whose process was killed wait for the takeover (LEASE_SECONDS, real time).
@@ -419,6 +514,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if p in done_at and last is not None]
         fault_report["stuck_after_s"] = rounded(max(lags, default=0.0), 1)
         fault_report["stuck_after_p99_s"] = rounded(percentile(lags, 99), 1) if lags else None
+        fault_report["stuck_after_over_goal"] = sum(lag > LEASE_SECONDS + 10 for lag in lags)
+        if last is not None:
+            fault_report["late_jobs"] = await asyncio.to_thread(
+                _late_jobs, Path(tmp), posted_at, stats, last, stamps_of
+            )
+            fault_report["fault_events"] = faults_events
     api_times = [t for t, endpoint, _ in stats["requests"] if endpoint in ("create", "query")]
     duplicates = sum(n - 1 for n in posts.values() if n > 1) + int(stats["duplicate_creates"])
     ended = sum(counts.get(state, 0) for state in ("delivered", "failed", "expired"))

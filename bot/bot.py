@@ -226,7 +226,7 @@ class AnimateBot(commands.Bot):
             port=self.settings.http_port,
             ledger=self.ledger,
             metrics=self.metrics,
-            poke=self.jobs.poke,
+            wake=self.jobs.wake,
             health=self.health,
             refresh_metrics=self.refresh_metrics,
             metrics_token=self.settings.metrics_token,

@@ -114,6 +114,9 @@ class Job:
     decided_at: float | None = None
     approval_telling_at: float | None = None
     approval_told_at: float | None = None
+    # When a provider callback last asked for the job to be looked at (``Ledger.poke_holder``):
+    # a running job with one has most likely finished rendering.
+    poked_at: float | None = None
 
     @property
     def user_id(self) -> int:
@@ -137,7 +140,7 @@ JOB_SELECT: Final = """
            j.created_at AS job_created_at, j.submitted_at,
            j.finished_at, j.deadline_at, j.telling_at, j.told_at, j.outcome, j.followup_at,
            j.approval_deadline, j.approval_message_id, j.decision, j.decided_by, j.decided_at,
-           j.approval_telling_at, j.approval_told_at, q.*
+           j.approval_telling_at, j.approval_told_at, j.poked_at, q.*
     FROM jobs j JOIN quotes q ON q.id = j.quote_id
 """
 
@@ -172,4 +175,5 @@ def job_from_row(row: Row) -> Job:
         decided_at=row["decided_at"],
         approval_telling_at=row["approval_telling_at"],
         approval_told_at=row["approval_told_at"],
+        poked_at=row["poked_at"],
     )

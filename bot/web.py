@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 import re
@@ -11,6 +13,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from bot.config import Secret, loopback
+from bot.errors import DatabaseUnavailable
 from bot.ledger import Ledger
 from bot.metrics import Metrics
 
@@ -21,10 +24,21 @@ MAX_CALLBACK_BYTES: Final = 64 * 1024
 # room either side. Anything else is refused before any lookup: a NUL byte, say, is an error
 # in PostgreSQL's text type, and anyone who reaches the port could flood the error log.
 CALLBACK_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# A callback that arrives while the database is away cannot be looked up: it is answered 503
+# with Retry-After (a provider that retries comes back then; ShortAPI documents no retry) and
+# kept here, tried again every REPLAY_FIRST s, doubling up to REPLAY_MAX, until the database
+# answers. At most MAX_KEPT are kept (the oldest go first; polling still finds their jobs).
+RETRY_AFTER_S: Final = 5
+REPLAY_FIRST: Final = 0.5
+REPLAY_MAX: Final = 2.0
+MAX_KEPT: Final = 10_000
 
 
 class WebServer:
-    """Callbacks only *wake* a job: its state is always confirmed by querying ShortAPI."""
+    """Callbacks only *wake* a job: its state is always confirmed by querying ShortAPI.
+
+    ``wake(job_id)`` checks the job now, here or wherever it is held; it raises
+    ``DatabaseUnavailable`` when the holder could not be told."""
 
     def __init__(
         self,
@@ -33,7 +47,7 @@ class WebServer:
         port: int,
         ledger: Ledger,
         metrics: Metrics,
-        poke: Callable[[int], None],
+        wake: Callable[[int], Awaitable[None]],
         health: Callable[[], Awaitable[dict[str, Any]]],
         refresh_metrics: Callable[[], Awaitable[None]],
         metrics_token: Secret | None = None,
@@ -42,7 +56,9 @@ class WebServer:
         self._port = port
         self._ledger = ledger
         self._metrics = metrics
-        self._poke = poke
+        self._wake = wake
+        self._kept: dict[str, None] = {}  # tokens of callbacks the database was away for
+        self._replay: asyncio.Task[None] | None = None
         self._health = health
         self._refresh_metrics = refresh_metrics
         self._metrics_auth = (
@@ -78,6 +94,9 @@ class WebServer:
             )
 
     async def close(self) -> None:
+        if self._replay is not None:
+            self._replay.cancel()
+            await asyncio.gather(self._replay, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -92,18 +111,61 @@ class WebServer:
             self._metrics.callbacks.labels("too_large").inc()
             return web.json_response({"error": "body too large"}, status=413)
         token = request.match_info["token"]
-        job = (
-            await self._ledger.job_for_callback(token)
-            if CALLBACK_TOKEN.fullmatch(token) else None
-        )
-        if job is None:
+        try:
+            known = CALLBACK_TOKEN.fullmatch(token) is not None and await self._woke(token)
+        except DatabaseUnavailable:
+            self._metrics.callbacks.labels("deferred").inc()
+            self._keep(token)
+            return web.json_response(
+                {"error": "temporarily unavailable"}, status=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if not known:
             self._metrics.callbacks.labels("unknown").inc()
             log.info("callback with an unknown token ignored")
             return web.json_response({"error": "not found"}, status=404)
         self._metrics.callbacks.labels("accepted").inc()
-        log.info("callback for job %d: checking its status now", job.id)
-        self._poke(job.id)
         return web.json_response({"ok": True})
+
+    async def _woke(self, token: str) -> bool:
+        """Wake the job whose callback token this is; False if no job has it."""
+        job = await self._ledger.job_for_callback(token)
+        if job is None:
+            return False
+        log.info("callback for job %d: checking its status now", job.id)
+        await self._wake(job.id)
+        return True
+
+    def _keep(self, token: str) -> None:
+        """Try this callback again once the database answers."""
+        self._kept.pop(token, None)
+        self._kept[token] = None
+        while len(self._kept) > MAX_KEPT:
+            del self._kept[next(iter(self._kept))]
+        if self._replay is None or self._replay.done():
+            log.warning("a callback arrived while the database is unavailable: its job is "
+                        "checked once the database answers")
+            self._replay = asyncio.get_running_loop().create_task(
+                self._replay_kept(), name="callback-replay"
+            )
+
+    async def _replay_kept(self) -> None:
+        delay = REPLAY_FIRST
+        while self._kept:
+            await asyncio.sleep(delay)
+            delay = min(REPLAY_MAX, delay * 2)
+            for token in list(self._kept):
+                try:
+                    await self._woke(token)
+                except DatabaseUnavailable:
+                    break  # still away: the rest waits too
+                except Exception:
+                    log.exception("a kept callback could not be replayed; dropped (its job "
+                                  "is still polled)")
+                with contextlib.suppress(KeyError):
+                    del self._kept[token]
+            else:
+                log.info("the database answers again: kept callbacks replayed")
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
         report = await self._health()

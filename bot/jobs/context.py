@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 # retried on the same clock.
 RETRY_FIRST: Final = 0.5
 RETRY_MAX: Final = 30.0
+# While anything waits for the database (``Context.pause``), it is asked this often whether it
+# answers again; when it does, every such wait ends at once.
+PROBE_EVERY: Final = 1.0
 
 
 class NotSent(Exception):
@@ -46,6 +49,33 @@ class Context:
     closing: bool = False
     # Job id -> tasks working it now: what the lease round's sweep leaves alone.
     working: dict[int, int] = field(default_factory=dict)
+    _back: asyncio.Event | None = field(default=None, repr=False)
+    _probe: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait, after the database did not answer, ``seconds`` before asking it again, or
+        less: every such wait ends as soon as the database answers (one probe every
+        PROBE_EVERY s while any waits). After an outage the jobs go on within a second of its
+        end, not at the end of a backoff of up to RETRY_MAX."""
+        if self._back is None:
+            self._back = asyncio.Event()
+        back = self._back
+        if self._probe is None or self._probe.done():
+            self._probe = self.tasks.spawn(self._until_database_answers(), name="database-probe")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(back.wait(), seconds)
+
+    async def _until_database_answers(self) -> None:
+        while self._back is not None:
+            await asyncio.sleep(PROBE_EVERY)
+            try:
+                await self.ledger.ping()
+            except DatabaseUnavailable:
+                continue
+            back, self._back = self._back, None
+            if back is not None:
+                log.info("the database answers again")
+                back.set()
 
     def work(
         self, job_id: int, work: Coroutine[Any, Any, None], *, name: str
@@ -82,7 +112,7 @@ class Context:
                 log.warning("job %d: %s: the database did not answer; reading it back",
                             job_id, what)
             while True:
-                await asyncio.sleep(delay)
+                await self.pause(delay)
                 delay = min(RETRY_MAX, delay * 2)
                 try:
                     job = await self.ledger.get_job(job_id)

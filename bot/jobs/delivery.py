@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
-from bot.errors import StateConflict
+from bot.errors import DatabaseUnavailable, StateConflict
 from bot.i18n import Msg, msg
 from bot.jobs.context import RETRY_FIRST, RETRY_MAX, Context, Notifier, NotSent, ProviderAPI
 from bot.jobs.fleet import Fleet
@@ -87,6 +87,15 @@ class Delivery:
             log.info("job %d: moved on elsewhere (%s)", job.id, exc)
             self._delivery_attempts.pop(job.id, None)
             self._finished(job.id)
+            return
+        except DatabaseUnavailable:
+            # Not a failed post (nothing counts towards the refund): tried again as soon as
+            # the database answers. A "posting" mark that landed unheard makes the next
+            # attempt look for the post first, as after a crash.
+            log.warning("job %d: the database did not answer before posting; again once it "
+                        "does", job.id)
+            self._ctx.work(job.id, self._deliver_when_database_answers(job.id),
+                           name=f"redeliver-{job.id}")
             return
         except ShortAPIError as exc:
             log.warning("job %d: download failed: %s", job.id, exc)
@@ -167,6 +176,19 @@ class Delivery:
                 path = None
             job = await ledger.mark_posting(job.id, self._ctx.clock())
             return await self._notifier.deliver(job, path)
+
+    async def _deliver_when_database_answers(self, job_id: int) -> None:
+        delay = RETRY_FIRST
+        while True:
+            await self._ctx.pause(delay)
+            delay = min(RETRY_MAX, delay * 2)
+            try:
+                job = await self._ctx.ledger.get_job(job_id)
+            except DatabaseUnavailable:
+                continue
+            break
+        if job.state == SUCCEEDED:
+            await self.deliver(job)
 
     async def _deliver_later(self, job_id: int, delay: float) -> None:
         await asyncio.sleep(delay)

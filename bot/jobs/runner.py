@@ -161,6 +161,10 @@ class JobRunner:
             )
         elif job.state == RUNNING:
             self.scheduler.schedule(job.id, 0.0)
+            if job.poked_at is not None:
+                # A callback came for it that its last holder may not have acted on (it died,
+                # or lost its lease in an outage): asked about first, ahead of routine polls.
+                self.scheduler.poke(job.id)
         elif job.state == SUCCEEDED:
             self._ctx.work(job.id, self.delivery.deliver(job), name=f"deliver-{job.id}")
 
@@ -275,6 +279,16 @@ class JobRunner:
             self.scheduler.poke(job_id)
         elif not self._ctx.closing:
             self.tasks.spawn(self._ctx.ledger.poke_holder(job_id), name=f"poke-holder-{job_id}")
+
+    async def wake(self, job_id: int) -> None:
+        """``poke`` for a provider callback, written on the job before this returns (so a
+        holder that was not listening, or one that takes the job over later, still acts on
+        it) and notified to whichever process holds it, this one included: its view of what
+        it holds may be out of date after an outage. ``DatabaseUnavailable`` says it could
+        not be (the callback is then answered 503 and tried again: a job must not wait for
+        routine polling because of an outage)."""
+        if not self._ctx.closing:
+            await self._ctx.ledger.poke_holder(job_id)
 
     def _poke_here(self, job_id: int) -> None:
         """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored. One that

@@ -16,7 +16,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from bot.errors import StateConflict
+from bot.errors import DatabaseUnavailable, StateConflict
 from bot.jobs.context import Context
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 # allows: enough to keep the rate limiter busy even when answers take 2 s, few enough that a
 # due job waits in our heap (most overdue first) rather than in a long line at the limiter.
 ROUTINE_POLLS_PER_RPS: Final = 2.0
+# A callback's poll that met a database outage is made again (urgently) this often until it
+# goes through: its job finished, and routine polling may be a minute away. Few jobs are in
+# this case (a callback that arrives during the outage waits in the web server instead).
+URGENT_RETRY: Final = 1.0
 
 
 class Scheduler:
@@ -80,6 +84,11 @@ class Scheduler:
         else:
             self._poked.add(job_id)  # still being started: look as soon as it runs
 
+    def _again(self, job_id: int) -> None:
+        """Poke again a job whose callback's poll failed, unless it moved on meanwhile."""
+        if job_id in self._due_at:
+            self.poke(job_id)
+
     def follows(self, job_id: int) -> bool:
         """The job's next poll is due here (or one is on its way)."""
         return job_id in self._due_at or bool(self._polling.get(job_id))
@@ -131,10 +140,20 @@ class Scheduler:
 
     async def _poll_guarded(self, job_id: int) -> None:
         self._polling[job_id] = self._polling.get(job_id, 0) + 1
+        urgent = job_id in self._urgent
         try:
             await self._poll(job_id)
         except StateConflict as exc:
             log.info("job %d: moved on elsewhere (%s)", job_id, exc)
+        except DatabaseUnavailable:
+            self.schedule(job_id, self.poll_delay())
+            if urgent:
+                log.warning("job %d: the database did not answer the callback's poll; again "
+                            "in %g s", job_id, URGENT_RETRY)
+                asyncio.get_running_loop().call_later(URGENT_RETRY, self._again, job_id)
+            else:
+                log.warning("job %d: the database did not answer the poll; will try again",
+                            job_id)
         except Exception:
             log.exception("job %d: poll failed; will try again", job_id)
             self.schedule(job_id, self.poll_delay())

@@ -11,9 +11,9 @@ import asyncio
 import logging
 from typing import Final
 
-from bot.errors import StateConflict
+from bot.errors import DatabaseUnavailable, StateConflict
 from bot.i18n import Msg, loads, msg
-from bot.jobs.context import Context, Notifier
+from bot.jobs.context import RETRY_FIRST, RETRY_MAX, Context, Notifier
 from bot.ledger import Job
 from bot.lifecycle import DELIVERED
 
@@ -54,6 +54,13 @@ class Teller:
             await ledger.mark_told(job.id, self._ctx.clock())
         except StateConflict as exc:
             log.info("job %d: told elsewhere (%s)", job.id, exc)  # another process holds it
+        except DatabaseUnavailable:
+            # Perhaps told already (a mark whose answer was lost): read back, and told again
+            # only if not, as soon as the database answers.
+            log.warning("job %d: the database did not answer while telling; again once it "
+                        "does", job.id)
+            self._ctx.work(job.id, self._tell_when_database_answers(job.id, attempt),
+                           name=f"tell-{job.id}")
         except Exception:
             # Kept trying, at most every TELL_DELAY_MAX once TELL_ATTEMPTS have failed (the
             # lease round's sweep would take up an owed job that nothing works anyway).
@@ -63,6 +70,19 @@ class Teller:
                 delay = TELL_DELAY_MAX
             self._ctx.work(job.id, self._tell_later(job.id, delay, attempt + 1),
                            name=f"tell-{job.id}")
+
+    async def _tell_when_database_answers(self, job_id: int, attempt: int) -> None:
+        delay = RETRY_FIRST
+        while True:
+            await self._ctx.pause(delay)
+            delay = min(RETRY_MAX, delay * 2)
+            try:
+                job = await self._ctx.ledger.get_job(job_id)
+            except DatabaseUnavailable:
+                continue
+            break
+        if job.told_at is None:
+            await self.tell(job, attempt)
 
     async def _tell_later(self, job_id: int, delay: float, attempt: int) -> None:
         await asyncio.sleep(delay)

@@ -10,6 +10,7 @@ SQLite has one process, whose lease is trivially its own. Times are the database
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from typing import Final
 
 from bot.models import AWAITING_APPROVAL, JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
+
+log = logging.getLogger(__name__)
 
 # A provider callback may reach any process: the one that holds the job hears it here.
 POKE_CHANNEL: Final = "animate_job_poke"
@@ -63,6 +66,7 @@ _OWED = "(state IN ({}) OR (told_at IS NULL AND state != '{}'))".format(
 
 class Leases:
     db: Database
+    worker_id: str | None  # this process's (``bot.ledger.jobs.Jobs``)
 
     def _live(self) -> str:
         return f"SELECT id FROM workers WHERE lease_until > {self.db.now_sql}"  # noqa: S608
@@ -148,15 +152,37 @@ class Leases:
         return handed
 
     async def listen_for_pokes(self, poke: Callable[[int], None]) -> None:
-        """``poke(job_id)`` whenever any process asks the job's holder to look at it now."""
+        """``poke(job_id)`` whenever any process asks the job's holder to look at it now; and,
+        after a time this process could not listen (its connection to the database lost),
+        for each job of ours poked meanwhile."""
 
         def heard(payload: str) -> None:
             if payload.isdigit():
                 poke(int(payload))
 
-        await self.db.listen(POKE_CHANNEL, heard)
+        async def missed(seconds: float) -> None:
+            if self.worker_id is None:
+                return
+            rows = await self.db.fetchall(
+                f"SELECT id FROM jobs WHERE owner = ? AND {_OWED} "  # noqa: S608
+                f"AND poked_at >= {self.db.now_sql} - ? ORDER BY id",
+                (self.worker_id, seconds),
+            )
+            if rows:
+                log.info("%d jobs of ours were poked while we could not listen", len(rows))
+            for row in rows:
+                poke(int(row["id"]))
+
+        await self.db.listen(POKE_CHANNEL, heard, missed=missed)
 
     async def poke_holder(self, job_id: int) -> None:
+        """Ask whichever process holds the job to look at it now. Written on the job as well
+        as notified: a holder that was not listening reads it when it listens again."""
+        async with self.db.transaction() as db:
+            await db.execute(
+                f"UPDATE jobs SET poked_at = {self.db.now_sql} WHERE id = ?",  # noqa: S608
+                (job_id,),
+            )
         await self.db.notify(POKE_CHANNEL, str(job_id))
 
     async def take_slot(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -113,9 +113,16 @@ class Database(ABC):
         """Tell every process listening on ``channel`` (this one included)."""
 
     @abstractmethod
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], *,
+        missed: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
         """Call ``callback(payload)`` for every ``notify`` on ``channel``, from any process,
-        until the database is closed (listening again after a lost connection)."""
+        until the database is closed (listening again after a lost connection).
+
+        Notifications sent while the connection was lost are not heard: once listening again,
+        ``await missed(seconds)`` says since how long ago (from now, with a margin) they may
+        have been missed."""
 
     async def probe_write(self) -> None:
         """Write a row and roll it back: raises when the database can be read but not written

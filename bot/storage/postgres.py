@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, Final
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 # Held while one process migrates, so that several processes starting together migrate once.
 MIGRATION_LOCK: Final = 0x616E696D  # "anim"
 CONNECT_TIMEOUT: Final = 5.0
+# The LISTEN connection is tried again every 0.5 s after it is lost, doubling up to this.
+RELISTEN_MAX: Final = 2.0
+# What was notified while nobody listened is read back from this long before the loss.
+MISSED_MARGIN: Final = 10.0
 # What a lost or restarting server looks like to asyncpg: the caller sees DatabaseUnavailable.
 UNREACHABLE: Final = (
     OSError,
@@ -108,6 +112,8 @@ class PostgresDatabase(Database):
         self.where = redact(url)
         self._url = url
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
+        self._missed: list[Callable[[float], Awaitable[None]]] = []
+        self._unheard_since: float | None = None  # loop time the listener was lost
         self._listening: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._closed = False
@@ -160,10 +166,16 @@ class PostgresDatabase(Database):
         async with self._begin(single=True) as conn:
             await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], *,
+        missed: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
         """LISTEN on a connection of its own (a pooled one would be handed to others); when
-        the server drops it (a restart), listen again once it is back."""
+        the server drops it (a restart, an outage), listen again once it is back and tell
+        ``missed`` how long nothing was heard."""
         self._listeners.setdefault(channel, []).append(callback)
+        if missed is not None:
+            self._missed.append(missed)
         if self._listening is None:
             await self._connect_listener()
         else:
@@ -186,16 +198,34 @@ class PostgresDatabase(Database):
             self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
 
     async def _listen_again(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._unheard_since is None:
+            self._unheard_since = loop.time()
         delay = 0.5
-        while not self._closed and self._listening is None:
-            await asyncio.sleep(delay)
-            try:
-                await self._connect_listener()
-            except UNREACHABLE as exc:
-                log.info("LISTEN connection not back yet (%s)", type(exc).__name__)
-                delay = min(delay * 2, 10.0)
-            else:
+        while not self._closed:
+            if self._listening is None:
+                await asyncio.sleep(delay)
+                try:
+                    await self._connect_listener()
+                except UNREACHABLE as exc:
+                    log.info("LISTEN connection not back yet (%s)", type(exc).__name__)
+                    delay = min(delay * 2, RELISTEN_MAX)
+                    continue
                 log.info("listening for notifications again")
+            # The connection may have been dead a while before it was noticed: a margin.
+            unheard = loop.time() - self._unheard_since + MISSED_MARGIN
+            try:
+                for missed in list(self._missed):
+                    await missed(unheard)
+            except DatabaseUnavailable:
+                # Gone again: read from the same moment once back (lost meanwhile, the
+                # listener is connected again by this loop).
+                log.warning("could not read what was missed while not listening; later")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RELISTEN_MAX)
+                continue
+            self._unheard_since = None
+            return
 
     async def close(self) -> None:
         self._closed = True

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,11 @@ class SQLiteDatabase(Database):
         for callback in list(self._listeners.get(channel, ())):
             callback(payload)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], *,
+        missed: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        # In-process: nothing is ever missed.
         self._listeners.setdefault(channel, []).append(callback)
 
     async def close(self) -> None:

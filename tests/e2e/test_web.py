@@ -321,6 +321,10 @@ async def test_a_callback_token_of_the_wrong_shape_is_404_before_any_lookup(
         return None
 
     poked: list[int] = []
+
+    async def wake(job_id: int) -> None:
+        poked.append(job_id)
+
     async with await Ledger.open(postgres_url) as ledger:
         lookups: list[str] = []
         real = ledger.job_for_callback
@@ -331,7 +335,7 @@ async def test_a_callback_token_of_the_wrong_shape_is_404_before_any_lookup(
 
         ledger.job_for_callback = job_for_callback  # type: ignore[method-assign]
         server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(),
-                           poke=poked.append, health=nothing, refresh_metrics=refresh)
+                           wake=wake, health=nothing, refresh_metrics=refresh)
         await server.start()
         try:
             url = URL(f"http://127.0.0.1:{server.port}/callbacks/{token}", encoded=False)

@@ -9,9 +9,10 @@ import aiohttp
 import pytest
 
 from bot.config import Secret
+from bot.errors import DatabaseUnavailable
 from bot.i18n import dumps, msg
 from bot.jobs import JobRunner
-from bot.ledger import Ledger
+from bot.ledger import Job, Ledger
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
@@ -305,6 +306,164 @@ async def test_a_callback_query_overtakes_creates_and_polls_at_the_rate_limiter(
         finally:
             await runner.close()
             await ledger.close()
+
+
+@pytest.mark.parametrize("fails", ["before the query", "after the query"])
+async def test_a_callbacks_poll_that_meets_a_database_outage_is_made_again_within_seconds(
+    tmp_path, fails,
+):
+    """A callback woke the job, but the database went away under its poll: the poll is made
+    again (urgently) within seconds, not at the next routine poll a minute later."""
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        notifier = RecordingNotifier()
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        runner = JobRunner(ledger, api, notifier, poll_interval=60, clock=lambda: NOW)
+        await runner.start()
+        try:
+            plan = Plan(statuses=[1])
+            fake.plan_next(plan)
+            at_provider = asyncio.Event()
+            mark_running = ledger.mark_running
+
+            async def running(*args: object) -> Job:
+                job = await mark_running(*args)  # type: ignore[arg-type]
+                at_provider.set()
+                return job
+
+            ledger.mark_running = running  # type: ignore[method-assign]
+            job = await confirmed_job(ledger)
+            runner.submit(job)
+            await asyncio.wait_for(at_provider.wait(), 10)
+            real = ledger.get_job
+            reads = 0
+            # The poll reads the job before its query and again after it.
+            failing_read = 1 if fails == "before the query" else 2
+
+            async def get_job(job_id: int) -> Job:
+                nonlocal reads
+                reads += 1
+                if reads == failing_read:
+                    raise DatabaseUnavailable()
+                return await real(job_id)
+
+            ledger.get_job = get_job  # type: ignore[method-assign]
+            plan.statuses = [2]
+            runner.poke(job.id)
+            assert await notifier.wait("delivered", job.id, timeout=10) == "delivered"
+        finally:
+            await runner.close()
+            await ledger.close()
+
+
+class Outage:
+    """The database away for the ledger methods named: each raises ``DatabaseUnavailable``
+    while ``down``, or its first ``times`` calls (a write whose outcome is unknown)."""
+
+    def __init__(self, ledger: Ledger, *names: str, times: int | None = None) -> None:
+        self.down = times is None
+        self.left = times
+        for name in (*names, "ping"):
+            real = getattr(ledger, name)
+            setattr(ledger, name, self._failing(real))
+
+    def _failing(self, real):  # type: ignore[no-untyped-def]
+        async def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.left:
+                self.left -= 1
+                raise DatabaseUnavailable()
+            if self.down:
+                raise DatabaseUnavailable()
+            return await real(*args, **kwargs)
+        return call
+
+
+@contextlib.asynccontextmanager
+async def slow_polling(tmp_path):
+    """A runner whose routine polls are a minute apart: only a prompt retry ends a job within
+    a test's time. A job is at the provider (rendering) when it yields."""
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        notifier = RecordingNotifier()
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        runner = JobRunner(ledger, api, notifier, poll_interval=60, clock=lambda: NOW)
+        await runner.start()
+        try:
+            plan = Plan(statuses=[1])
+            fake.plan_next(plan)
+            at_provider = asyncio.Event()
+            mark_running = ledger.mark_running
+
+            async def running(*args: object) -> Job:
+                job = await mark_running(*args)  # type: ignore[arg-type]
+                at_provider.set()
+                return job
+
+            ledger.mark_running = running  # type: ignore[method-assign]
+            job = await confirmed_job(ledger)
+            runner.submit(job)
+            await asyncio.wait_for(at_provider.wait(), 10)
+            yield ledger, notifier, runner, plan, job
+        finally:
+            await runner.close()
+            await ledger.close()
+
+
+async def test_a_delivery_that_meets_the_database_away_is_neither_refunded_nor_put_off(
+    tmp_path,
+):
+    """An outage is not a failed post: five attempts that meet it must not refund the job
+    ("not posted"), nor wait the minutes that a failing Discord is given."""
+    async with slow_polling(tmp_path) as (ledger, notifier, runner, plan, job):
+        Outage(ledger, "mark_posting", times=5)
+        plan.statuses = [2]
+        runner.poke(job.id)
+        assert await notifier.wait("delivered", job.id, timeout=15) == "delivered"
+        assert not [e for e in notifier.events if e[0] in ("failed", "card-only")]
+        assert (await ledger.get_job(job.id)).state == "delivered"
+
+
+async def test_telling_that_meets_the_database_away_is_done_once_it_answers(tmp_path):
+    async with slow_polling(tmp_path) as (ledger, notifier, runner, plan, job):
+        told = asyncio.Event()
+        mark_told = ledger.mark_told
+
+        async def marked(*args: object) -> Job:
+            written = await mark_told(*args)  # type: ignore[arg-type]
+            told.set()
+            return written
+
+        ledger.mark_told = marked  # type: ignore[method-assign]
+        Outage(ledger, "mark_told", times=1)
+        plan.statuses = [2]
+        runner.poke(job.id)
+        await asyncio.wait_for(told.wait(), 10)
+        assert (await ledger.get_job(job.id)).told_at is not None
+
+
+async def test_a_write_waiting_for_the_database_goes_on_as_soon_as_it_answers(tmp_path):
+    """The read-back of a write whose outcome is unknown backs off up to 30 s while the
+    database is away: when it answers, every waiting write goes on within a second or two, not
+    at the end of its current wait."""
+    async with slow_polling(tmp_path) as (ledger, notifier, runner, plan, job):
+        outage = Outage(ledger, "mark_succeeded", "get_job")
+        outage.down = False
+        mark_succeeded = ledger.mark_succeeded
+        written = asyncio.Event()
+
+        async def succeeded(*args: object) -> Job:
+            if not written.is_set():
+                written.set()
+                outage.down = True  # the database goes away under this write
+            return await mark_succeeded(*args)  # type: ignore[arg-type]
+
+        ledger.mark_succeeded = succeeded  # type: ignore[method-assign]
+        plan.statuses = [2]
+        runner.poke(job.id)
+        await asyncio.wait_for(written.wait(), 10)
+        await asyncio.sleep(8.0)  # the outage's length: the read-back now waits 8 s more
+        outage.down = False
+        assert await notifier.wait("delivered", job.id, timeout=4) == "delivered"
 
 
 async def test_a_long_line_is_told_its_place_without_an_edit_storm(tmp_path):

@@ -1,0 +1,224 @@
+"""When the database comes back, the jobs it held up go on at once, not at the next routine
+poll: a provider callback that arrives while the database is away is answered 503 with
+Retry-After and kept (ShortAPI documents no retry of a callback), and its job is checked as
+soon as the database answers, wherever the job is held; a holder that was not listening
+meanwhile reads the pokes it missed; a callback's poll that meets the outage is made again
+within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.config import Secret
+from bot.errors import DatabaseUnavailable
+from bot.jobs import JobRunner
+from bot.ledger import Ledger
+from bot.metrics import Metrics
+from bot.ratelimit import RateLimiter
+from bot.shortapi import ShortAPIClient
+from bot.web import WebServer
+from tests.fakes.fake_shortapi import FakeShortAPI, Plan
+from tests.helpers import NOW, RecordingNotifier, api_create, confirmed_job, runner_on, until
+from tests.postgres import proxied
+
+# Polling alone would take a minute: only the catch-up can end a job within the tests' time.
+SLOW_POLL = 60.0
+# Longer than every outage here: the leases hold, nobody takes a job over.
+LONG_LEASE = 30.0
+# The database's return -> the job checked (the replay retries every 2 s at most).
+CAUGHT_UP = 10.0
+
+
+async def _nothing() -> dict[str, object]:
+    return {}
+
+
+async def _refresh() -> None:
+    return None
+
+
+@contextlib.asynccontextmanager
+async def web(ledger: Ledger, wake) -> AsyncIterator[WebServer]:  # type: ignore[no-untyped-def]
+    server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(), wake=wake,
+                       health=_nothing, refresh_metrics=_refresh)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def callback(server: WebServer, token: str | None) -> tuple[int, str | None]:
+    """POST a callback as the provider does, once; its status and Retry-After."""
+    url = f"http://127.0.0.1:{server.port}/callbacks/{token}"
+    async with aiohttp.ClientSession() as session, session.post(
+        url, json={"code": 0, "data": {"status": 2}}
+    ) as response:
+        return response.status, response.headers.get("Retry-After")
+
+
+async def test_a_callback_while_the_database_is_away_is_503_and_its_job_woken_once_back(
+    caplog,
+):
+    async with proxied() as (url, via, proxy), await Ledger.open(via) as ledger:
+        job = await confirmed_job(ledger)
+        woken: asyncio.Queue[int] = asyncio.Queue()
+        async with web(ledger, woken.put) as server:
+            await proxy.cut()
+            status, retry_after = await callback(server, job.callback_token)
+            assert status == 503
+            assert retry_after is not None
+            assert int(retry_after) > 0
+            assert woken.empty()
+            await proxy.restore()
+            assert await asyncio.wait_for(woken.get(), CAUGHT_UP) == job.id
+            # Once: a second callback for the job is the provider's, not a replay.
+            assert (await callback(server, job.callback_token))[0] == 200
+            assert await asyncio.wait_for(woken.get(), CAUGHT_UP) == job.id
+            assert woken.empty()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_a_callback_whose_holder_cannot_be_told_is_503_and_tried_again(tmp_path):
+    async with await Ledger.open(tmp_path / "animate.db") as ledger:
+        job = await confirmed_job(ledger)
+        woken: asyncio.Queue[int] = asyncio.Queue()
+        failures = 1
+
+        async def wake(job_id: int) -> None:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise DatabaseUnavailable()  # the NOTIFY to the holder did not go out
+            await woken.put(job_id)
+
+        async with web(ledger, wake) as server:
+            assert (await callback(server, job.callback_token))[0] == 503
+            assert await asyncio.wait_for(woken.get(), CAUGHT_UP) == job.id
+
+
+async def test_an_unknown_callback_kept_during_an_outage_wakes_nothing_once_back():
+    async with proxied() as (url, via, proxy), await Ledger.open(via) as ledger:
+        woken: asyncio.Queue[int] = asyncio.Queue()
+        looked_up = asyncio.Event()
+        real = ledger.job_for_callback
+
+        async def job_for_callback(token: str):  # type: ignore[no-untyped-def]
+            job = await real(token)
+            looked_up.set()
+            return job
+
+        ledger.job_for_callback = job_for_callback  # type: ignore[method-assign]
+        async with web(ledger, woken.put) as server:
+            await proxy.cut()
+            assert (await callback(server, "x" * 32))[0] == 503
+            await proxy.restore()
+            await asyncio.wait_for(looked_up.wait(), CAUGHT_UP)
+            assert woken.empty()
+
+
+@pytest.mark.parametrize("reaches", ["holder", "other"])
+async def test_a_render_that_ends_during_an_outage_is_delivered_soon_after_it(reaches):
+    """Two processes; the provider's one callback arrives while the database is away, at
+    the job's holder or at the other process (a load balancer picks either). Polling is a
+    minute away: the job must be delivered within seconds of the database's return."""
+    async with (
+        proxied() as (url, via, proxy), FakeShortAPI() as api,
+        aiohttp.ClientSession() as session,
+        runner_on(via, api, session, poll_interval=SLOW_POLL,
+                  lease_seconds=LONG_LEASE) as (holder, ledger, told),
+        runner_on(via, api, session, poll_interval=SLOW_POLL,
+                  lease_seconds=LONG_LEASE) as (other, other_ledger, _),
+    ):
+        receiver: JobRunner = holder if reaches == "holder" else other
+        plan = Plan(statuses=[1])
+        api.plan_next(plan)
+        job = await confirmed_job(ledger)
+        holder.submit(job)
+
+        async def running() -> bool:
+            return (await other_ledger.get_job(job.id)).state == "running"
+
+        await until(running, 20)
+        async with web(ledger if reaches == "holder" else other_ledger,
+                       receiver.wake) as server:
+            await proxy.cut()
+            plan.statuses = [2]  # the render ends while the database is away
+            assert (await callback(server, job.callback_token))[0] == 503
+            await asyncio.sleep(5.0)  # the outage's length (the listeners give up meanwhile)
+            await proxy.restore()
+            assert await told.wait("delivered", job.id, timeout=CAUGHT_UP) == "delivered"
+        assert len(api.creates) == 1
+        assert api.queries == ["job-1"]  # the catch-up's: no routine poll came
+
+
+async def test_a_poke_sent_while_the_holder_could_not_listen_is_read_when_it_listens_again():
+    """Only the holder loses the database: the other process takes the provider's callback
+    (200: the job is known, the poke sent) while the holder cannot hear it."""
+    async with (
+        proxied() as (url, via, proxy), FakeShortAPI() as api,
+        aiohttp.ClientSession() as session,
+        runner_on(via, api, session, poll_interval=SLOW_POLL,
+                  lease_seconds=LONG_LEASE) as (holder, ledger, told),
+        runner_on(url, api, session, poll_interval=SLOW_POLL,
+                  lease_seconds=LONG_LEASE) as (other, other_ledger, _),
+    ):
+        plan = Plan(statuses=[1])
+        api.plan_next(plan)
+        job = await confirmed_job(ledger)
+        holder.submit(job)
+
+        async def running() -> bool:
+            return (await other_ledger.get_job(job.id)).state == "running"
+
+        await until(running, 20)
+        async with web(other_ledger, other.wake) as server:
+            await proxy.cut()  # the holder's connections, its LISTEN one too
+            plan.statuses = [2]
+            assert (await callback(server, job.callback_token))[0] == 200
+            await proxy.restore()
+            assert await told.wait("delivered", job.id, timeout=CAUGHT_UP) == "delivered"
+        assert api.queries == ["job-1"]
+
+
+async def test_a_job_taken_over_after_its_callback_is_asked_about_before_routine_polls(
+    tmp_path,
+):
+    """The provider's one callback reached a process that then died (or lost its lease in an
+    outage) before acting on it: the process that takes the job over asks about it first,
+    ahead of the routine polls of every other job it takes over."""
+    async with (
+        FakeShortAPI() as api, aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "animate.db") as ledger,
+    ):
+        jobs = []
+        for i in range(21):
+            api.plan_next(Plan(statuses=[2] if i == 20 else [1]))
+            job = await confirmed_job(ledger, limit=10**6)
+            created = await api_create(api)
+            async with ledger.db.transaction() as db:
+                await db.execute(
+                    "UPDATE jobs SET owner = 'gone:1:dead', state = 'running', "
+                    "provider_job_id = ?, submitted_at = created_at, "
+                    f"poked_at = {'created_at' if i == 20 else 'NULL'} WHERE id = ?",
+                    (created, job.id),
+                )
+            jobs.append(job)
+        poked = jobs[-1]
+        told = RecordingNotifier()
+        # One request a second, as in production through the rate limiter: the 20 routine
+        # polls take 20 s.
+        client = ShortAPIClient(session, api.base_url, Secret(api.key), limiter=RateLimiter(1))
+        runner = JobRunner(ledger, client, told, poll_interval=SLOW_POLL, clock=lambda: NOW,
+                           max_active=100, max_active_per_user=100, provider_rps=1)
+        await runner.start()
+        try:
+            assert await told.wait("delivered", poked.id, timeout=5) == "delivered"
+        finally:
+            await runner.close()

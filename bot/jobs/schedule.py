@@ -86,7 +86,7 @@ class Scheduler:
 
     def _again(self, job_id: int) -> None:
         """Poke again a job whose callback's poll failed, unless it moved on meanwhile."""
-        if job_id in self._due_at:
+        if job_id in self._due_at and not self._ctx.closing:
             self.poke(job_id)
 
     def follows(self, job_id: int) -> bool:

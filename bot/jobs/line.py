@@ -53,6 +53,10 @@ class Line:
         # the connection pool with transactions waiting for the fleet's lock.
         self._slot_gate = asyncio.Semaphore(2)
         self.starting: set[asyncio.Task[None]] = set()  # submits under way (close waits)
+        # At most this many submits under way at once (None: no bound). In a fleet the rest
+        # wait in the line, not for our share of the provider's rate with a slot held: a
+        # process with more than it can send soon hands them back (``hand_back``).
+        self.max_starting: int | None = None
 
     def holds(self, job_id: int) -> bool:
         return job_id in self.active or any(job.id == job_id for job in self.queue)
@@ -100,6 +104,8 @@ class Line:
         for job in list(self.queue):
             if len(self.active) >= self.max_active or self.held_back:
                 break
+            if self.max_starting is not None and len(self.starting) >= self.max_starting:
+                break
             if per_user.get(job.user_id, 0) >= self.max_per_user:
                 continue  # this member waits; the next member in line is not held up by them
             self.queue.remove(job)
@@ -108,7 +114,7 @@ class Line:
             per_user[job.user_id] = per_user.get(job.user_id, 0) + 1
             task = self._ctx.work(job.id, self._start(job), name=f"submit-{job.id}")
             self.starting.add(task)
-            task.add_done_callback(self.starting.discard)
+            task.add_done_callback(self._started)
         for position, job in enumerate(self.queue, start=1):
             shown = self._positions.get(job.id)
             if shown == position:
@@ -120,6 +126,25 @@ class Line:
                 self._ctx.tasks.spawn(
                     self._show_position(job, position), name=f"position-{job.id}"
                 )
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        self.starting.discard(task)
+        if self.max_starting is not None:
+            self.pump()  # room for the next submit
+
+    def youngest(self, count: int) -> list[int]:
+        """The ``count`` youngest jobs waiting here (candidates to hand back)."""
+        return [job.id for job in self.queue[-count:]]
+
+    def hand_back(self, job_ids: list[int]) -> list[Job]:
+        """Out of the waiting line before they are handed back to the fleet (nothing may start
+        them meanwhile); ``back_in_line`` those that were not."""
+        wanted = set(job_ids)
+        out = [job for job in self.queue if job.id in wanted]
+        self.queue = [job for job in self.queue if job.id not in wanted]
+        for job in out:
+            self._positions.pop(job.id, None)
+        return out
 
     def finished(self, job_id: int) -> None:
         """The job no longer takes a slot here: the line moves, here and in the fleet."""
@@ -164,7 +189,8 @@ class Line:
     async def _take_slot(self, job: Job) -> bool | None:
         try:
             return await self._ctx.ledger.take_slot(
-                job.id, max_active=self.max_active, max_per_user=self.max_per_user
+                job.id, max_active=self.max_active, max_per_user=self.max_per_user,
+                worker=self._fleet.worker_id,
             )
         except Exception:
             log.exception("job %d: could not take a slot; back in line", job.id)

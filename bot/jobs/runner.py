@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,12 @@ from bot.ledger import Job, Ledger
 from bot.lifecycle import FAILED, FINAL_STATES, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
 
 log = logging.getLogger(__name__)
+
+# In a fleet each process holds at most this many rounds (a third of a lease) of its share of
+# MAX_PROVIDER_RPS in jobs not yet sent, and no fewer than WAITING_MIN: the rest of a burst
+# waits for whichever process has room, so the fleet sends at its whole rate, in confirm order.
+WAITING_ROUNDS = 2
+WAITING_MIN = 5
 
 
 class JobRunner:
@@ -79,6 +86,8 @@ class JobRunner:
             poll_interval=poll_interval, max_concurrent=max_concurrent, temp_dir=temp_dir,
         )
         self._loop_task: asyncio.Task[None] | None = None
+        self._provider_rps = provider_rps
+        self._max_per_user = max_active_per_user
 
     @property
     def worker_id(self) -> str:
@@ -130,7 +139,11 @@ class JobRunner:
         """What happens to each job this process takes on: every one nobody works when the bot
         (re)starts, and later those of a process that died. A job is ours until its member has
         heard how it ended."""
-        claimed = await self._ctx.ledger.claim_jobs(self.worker_id)
+        waiting = await self._waiting_share()
+        self.line.max_starting = waiting
+        claimed = await self._ctx.ledger.claim_jobs(
+            self.worker_id, waiting=waiting, max_per_user=self._max_per_user
+        )
         for job in claimed:
             if self.line.holds(job.id):
                 continue  # ours already (our lease ran out and nobody took it meanwhile)
@@ -138,6 +151,43 @@ class JobRunner:
         if claimed or self._loop_task is None:
             log.info("resumed %d jobs: %d active, %d waiting", len(claimed),
                      len(self.line.active), len(self.line.queue))
+        self.line.pump()
+
+    async def _waiting_share(self) -> int | None:
+        """How many jobs not yet sent this process holds at most (``claim_jobs``): None when
+        it works alone or the provider's rate is not capped."""
+        if self._provider_rps is None:
+            return None
+        processes = await self._ctx.ledger.live_workers()
+        if processes <= 1:
+            return None
+        per_round = self._provider_rps / processes * self.fleet.lease_seconds / 3
+        return max(WAITING_MIN, math.ceil(WAITING_ROUNDS * per_round))
+
+    async def _hand_back(self) -> None:
+        """Jobs waiting here beyond our share go back to the fleet: a process with room takes
+        them at its next round (a burst of confirms reaches one process: its shard's)."""
+        keep = self.line.max_starting
+        if keep is None or self._ctx.closing:
+            return
+        candidates = self.line.youngest(1000)
+        if not candidates:
+            return
+        out = self.line.hand_back(candidates)
+        try:
+            handed = set(await self._ctx.ledger.hand_back(
+                self.worker_id, candidates, keep=keep, max_per_user=self._max_per_user
+            ))
+        except DatabaseUnavailable:
+            # Perhaps handed back: the next round's sweep takes up those still ours.
+            log.warning("could not hand %d waiting jobs back; the next round looks again",
+                        len(out))
+            return
+        for job in out:
+            if job.id not in handed:
+                self.line.enqueue(job)
+        if handed:
+            log.info("handed %d waiting jobs back to the fleet", len(handed))
         self.line.pump()
 
     def _take_up(self, job: Job) -> None:
@@ -174,6 +224,7 @@ class JobRunner:
         self.line.held_back = False  # a missed notice delays a waiting job one round
         await self.resume()
         await self._sweep()
+        await self._hand_back()
 
     async def _sweep(self) -> None:
         """Self-healing, whatever the cause (a task that died, a write that failed, a step

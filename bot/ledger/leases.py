@@ -57,6 +57,12 @@ def _in_slot(table: str) -> str:
     return (f"({table}.state IN ('submitting', 'running', 'succeeded') "
             f"OR ({table}.state = 'reserved' AND {table}.slot_at IS NOT NULL))")
 
+def _startable(table: str) -> str:
+    """SQL: a waiting job that may start as soon as the fleet has a slot: it has one already,
+    or its member holds fewer slots than the cap (the one parameter)."""
+    return (f"({table}.slot_at IS NOT NULL OR (SELECT COUNT(*) FROM jobs k "  # noqa: S608
+            f"WHERE k.user_id = {table}.user_id AND {_in_slot('k')}) < ?)")
+
 # A job is owed work until its member has heard how it ended: unfinished, or final and untold.
 # One awaiting approval is nobody's to work until it is decided (``bot.ledger.approvals``).
 _OWED = "(state IN ({}) OR (told_at IS NULL AND state != '{}'))".format(
@@ -108,17 +114,91 @@ class Leases:
             )
         return changed == 1
 
-    async def claim_jobs(self, worker: str, *, limit: int = 1000) -> list[Job]:
+    async def claim_jobs(
+        self, worker: str, *, limit: int = 1000, waiting: int | None = None,
+        max_per_user: int = 1000,
+    ) -> list[Job]:
         """Take the jobs owed work (unfinished, or final and untold) that nobody works (no
-        owner, or an owner whose lease ran out), oldest first; returns them as now ``worker``'s."""
+        owner, or an owner whose lease ran out), oldest first; returns them as now ``worker``'s.
+
+        ``waiting``: how many jobs not yet sent to the provider (``reserved``) this worker
+        holds at most, so that the fleet's waiting line is shared out in small batches in
+        confirm order rather than one process holding a burst it sends at its share of the
+        rate while the others idle. A job whose member cannot start another now (their
+        ``max_per_user`` jobs hold slots) does not count, and every waiting job older than the
+        youngest one held here is taken whatever the room (the oldest jobs are always held by
+        someone). None: every reserved job (one process)."""
         async with self.db.transaction() as db:
+            if waiting is None:
+                rows = await db.fetchall(
+                    f"SELECT id FROM jobs WHERE {_OWED} "  # noqa: S608
+                    f"AND (owner IS NULL OR owner NOT IN ({self._live()})) "
+                    f"ORDER BY id LIMIT ?{self.db.skip_locked}",
+                    (limit,),
+                )
+                return await _take(db, worker, [int(row["id"]) for row in rows])
             rows = await db.fetchall(
-                f"SELECT id FROM jobs WHERE {_OWED} "  # noqa: S608
+                f"SELECT id FROM jobs WHERE {_OWED} AND state != 'reserved' "  # noqa: S608
                 f"AND (owner IS NULL OR owner NOT IN ({self._live()})) "
                 f"ORDER BY id LIMIT ?{self.db.skip_locked}",
                 (limit,),
             )
-            return await _take(db, worker, [int(row["id"]) for row in rows])
+            held = await db.fetchone(
+                f"SELECT COUNT(*) AS n, MAX(j.id) AS newest FROM jobs j "  # noqa: S608
+                f"WHERE j.owner = ? AND j.state = 'reserved' AND {_startable('j')}",
+                (worker, max_per_user),
+            )
+            assert held is not None
+            room = max(0, waiting - int(held["n"]))
+            if held["newest"] is not None:
+                older = await db.fetchone(
+                    f"SELECT COUNT(*) AS n FROM jobs WHERE state = 'reserved' "  # noqa: S608
+                    f"AND id < ? AND (owner IS NULL OR owner NOT IN ({self._live()}))",
+                    (int(held["newest"]),),
+                )
+                room += 0 if older is None else int(older["n"])
+            room = min(room, limit)
+            if room:
+                rows += await db.fetchall(
+                    f"SELECT id FROM jobs WHERE state = 'reserved' "  # noqa: S608
+                    f"AND (owner IS NULL OR owner NOT IN ({self._live()})) "
+                    f"ORDER BY id LIMIT ?{self.db.skip_locked}",
+                    (room,),
+                )
+            return await _take(db, worker, sorted(int(row["id"]) for row in rows))
+
+    async def hand_back(
+        self, worker: str, queued: list[int], *, keep: int, max_per_user: int = 1000
+    ) -> list[int]:
+        """Give back to the fleet the jobs of ``queued`` (waiting in this worker's line,
+        nothing working them) beyond the ``keep`` oldest not yet sent that this worker holds:
+        another process with room claims them (``claim_jobs``). Only jobs without a slot.
+        Returns the jobs handed back (they are no longer this worker's)."""
+        if not queued:
+            return []
+        async with self.db.transaction() as db:
+            rows = await db.fetchall(
+                f"SELECT j.id, j.slot_at FROM jobs j WHERE j.owner = ? "  # noqa: S608
+                f"AND j.state = 'reserved' AND {_startable('j')} "
+                "ORDER BY j.id",
+                (worker, max_per_user),
+            )
+            candidates = set(queued)
+            surplus = [int(row["id"]) for row in rows[keep:]
+                       if int(row["id"]) in candidates and row["slot_at"] is None]
+            if not surplus:
+                return []
+            marks = ",".join("?" * len(surplus))
+            await db.execute(
+                f"UPDATE jobs SET owner = NULL WHERE owner = ? AND state = 'reserved' "  # noqa: S608
+                f"AND slot_at IS NULL AND id IN ({marks})",
+                (worker, *surplus),
+            )
+            handed = await db.fetchall(
+                f"SELECT id FROM jobs WHERE owner IS NULL AND id IN ({marks})",  # noqa: S608
+                surplus,
+            )
+        return sorted(int(row["id"]) for row in handed)
 
     async def claim_job(self, worker: str, job_id: int) -> Job | None:
         """Take one job if nobody works it (a job just confirmed here); None if another
@@ -186,17 +266,20 @@ class Leases:
         await self.db.notify(POKE_CHANNEL, str(job_id))
 
     async def take_slot(
-        self, job_id: int, *, max_active: int, max_per_user: int
+        self, job_id: int, *, max_active: int, max_per_user: int, worker: str | None = None
     ) -> bool | None:
         """Grant the waiting job one of the fleet's slots: at most ``max_active`` jobs started
         across every process, ``max_per_user`` per member, first come first served (no older
-        job of a member with room still waits). False: not now; None: it waits no more."""
+        job of a member with room still waits). False: not now; None: it waits no more (it
+        ended, or ``worker`` does not hold it: handed back or taken over)."""
         async with self.db.transaction() as db:
             await db.lock_guild(FLEET_LOCK)
             row = await db.fetchone(
-                "SELECT state, user_id, slot_at FROM jobs WHERE id = ?", (job_id,)
+                "SELECT state, user_id, slot_at, owner FROM jobs WHERE id = ?", (job_id,)
             )
             if row is None or row["state"] != "reserved":
+                return None
+            if worker is not None and row["owner"] != worker:
                 return None
             if row["slot_at"] is not None:
                 return True  # granted before (a restart, a takeover)

@@ -215,3 +215,94 @@ async def test_postgresql_unreachable_mid_job_then_back_loses_and_repeats_nothin
             assert [r["kind"] for r in await ledger_rows(url, job.id)] == ["reserve", "settle"]
         finally:
             await proxy.close()
+
+
+# -- the fleet's waiting line, shared out (issue 17: a burst held by one process went at its
+#    share of the provider's rate while the others idled) --------------------------------------
+
+
+async def test_claims_share_the_waiting_line_out_in_small_batches_in_confirm_order(database_url):
+    ledgers = [await Ledger.open(database_url) for _ in range(3)]
+    try:
+        jobs = [await confirmed_job(ledgers[0], limit=10**6, user_id=200 + i)
+                for i in range(12)]
+        ids = [job.id for job in jobs]
+        for i, ledger in enumerate(ledgers):
+            await ledger.join_fleet(f"w{i}", 30, host="h", pid=i, detail="")
+        taken = [[job.id for job in await ledger.claim_jobs(f"w{i}", waiting=4)]
+                 for i, ledger in enumerate(ledgers)]
+        assert taken == [ids[0:4], ids[4:8], ids[8:12]]
+        # Room for no more until some are sent.
+        assert await ledgers[0].claim_jobs("w0", waiting=4) == []
+        await ledgers[0].mark_submitting(ids[0], NOW)
+        await ledgers[0].mark_submitting(ids[1], NOW)
+        # Nothing is left to claim, but a sent job no longer takes room.
+        more = await confirmed_job(ledgers[0], limit=10**6, user_id=300)
+        assert [job.id for job in await ledgers[0].claim_jobs("w0", waiting=4)] == [more.id]
+    finally:
+        for ledger in ledgers:
+            await ledger.close()
+
+
+async def test_a_dead_workers_started_jobs_are_claimed_whatever_the_room(database_url):
+    async with await Ledger.open(database_url) as a, await Ledger.open(database_url) as b:
+        jobs = [await confirmed_job(a, limit=10**6, user_id=200 + i) for i in range(4)]
+        await a.join_fleet("a", 30, host="h", pid=1, detail="")
+        await a.claim_jobs("a")
+        for job in jobs[:3]:
+            await a.mark_submitting(job.id, NOW)  # sent (or on its way)
+        await a.join_fleet("a", -1, host="h", pid=1, detail="")  # a died
+        await b.join_fleet("b", 30, host="h", pid=2, detail="")
+        taken = [job.id for job in await b.claim_jobs("b", waiting=1)]
+        assert taken == [job.id for job in jobs]
+
+
+async def test_a_member_at_their_cap_does_not_take_up_the_room(database_url):
+    async with await Ledger.open(database_url) as a:
+        await a.join_fleet("a", 30, host="h", pid=1, detail="")
+        busy = [await confirmed_job(a, limit=10**6, user_id=201) for _ in range(3)]
+        other = await confirmed_job(a, limit=10**6, user_id=202)
+        assert [j.id for j in await a.claim_jobs("a", waiting=1, max_per_user=1)] == [busy[0].id]
+        assert await a.take_slot(busy[0].id, max_active=10, max_per_user=1, worker="a")
+        await a.mark_submitting(busy[0].id, NOW)  # member 201 is at their cap now
+        claims = []
+        for _ in range(3):
+            claims += [j.id for j in await a.claim_jobs("a", waiting=1, max_per_user=1)]
+        # Member 201's waiting jobs cannot start: they leave room for member 202's.
+        assert claims == [busy[1].id, busy[2].id, other.id]
+        assert await a.claim_jobs("a", waiting=1, max_per_user=1) == []
+
+
+async def test_every_waiting_job_older_than_ours_is_claimed_whatever_the_room(database_url):
+    """The oldest waiting jobs are always held by some process: a job nobody holds must not
+    wait behind younger ones that hold every process's room (take_slot is first come)."""
+    async with await Ledger.open(database_url) as a, await Ledger.open(database_url) as b:
+        jobs = [await confirmed_job(a, limit=10**6, user_id=200 + i) for i in range(5)]
+        await a.join_fleet("a", 30, host="h", pid=1, detail="")
+        await b.join_fleet("b", 30, host="h", pid=2, detail="")
+        assert await b.claim_job("b", jobs[4].id) is not None  # a confirm that reached b
+        taken = [job.id for job in await b.claim_jobs("b", waiting=1)]
+        assert taken == [job.id for job in jobs[:4]]
+
+
+async def test_the_surplus_of_a_line_is_handed_back_youngest_first_and_claimed_by_another(
+    database_url,
+):
+    async with await Ledger.open(database_url) as a, await Ledger.open(database_url) as b:
+        jobs = [await confirmed_job(a, limit=10**6, user_id=200 + i) for i in range(6)]
+        ids = [job.id for job in jobs]
+        await a.join_fleet("a", 30, host="h", pid=1, detail="")
+        await b.join_fleet("b", 30, host="h", pid=2, detail="")
+        assert [job.id for job in await a.claim_jobs("a")] == ids  # a burst a confirmed
+        # One of the surplus already has its slot: it stays (its start is under way).
+        for job_id in ids[:3]:
+            assert await a.take_slot(job_id, max_active=10, max_per_user=2, worker="a")
+        handed = await a.hand_back("a", ids[2:], keep=2)
+        assert handed == ids[3:]
+        assert await a.held_jobs("a") == set(ids[:3])
+        # Handed back: a may not start them any more.
+        assert await a.take_slot(ids[3], max_active=10, max_per_user=2, worker="a") is None
+        assert [job.id for job in await b.claim_jobs("b", waiting=2)] == ids[3:5]
+        assert await b.take_slot(ids[3], max_active=10, max_per_user=2, worker="b")
+        # Nothing beyond what a keeps: nothing handed back.
+        assert await a.hand_back("a", [ids[0], ids[1]], keep=2) == []

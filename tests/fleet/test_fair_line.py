@@ -17,10 +17,9 @@ from bot.jobs import JobRunner
 from bot.ledger import Ledger
 from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
-from tests.conftest import fresh_postgres
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
-from tests.helpers import NOW, confirmed_job, until
-from tests.unit.test_jobs import RecordingNotifier
+from tests.helpers import NOW, RecordingNotifier, confirmed_job, until
+from tests.postgres import fresh_postgres
 
 LEASE = 3.0  # a round every second
 PROCESSES = 3

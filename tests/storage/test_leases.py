@@ -13,7 +13,7 @@ from bot.errors import DatabaseUnavailable
 from bot.jobs import JobRunner
 from bot.ledger import Ledger
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
-from tests.helpers import LEASE, RecordingNotifier, confirmed_job, runner_on
+from tests.helpers import LEASE, NOW, RecordingNotifier, confirmed_job, runner_on
 
 
 async def test_a_live_workers_jobs_are_not_claimed_by_another(database_url):

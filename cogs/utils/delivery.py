@@ -394,7 +394,13 @@ class DiscordNotifier:
             )
         except discord.HTTPException as exc:
             log.info("job %d: could not follow up on the Confirm (%s); sending a DM", job.id, exc)
-            await self.ledger.mark_followup(job.id, None)  # raises: no DM, tried again later
+            try:
+                await self.ledger.mark_followup(job.id, None)
+            except Exception:
+                # The DM goes anyway (it certainly was not told): a DM is found again by its
+                # mark, so a later attempt does not repeat it whatever this write did.
+                log.warning("job %d: could not take back its follow-up mark", job.id,
+                            exc_info=True)
             return False
         return True
 

@@ -261,8 +261,13 @@ async def test_sigterm_mid_job_leaves_it_resumable(deployment):
 
 
 # -- every outcome reaches the member, even across a crash ---------------------------------
-# Each refund path, killed between the refund (committed) and the message to the member: the
-# message is held at the fake Discord, so the dead process never delivers it.
+# Each refund path, killed between the refund (committed) and the message to the member. A
+# channel message or DM is held at the fake Discord, so the dead process never delivers it: the
+# next one posts it, once. The reason told on the member's Confirm (an ephemeral follow-up, in
+# no history: it cannot be looked for) is held after Discord made it, as when the process dies
+# before hearing back: the next one must not tell it again (its intent was written first; a
+# follow-up that never left is then told by the card alone, see
+# test_a_follow_up_that_never_left_is_not_repeated).
 
 # The video or a DM (a channel message), or the failure told on the member's Confirm (a
 # follow-up on its interaction's webhook).
@@ -273,10 +278,27 @@ async def test_kill_between_a_provider_failure_refund_and_the_message(deployment
     d = deployment
     d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
     await d.start()
-    message, held = await d.confirm_with_the_message_held()
+    message, held = await d.confirm_with_the_message_held(before=False)  # a follow-up
     assert (d.job_states(), d.told()) == (["failed"], [False])
     await d.kill()
     await d.told_once_after_restart(message, "content rules")
+    assert d.ledger() == {1: [("reserve", 170), ("refund", -170)]}
+    held.set()
+
+
+async def test_a_follow_up_that_never_left_is_not_repeated(deployment):
+    """The trade-off of telling once: a process killed after writing its intent to follow up
+    but before Discord made the message leaves the member told by the card alone (failed,
+    refunded in full; /jobs says so too), never twice: no follow-up can be looked for."""
+    d = deployment
+    d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
+    await d.start()
+    message, held = await d.confirm_with_the_message_held()  # never reaches Discord
+    await d.kill()
+    await d.start()
+    await d.fake.wait_for(lambda: all(d.told()), timeout=20)
+    assert d.fake.messages[message.id].embeds[0]["title"] == "Couldn't make this video"
+    assert d.notices() == []
     assert d.ledger() == {1: [("reserve", 170), ("refund", -170)]}
     held.set()
 
@@ -286,7 +308,7 @@ async def test_kill_between_a_deadline_refund_and_the_message(deployment):
     d.env = {"JOB_TIMEOUT_SECONDS": "1"}
     d.api.plan_next(Plan(statuses=[1]))  # renders forever
     await d.start()
-    message, held = await d.confirm_with_the_message_held()
+    message, held = await d.confirm_with_the_message_held(before=False)  # a follow-up
     assert (d.job_states(), d.told()) == (["expired"], [False])
     await d.kill()
     await d.told_once_after_restart(message, "too long")
@@ -327,7 +349,7 @@ async def test_kill_between_a_cancel_refund_and_the_message(deployment):
     listing = await d.fake.wait_for_message(
         lambda m: m.interaction_id == listing_call.id and bool(m.components), timeout=20
     )
-    held = d.fake.hold("POST", FAILURE_POST, before=True)
+    held = d.fake.hold("POST", FAILURE_POST, before=False)  # a follow-up on the Confirm
     await d.fake.click(listing.id, "animate:jobcancel:2", user=MEMBER)
     await d.fake.wait_for(lambda: d.fake.held, timeout=20)
     assert d.job_states() == ["running", "failed"]
@@ -343,7 +365,7 @@ async def test_sigterm_while_telling_a_failure_tells_it_after_the_restart(deploy
     d = deployment
     d.api.plan_next(Plan(statuses=[1, 3], error="content policy"))
     await d.start()
-    message, held = await d.confirm_with_the_message_held()
+    message, held = await d.confirm_with_the_message_held(before=False)  # a follow-up
     assert await d.stop() == 0  # a graceful stop cancels the message in progress
     assert d.told() == [False]
     await d.told_once_after_restart(message, "content rules")

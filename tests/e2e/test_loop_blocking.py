@@ -24,6 +24,9 @@ async def test_a_full_flow_never_blocks_the_loop_for_100_ms(tmp_path, caplog):
         loop.set_debug(False)
     slow = [r.getMessage() for r in caplog.records
             if r.name == "asyncio" and "took" in r.getMessage()]
-    # The fakes run on the same loop; only the bot's own code is held to the rule.
-    ours = [m for m in slow if "tests/fakes" not in m and "fake_" not in m]
+    # The fakes run on the same loop; only the bot's own code is held to the rule. asyncio's
+    # own accept step (a socket and a protocol object, no bot code) is left out too: on a
+    # loaded 2-core machine it was once descheduled for 194 ms mid-step.
+    ours = [m for m in slow if "tests/fakes" not in m and "fake_" not in m
+            and "_accept_connection2" not in m]
     assert ours == [], ours

@@ -64,6 +64,7 @@ class Fleet:
         self._detail = detail
         self.lease_seconds = lease_seconds
         self._lease_renewed = -math.inf  # loop time of the last renewal that succeeded
+        self._rejoined = -math.inf  # loop time we joined again after our lease ran out
         self.lease_task: asyncio.Task[None] | None = None
 
     @property
@@ -79,6 +80,18 @@ class Fleet:
             return True  # not in a fleet (a runner that was never started)
         age = asyncio.get_running_loop().time() - self._lease_renewed
         return age < self.lease_seconds * 2 / 3
+
+    @property
+    def settled(self) -> bool:
+        """Whether to take over the jobs of processes whose lease ran out. Not while our own
+        lease is in doubt, nor for a lease after it had run out: the database was away (or we
+        stalled), and the others' leases most likely ran out for the same reason; they come
+        back within a round and keep their jobs, rather than the first process back taking
+        the whole fleet's work at its share of the provider's rate. The jobs of a process that
+        really died are taken over a lease later."""
+        if not self.holds_lease:
+            return False
+        return asyncio.get_running_loop().time() - self._rejoined >= self.lease_seconds
 
     async def enter(self) -> None:
         """Take the place of a predecessor on this machine that died, and join."""
@@ -185,6 +198,7 @@ class Fleet:
         # taken some of our jobs. Keep only those still ours.
         log.warning("job lease had run out; taking back only the jobs nobody took over")
         await self._join()
+        self._rejoined = asyncio.get_running_loop().time()
         # Counted out meanwhile, the others' shares add up to the whole MAX_PROVIDER_RPS:
         # quiet for one round of theirs, as a newcomer is.
         self._counted_fleet = False

@@ -222,7 +222,11 @@ class JobRunner:
         """Every third of a lease: take over what is owed, and take up again what is ours but
         worked by nothing here."""
         self.line.held_back = False  # a missed notice delays a waiting job one round
-        await self.resume()
+        if self.fleet.settled:
+            await self.resume()
+        else:
+            log.info("not taking over jobs this round: our lease is in doubt or just renewed "
+                     "after running out (the others are most likely coming back too)")
         await self._sweep()
         await self._hand_back()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
@@ -24,7 +25,16 @@ from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
 from bot.web import WebServer
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
-from tests.helpers import NOW, RecordingNotifier, api_create, confirmed_job, runner_on, until
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.helpers import (
+    LEASE,
+    NOW,
+    RecordingNotifier,
+    api_create,
+    confirmed_job,
+    runner_on,
+    until,
+)
 from tests.postgres import proxied
 
 # Polling alone would take a minute: only the catch-up can end a job within the tests' time.
@@ -225,3 +235,43 @@ async def test_a_job_taken_over_after_its_callback_is_asked_about_before_routine
             assert await told.wait("delivered", poked.id, timeout=5) == "delivered"
         finally:
             await runner.close()
+
+
+async def test_after_an_outage_longer_than_a_lease_each_process_keeps_its_own_jobs():
+    """Every lease ran out during the outage, through no process's death: the first process
+    back must not take over the jobs of the others, which come back a moment later (one
+    process would then hold the whole fleet's work at its third of the provider's rate)."""
+    async with (
+        proxied() as (url, via_a, proxy_a), FakeShortAPI() as api,
+        aiohttp.ClientSession() as session,
+    ):
+        parts = urlsplit(url)
+        proxy_b = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy_b.start()
+        via_b = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy_b.port}"))
+        try:
+            async with (
+                runner_on(via_a, api, session, poll_interval=SLOW_POLL) as (a, ledger_a, _),
+                runner_on(via_b, api, session, poll_interval=SLOW_POLL) as (b, ledger_b, _),
+            ):
+                api.default_plan = Plan(statuses=[1])
+                first, second = await confirmed_job(ledger_a), await confirmed_job(ledger_b)
+                a.submit(first)
+                b.submit(second)
+
+                async def both_running() -> bool:
+                    return {(await ledger_a.get_job(j.id)).state for j in (first, second)} == {
+                        "running"}
+
+                await until(both_running, 20)
+                await proxy_a.cut()
+                await proxy_b.cut()
+                await asyncio.sleep(LEASE + 2)  # the outage, longer than a lease
+                await proxy_a.restore()
+                await asyncio.sleep(LEASE * 2 / 3)  # b is back a moment after a
+                await proxy_b.restore()
+                await asyncio.sleep(LEASE)  # a lease round or three of both
+                assert await ledger_a.held_jobs(a.worker_id) == {first.id}
+                assert await ledger_b.held_jobs(b.worker_id) == {second.id}
+        finally:
+            await proxy_b.close()

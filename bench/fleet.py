@@ -414,7 +414,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             orphans: set[int] = set()
             takeover: float | None = None
             victim: int | None = None
-            deadline = started + (1200 + 120 + args.render_max) * scale + 120
+            # A job costs the provider a create and a query: at MAX_PROVIDER_RPS the fleet
+            # needs jobs * 2 / cap product seconds; give it twice that to finish.
+            at_cap = args.jobs * 2 / args.max_provider_rps
+            deadline = started + max(1200 + 120, at_cap * 2) * scale + (
+                args.render_max * scale + 120)
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
                 counts = await ledger.job_counts()
@@ -521,6 +525,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             fault_report["fault_events"] = faults_events
     api_times = [t for t, endpoint, _ in stats["requests"] if endpoint in ("create", "query")]
+    creates = sorted(t for t, endpoint, _ in stats["requests"] if endpoint == "create")
+    create_span = (creates[-1] - creates[0]) / scale if len(creates) > 1 else 0.0
+    api_span = (max(api_times) - min(api_times)) / scale if len(api_times) > 1 else 0.0
     duplicates = sum(n - 1 for n in posts.values() if n > 1) + int(stats["duplicate_creates"])
     ended = sum(counts.get(state, 0) for state in ("delivered", "failed", "expired"))
     return {
@@ -532,6 +539,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "duplicates": duplicates,
         "provider_rps_max": max_in_window(api_times, 1.0 * scale),
         "max_provider_rps": args.max_provider_rps,
+        # Product time, from the first create to the last: each job costs a create and (when
+        # its callback comes) a query, so creates go at most at half the cap.
+        "creates_per_s": rounded(len(creates) / create_span, 2) if create_span else None,
+        "provider_rps_mean": rounded(len(api_times) / api_span, 2) if api_span else None,
         "done_to_posted_p99_s": rounded(percentile(done_to_posted, 99), 2),
         "done_to_posted_p50_s": rounded(percentile(done_to_posted, 50), 2),
         "done_to_posted_p99_s_not_on_killed": rounded(percentile(survivors, 99), 2),

@@ -1,5 +1,7 @@
 """Builders and small tools shared by the tests: quotes and jobs, a job runner with a notifier
-that records what it was told, free and closed ports, waiting for what another process writes."""
+that records what it was told (on a database URL, or started with the fake ShortAPI and a clock
+the test moves), a database outage for named ledger methods, a coroutine that fails first,
+free and closed ports, waiting for what another process writes."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Secret
+from bot.errors import DatabaseUnavailable
 from bot.jobs import JobRunner
 from bot.ledger import Job, Ledger, Quote
 from bot.pricing import VideoOptions, price_mills
+from bot.ratelimit import RateLimiter
 from bot.shortapi import ShortAPIClient
-from tests.fakes.fake_shortapi import FakeShortAPI
+from tests.fakes.fake_shortapi import FakeShortAPI, Plan
 
 NOW = 1_800_000_000.0  # a fixed moment (2027-01-15 08:00 UTC), so day boundaries are stable
 GUILD = 2000
@@ -186,3 +190,104 @@ async def api_create(api: FakeShortAPI) -> str:
     ) as response:
         body = await response.json()
     return str(body["data"]["job_id"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return NOW + self.offset
+
+
+def paced_runner(ledger, session, fake, notifier, *, rps: float, poll_interval: float):
+    """A runner whose provider requests go through a real rate limiter, as in production."""
+    api = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=RateLimiter(rps))
+    return JobRunner(ledger, api, notifier, poll_interval=poll_interval, clock=lambda: NOW,
+                     max_active=100, max_active_per_user=100, provider_rps=rps)
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path, **runner_args):
+    """A started runner on a fresh database and the fake ShortAPI; closed (runner first)."""
+    async with (
+        FakeShortAPI() as fake,
+        aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "db.sqlite") as ledger,
+    ):
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        notifier = RecordingNotifier()
+        clock = Clock()
+        runner = JobRunner(ledger, api, notifier, poll_interval=0.01, clock=clock, **runner_args)
+        await runner.start()
+        try:
+            yield fake, ledger, notifier, runner, clock
+        finally:
+            await runner.close()
+
+
+class Outage:
+    """The database away for the ledger methods named: each raises ``DatabaseUnavailable``
+    while ``down``, or its first ``times`` calls (a write whose outcome is unknown)."""
+
+    def __init__(self, ledger: Ledger, *names: str, times: int | None = None) -> None:
+        self.down = times is None
+        self.left = times
+        for name in (*names, "ping"):
+            real = getattr(ledger, name)
+            setattr(ledger, name, self._failing(real))
+
+    def _failing(self, real):  # type: ignore[no-untyped-def]
+        async def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.left:
+                self.left -= 1
+                raise DatabaseUnavailable()
+            if self.down:
+                raise DatabaseUnavailable()
+            return await real(*args, **kwargs)
+        return call
+
+
+@contextlib.asynccontextmanager
+async def slow_polling(tmp_path):
+    """A runner whose routine polls are a minute apart: only a prompt retry ends a job within
+    a test's time. A job is at the provider (rendering) when it yields."""
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        notifier = RecordingNotifier()
+        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
+        runner = JobRunner(ledger, api, notifier, poll_interval=60, clock=lambda: NOW)
+        await runner.start()
+        try:
+            plan = Plan(statuses=[1])
+            fake.plan_next(plan)
+            at_provider = asyncio.Event()
+            mark_running = ledger.mark_running
+
+            async def running(*args: object) -> Job:
+                job = await mark_running(*args)  # type: ignore[arg-type]
+                at_provider.set()
+                return job
+
+            ledger.mark_running = running  # type: ignore[method-assign]
+            job = await confirmed_job(ledger)
+            runner.submit(job)
+            await asyncio.wait_for(at_provider.wait(), 10)
+            yield ledger, notifier, runner, plan, job
+        finally:
+            await runner.close()
+            await ledger.close()
+
+
+def failing_first(real, error: Exception, times: int = 1):
+    """``real`` (a coroutine function), raising ``error`` on its first ``times`` calls."""
+    left = times
+
+    async def call(*args, **kwargs):
+        nonlocal left
+        if left:
+            left -= 1
+            raise error
+        return await real(*args, **kwargs)
+
+    return call

@@ -1,0 +1,65 @@
+"""Fleet membership (``bot.jobs.fleet``): a process's share of the fleet's provider rate."""
+
+import math
+
+import pytest
+
+from bot.jobs import JobRunner
+from bot.ledger import Ledger
+from tests.helpers import (
+    RecordingNotifier,
+)
+
+
+@pytest.mark.parametrize(("others", "quiet"), [(0, False), (2, True)])
+async def test_a_process_joining_a_fleet_sends_nothing_until_the_others_made_room(
+    tmp_path, others, quiet
+):
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        for n in range(others):  # processes already running, each sending its share
+            await ledger.join_fleet(f"other-{n}", 30, host="elsewhere", pid=n + 1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        await runner.close()
+    processes, quiet_for = shares[0]
+    assert processes == others + 1
+    # The others count a newcomer within a third of a lease; until then it is quiet.
+    assert (quiet_for >= 30 / 3) if quiet else quiet_for == 0
+
+
+async def test_a_process_whose_lease_ran_out_is_quiet_like_a_newcomer_when_it_rejoins(tmp_path):
+    """During an outage longer than a lease the others count it out and share the whole
+    MAX_PROVIDER_RPS among themselves; back at its old share it would send over the cap
+    (bench.inflight --db-faults measured 13 requests a second against 10)."""
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        await runner.fleet.share()
+        assert shares[-1] == (2, 0.0)  # counted, not quiet any more
+        await ledger.join_fleet(runner.worker_id, -1, host="h", pid=1, detail="")  # ran out
+        await runner.fleet._renew()
+        await runner.fleet.share()
+        await runner.close()
+    assert shares[-1][0] == 2
+    assert shares[-1][1] >= 30 / 3
+
+
+async def test_a_process_whose_lease_is_lapsing_sends_nothing_until_counted_again(tmp_path):
+    """The others count a process out once its lease has run out and take its share: if it
+    still sent at its old share (the database away, so it could not renew), the fleet went
+    over MAX_PROVIDER_RPS (bench.inflight --db-faults --kill-one measured 14 against 10)."""
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        runner.fleet._lease_renewed = -math.inf  # not renewed for a long while
+        await runner.fleet.share()
+        await runner.close()
+    assert shares[-1] == (2, 30 / 3 + 2)

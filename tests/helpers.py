@@ -29,6 +29,9 @@ NOW = 1_800_000_000.0  # a fixed moment (2027-01-15 08:00 UTC), so day boundarie
 GUILD = 2000
 USER = 4242
 LEASE = 3.0  # the smallest allowed: takeovers within seconds
+# A create's arguments at the provider, as the bot sends them.
+ARGS = {"prompt": "a cat", "image": "https://cdn.example/cat.png", "resolution": "720p",
+        "duration": "5", "aspect_ratio": "16:9", "generate_audio": False, "multi_shot": False}
 
 _ids = itertools.count(1)
 

@@ -125,3 +125,23 @@ def test_a_fleet_whose_shares_are_one_request_per_window_or_more_paces_itself():
     assert not limiter.share(10, 10, turn=turn, settle=0)
     assert limiter.share(10, 11, turn=turn, settle=0)
     assert not limiter.share(0.5, 1, turn=turn, settle=0)  # alone: spacing suffices
+
+
+async def test_the_cap_holds_where_the_requests_arrive_when_the_network_delays_some():
+    # Two processes at 5 per 0.5 s window each (a cap of 10). The provider counts a request when
+    # it arrives: one that leaves on time after one that was delayed 30 ms on its way must
+    # still fall outside the delayed one's window (bench.fleet saw 11 against 10).
+    window = 0.5
+    limiters = [RateLimiter(10 / window / 2, window=window) for _ in range(2)]
+    loop = asyncio.get_running_loop()
+    arrived: list[float] = []
+
+    async def burst(limiter: RateLimiter) -> None:
+        for index in range(16):
+            await limiter.acquire()
+            arrived.append(loop.time() + (0.03 if index % 10 == 0 else 0.0))
+
+    await asyncio.gather(*(burst(limiter) for limiter in limiters))
+    arrived.sort()
+    busiest = max(sum(1 for t in arrived if start <= t < start + window) for start in arrived)
+    assert busiest <= 10

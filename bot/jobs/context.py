@@ -111,17 +111,22 @@ class Context:
             except DatabaseUnavailable:
                 log.warning("job %d: %s: the database did not answer; reading it back",
                             job_id, what)
-            while True:
-                await self.pause(delay)
-                delay = min(RETRY_MAX, delay * 2)
-                try:
-                    job = await self.ledger.get_job(job_id)
-                except DatabaseUnavailable:
-                    continue
-                break
+            job, delay = await self.read_back(job_id, delay)
             if landed(job):
                 log.info("job %d: %s had landed", job_id, what)
                 return job
+
+    async def read_back(self, job_id: int, delay: float = RETRY_FIRST) -> tuple[Job, float]:
+        """The job as the database has it, after it did not answer: asked again after
+        ``delay`` s, doubling up to RETRY_MAX (or as soon as it answers, ``pause``). Returns the
+        job and the next delay, for a caller that may have to wait again."""
+        while True:
+            await self.pause(delay)
+            delay = min(RETRY_MAX, delay * 2)
+            try:
+                return await self.ledger.get_job(job_id), delay
+            except DatabaseUnavailable:
+                continue
 
     def _enter(self, job_id: int) -> None:
         self.working[job_id] = self.working.get(job_id, 0) + 1

@@ -178,15 +178,7 @@ class Delivery:
             return await self._notifier.deliver(job, path)
 
     async def _deliver_when_database_answers(self, job_id: int) -> None:
-        delay = RETRY_FIRST
-        while True:
-            await self._ctx.pause(delay)
-            delay = min(RETRY_MAX, delay * 2)
-            try:
-                job = await self._ctx.ledger.get_job(job_id)
-            except DatabaseUnavailable:
-                continue
-            break
+        job, _ = await self._ctx.read_back(job_id)
         if job.state == SUCCEEDED:
             await self.deliver(job)
 

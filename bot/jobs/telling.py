@@ -13,7 +13,7 @@ from typing import Final
 
 from bot.errors import DatabaseUnavailable, StateConflict
 from bot.i18n import Msg, loads, msg
-from bot.jobs.context import RETRY_FIRST, RETRY_MAX, Context, Notifier
+from bot.jobs.context import Context, Notifier
 from bot.ledger import Job
 from bot.lifecycle import DELIVERED
 
@@ -72,15 +72,7 @@ class Teller:
                            name=f"tell-{job.id}")
 
     async def _tell_when_database_answers(self, job_id: int, attempt: int) -> None:
-        delay = RETRY_FIRST
-        while True:
-            await self._ctx.pause(delay)
-            delay = min(RETRY_MAX, delay * 2)
-            try:
-                job = await self._ctx.ledger.get_job(job_id)
-            except DatabaseUnavailable:
-                continue
-            break
+        job, _ = await self._ctx.read_back(job_id)
         if job.told_at is None:
             await self.tell(job, attempt)
 

@@ -18,6 +18,7 @@ from tests.helpers import (
     RecordingNotifier,
     confirmed_job,
     paced_runner,
+    slow_polling,
 )
 
 
@@ -98,43 +99,20 @@ async def test_a_callbacks_poll_that_meets_a_database_outage_is_made_again_withi
 ):
     """A callback woke the job, but the database went away under its poll: the poll is made
     again (urgently) within seconds, not at the next routine poll a minute later."""
-    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
-        ledger = await Ledger.open(tmp_path / "db.sqlite")
-        notifier = RecordingNotifier()
-        api = ShortAPIClient(session, fake.base_url, Secret(fake.key), backoff_base=0.01)
-        runner = JobRunner(ledger, api, notifier, poll_interval=60, clock=lambda: NOW)
-        await runner.start()
-        try:
-            plan = Plan(statuses=[1])
-            fake.plan_next(plan)
-            at_provider = asyncio.Event()
-            mark_running = ledger.mark_running
+    async with slow_polling(tmp_path) as (ledger, notifier, runner, plan, job):
+        real = ledger.get_job
+        reads = 0
+        # The poll reads the job before its query and again after it.
+        failing_read = 1 if fails == "before the query" else 2
 
-            async def running(*args: object) -> Job:
-                job = await mark_running(*args)  # type: ignore[arg-type]
-                at_provider.set()
-                return job
+        async def get_job(job_id: int) -> Job:
+            nonlocal reads
+            reads += 1
+            if reads == failing_read:
+                raise DatabaseUnavailable()
+            return await real(job_id)
 
-            ledger.mark_running = running  # type: ignore[method-assign]
-            job = await confirmed_job(ledger)
-            runner.submit(job)
-            await asyncio.wait_for(at_provider.wait(), 10)
-            real = ledger.get_job
-            reads = 0
-            # The poll reads the job before its query and again after it.
-            failing_read = 1 if fails == "before the query" else 2
-
-            async def get_job(job_id: int) -> Job:
-                nonlocal reads
-                reads += 1
-                if reads == failing_read:
-                    raise DatabaseUnavailable()
-                return await real(job_id)
-
-            ledger.get_job = get_job  # type: ignore[method-assign]
-            plan.statuses = [2]
-            runner.poke(job.id)
-            assert await notifier.wait("delivered", job.id, timeout=10) == "delivered"
-        finally:
-            await runner.close()
-            await ledger.close()
+        ledger.get_job = get_job  # type: ignore[method-assign]
+        plan.statuses = [2]
+        runner.poke(job.id)
+        assert await notifier.wait("delivered", job.id, timeout=10) == "delivered"

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 # waits for whichever process has room, so the fleet sends at its whole rate, in confirm order.
 WAITING_ROUNDS = 2
 WAITING_MIN = 5
+# The started jobs of a process that died are shared out over the live ones for this many
+# leases after its lease ran out (each process takes over its part at its next round, a third
+# of a lease apart), then they are anyone's: every process asks the provider about its part at
+# its share of the rate, rather than one process about all of them at its share.
+SHARED_FOR_LEASES = 0.5
 
 
 class JobRunner:
@@ -142,7 +147,8 @@ class JobRunner:
         waiting = await self._waiting_share()
         self.line.max_starting = waiting
         claimed = await self._ctx.ledger.claim_jobs(
-            self.worker_id, waiting=waiting, max_per_user=self._max_per_user
+            self.worker_id, waiting=waiting, max_per_user=self._max_per_user,
+            shared_for=self.fleet.lease_seconds * SHARED_FOR_LEASES,
         )
         for job in claimed:
             if self.line.holds(job.id):
@@ -210,7 +216,9 @@ class JobRunner:
                 name=f"refund-{job.id}",
             )
         elif job.state == RUNNING:
-            self.scheduler.schedule(job.id, 0.0)
+            # Its callback may have been lost with its last holder (or while nothing here
+            # followed it): asked about ahead of our routine polls, oldest first.
+            self.scheduler.ask_first(job.id)
             if job.poked_at is not None:
                 # A callback came for it that its last holder may not have acted on (it died,
                 # or lost its lease in an outage): asked about first, ahead of routine polls.

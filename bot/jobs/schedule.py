@@ -29,6 +29,8 @@ ROUTINE_POLLS_PER_RPS: Final = 2.0
 # goes through: its job finished, and routine polling may be a minute away. Few jobs are in
 # this case (a callback that arrives during the outage waits in the web server instead).
 URGENT_RETRY: Final = 1.0
+# The due time of a poll asked first (``ask_first``): before any time of the event loop.
+FIRST: Final = -1.0
 
 
 class Scheduler:
@@ -59,7 +61,16 @@ class Scheduler:
         if job_id in self._poked:
             self._poked.discard(job_id)
             delay = 0.0
-        due = asyncio.get_running_loop().time() + delay
+        self._due_by(job_id, asyncio.get_running_loop().time() + delay)
+
+    def ask_first(self, job_id: int) -> None:
+        """Poll ``job_id`` ahead of every routine poll that is due (jobs asked first go in
+        order of id, the oldest first): a job taken over, or one nothing here followed, whose
+        callback may have been lost. A callback's poll (``poke``) still goes before it."""
+        self._poked.discard(job_id)
+        self._due_by(job_id, FIRST)
+
+    def _due_by(self, job_id: int, due: float) -> None:
         if job_id in self._due_at and self._due_at[job_id] <= due:
             return
         self._due_at[job_id] = due  # an older, later heap entry for this job is now stale

@@ -116,7 +116,7 @@ class Leases:
 
     async def claim_jobs(
         self, worker: str, *, limit: int = 1000, waiting: int | None = None,
-        max_per_user: int = 1000,
+        max_per_user: int = 1000, shared_for: float | None = None,
     ) -> list[Job]:
         """Take the jobs owed work (unfinished, or final and untold) that nobody works (no
         owner, or an owner whose lease ran out), oldest first; returns them as now ``worker``'s.
@@ -127,21 +127,29 @@ class Leases:
         rate while the others idle. A job whose member cannot start another now (their
         ``max_per_user`` jobs hold slots) does not count, and every waiting job older than the
         youngest one held here is taken whatever the room (the oldest jobs are always held by
-        someone). None: every reserved job (one process)."""
+        someone). None: every reserved job (one process).
+
+        ``shared_for``: for this many seconds after a worker's lease ran out, its started jobs
+        are shared out over the live workers (each takes those whose id falls to it), so that
+        every process asks the provider about its part at its share of the rate, rather than
+        the first to look taking them all; after that (a worker that did not claim its part)
+        anyone takes them. None: the first to look takes them all."""
         async with self.db.transaction() as db:
+            part, part_args = await self._part_of(db, worker, shared_for)
             if waiting is None:
                 rows = await db.fetchall(
                     f"SELECT id FROM jobs WHERE {_OWED} "  # noqa: S608
                     f"AND (owner IS NULL OR owner NOT IN ({self._live()})) "
+                    f"AND (state = 'reserved' OR {part}) "
                     f"ORDER BY id LIMIT ?{self.db.skip_locked}",
-                    (limit,),
+                    (*part_args, limit),
                 )
                 return await _take(db, worker, [int(row["id"]) for row in rows])
             rows = await db.fetchall(
                 f"SELECT id FROM jobs WHERE {_OWED} AND state != 'reserved' "  # noqa: S608
-                f"AND (owner IS NULL OR owner NOT IN ({self._live()})) "
+                f"AND (owner IS NULL OR owner NOT IN ({self._live()})) AND {part} "
                 f"ORDER BY id LIMIT ?{self.db.skip_locked}",
-                (limit,),
+                (*part_args, limit),
             )
             held = await db.fetchone(
                 f"SELECT COUNT(*) AS n, MAX(j.id) AS newest FROM jobs j "  # noqa: S608
@@ -166,6 +174,27 @@ class Leases:
                     (room,),
                 )
             return await _take(db, worker, sorted(int(row["id"]) for row in rows))
+
+    async def _part_of(
+        self, db: Connection, worker: str, shared_for: float | None
+    ) -> tuple[str, tuple[object, ...]]:
+        """SQL (and its parameters): a started job this worker may take over now. With
+        ``shared_for``, the jobs of a lease that ran out less than that long ago are shared by
+        id over the live workers (sorted by id, this one counted in)."""
+        if shared_for is None:
+            return "1 = 1", ()
+        rows = await db.fetchall(
+            f"SELECT id FROM workers WHERE lease_until > {self.db.now_sql} ORDER BY id"  # noqa: S608
+        )
+        live = sorted({str(row["id"]) for row in rows} | {worker})
+        if len(live) == 1:
+            return "1 = 1", ()
+        recent = (f"SELECT id FROM workers "  # noqa: S608
+                  f"WHERE lease_until > {self.db.now_sql} - ?")
+        return (
+            f"(id % ? = ? OR owner IS NULL OR owner NOT IN ({recent}))",
+            (len(live), live.index(worker), shared_for),
+        )
 
     async def hand_back(
         self, worker: str, queued: list[int], *, keep: int, max_per_user: int = 1000

@@ -103,6 +103,31 @@ async def test_a_rendering_job_is_taken_over_and_delivered_once(database_url, ho
             assert taken < LEASE  # handed back at once: the next claim round takes it
 
 
+async def test_a_dead_processes_rendering_jobs_are_shared_out_over_the_live_ones(database_url):
+    async with FakeShortAPI() as api, aiohttp.ClientSession() as session:
+        for _ in range(8):
+            api.plan_next(Plan(statuses=[1]))  # rendering until the test ends
+        async with runner_on(database_url, api, session, max_active=8,
+                             max_active_per_user=8) as (a, ledger_a, _):
+            jobs = [await confirmed_job(ledger_a, limit=10**6) for _ in range(8)]
+            for job in jobs:
+                a.submit(job)
+            await api.wait_for(lambda: len(set(api.queries)) == 8)
+            async with runner_on(database_url, api, session) as (b, ledger_b, _), \
+                    runner_on(database_url, api, session) as (c, ledger_c, _):
+                await die(a)
+                deadline = asyncio.get_running_loop().time() + LEASE * 3
+                while await ledger_a.held_jobs(a.worker_id):
+                    assert asyncio.get_running_loop().time() < deadline, "never taken over"
+                    await asyncio.sleep(0.05)
+                held_b = await ledger_b.held_jobs(b.worker_id)
+                held_c = await ledger_c.held_jobs(c.worker_id)
+        assert held_b | held_c == {job.id for job in jobs}
+        # Each its part (half, unless a round came late), not the first to look all eight.
+        assert held_b
+        assert held_c
+
+
 async def ledger_rows(database_url: str, job_id: int) -> list[dict[str, object]]:
     async with await Ledger.open(database_url) as ledger:
         assert await ledger.check() == []
@@ -261,6 +286,49 @@ async def test_a_dead_workers_started_jobs_are_claimed_whatever_the_room(databas
         await b.join_fleet("b", 30, host="h", pid=2, detail="")
         taken = [job.id for job in await b.claim_jobs("b", waiting=1)]
         assert taken == [job.id for job in jobs]
+
+
+async def _three_with_a_dead_one(database_url, died: float) -> tuple[list[Ledger], list[int]]:
+    """Workers a and b live; c held 12 started jobs and its lease ran out ``died`` s ago."""
+    ledgers = [await Ledger.open(database_url) for _ in range(3)]
+    a, b, c = ledgers
+    jobs = [await confirmed_job(a, limit=10**6, user_id=300 + i) for i in range(12)]
+    await c.join_fleet("c", 30, host="h", pid=3, detail="")
+    await c.claim_jobs("c")
+    for job in jobs:
+        await c.mark_submitting(job.id, NOW)
+    await a.join_fleet("a", 30, host="h", pid=1, detail="")
+    await b.join_fleet("b", 30, host="h", pid=2, detail="")
+    await c.join_fleet("c", -died, host="h", pid=3, detail="")
+    return ledgers, [job.id for job in jobs]
+
+
+async def test_a_dead_workers_started_jobs_are_shared_out_over_the_live_workers(database_url):
+    ledgers, jobs = await _three_with_a_dead_one(database_url, died=1)
+    a, b, _ = ledgers
+    try:
+        first = [job.id for job in await a.claim_jobs("a", waiting=1, shared_for=30)]
+        assert len(first) == 6  # its half, not all twelve
+        assert await a.claim_jobs("a", waiting=1, shared_for=30) == []  # the rest is b's
+        second = [job.id for job in await b.claim_jobs("b", shared_for=30)]
+        assert sorted(first + second) == jobs
+        assert await a.held_jobs("a") == set(first)
+        assert await b.held_jobs("b") == set(second)
+    finally:
+        for ledger in ledgers:
+            await ledger.close()
+
+
+async def test_the_part_of_a_worker_that_did_not_claim_it_is_anyones_after_the_sharing(
+    database_url,
+):
+    ledgers, jobs = await _three_with_a_dead_one(database_url, died=31)
+    a, _, _ = ledgers
+    try:
+        assert [job.id for job in await a.claim_jobs("a", shared_for=30)] == jobs
+    finally:
+        for ledger in ledgers:
+            await ledger.close()
 
 
 async def test_a_member_at_their_cap_does_not_take_up_the_room(database_url):

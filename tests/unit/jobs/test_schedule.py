@@ -116,3 +116,41 @@ async def test_a_callbacks_poll_that_meets_a_database_outage_is_made_again_withi
         plan.statuses = [2]
         runner.poke(job.id)
         assert await notifier.wait("delivered", job.id, timeout=10) == "delivered"
+
+
+async def test_a_job_asked_first_goes_ahead_of_every_overdue_routine_poll_oldest_first():
+    """A job taken over (its callback perhaps lost with its last holder) is asked about before
+    the routine polls already due here, whatever their due time."""
+    from bot.jobs.context import Context
+    from bot.jobs.schedule import Scheduler
+
+    asked: list[int] = []
+    counted = asyncio.Condition()
+    answer = asyncio.Event()
+
+    async def poll(job_id: int) -> None:
+        async with counted:
+            asked.append(job_id)
+            counted.notify_all()
+        await answer.wait()
+
+    async def until_asked(n: int) -> None:
+        async with counted:
+            await asyncio.wait_for(counted.wait_for(lambda: len(asked) >= n), 5)
+
+    ctx = Context(None, lambda: NOW)  # type: ignore[arg-type]  # the scheduler reads no ledger
+    scheduler = Scheduler(ctx, poll_interval=3600, provider_rps=1, poll=poll)  # 2 polls at once
+    for job_id in range(1, 7):
+        scheduler.schedule(job_id, 0.0)  # overdue by the time the loop looks
+    loop = asyncio.create_task(scheduler.run())
+    try:
+        await until_asked(2)
+        scheduler.ask_first(99)
+        scheduler.ask_first(50)
+        answer.set()
+        await until_asked(8)
+        assert asked == [1, 2, 50, 99, 3, 4, 5, 6]
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await ctx.tasks.cancel_all()

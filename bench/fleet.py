@@ -123,7 +123,8 @@ async def worker(args: argparse.Namespace) -> None:
             return None
 
         server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(),
-                           wake=runner.wake, health=nothing, refresh_metrics=refresh)
+                           wake=runner.wake, wake_by_tokens=runner.wake_by_tokens,
+                           health=nothing, refresh_metrics=refresh)
         await server.start()
         assert server.port is not None
         port.append(server.port)

@@ -209,7 +209,8 @@ async def run_mode(args: argparse.Namespace, mode: str) -> dict[str, Any]:
         if callbacks:
             server = WebServer(
                 host="127.0.0.1", port=0, ledger=ledger, metrics=metrics,
-                wake=runner.wake, health=no_health, refresh_metrics=no_refresh,
+                wake=runner.wake, wake_by_tokens=runner.wake_by_tokens, health=no_health,
+                refresh_metrics=no_refresh,
             )
             await server.start()
             stack.push_async_callback(server.close)

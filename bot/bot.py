@@ -227,6 +227,7 @@ class AnimateBot(commands.Bot):
             ledger=self.ledger,
             metrics=self.metrics,
             wake=self.jobs.wake,
+            wake_by_tokens=self.jobs.wake_by_tokens,
             health=self.health,
             refresh_metrics=self.refresh_metrics,
             metrics_token=self.settings.metrics_token,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import re
@@ -26,11 +25,14 @@ MAX_CALLBACK_BYTES: Final = 64 * 1024
 CALLBACK_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # A callback that arrives while the database is away cannot be looked up: it is answered 503
 # with Retry-After (a provider that retries comes back then; ShortAPI documents no retry) and
-# kept here, tried again every REPLAY_FIRST s, doubling up to REPLAY_MAX, until the database
-# answers. At most MAX_KEPT are kept (the oldest go first; polling still finds their jobs).
+# kept here, in memory only, tried again every REPLAY_FIRST s, doubling up to REPLAY_MAX,
+# until the database answers. The first try that reaches it writes every kept callback on its
+# job in one transaction: a process killed a moment later has lost none of them (whoever takes
+# the jobs over asks about them first). At most MAX_KEPT are kept (the oldest go first;
+# polling still finds their jobs).
 RETRY_AFTER_S: Final = 5
 REPLAY_FIRST: Final = 0.5
-REPLAY_MAX: Final = 2.0
+REPLAY_MAX: Final = 1.0
 MAX_KEPT: Final = 10_000
 
 
@@ -38,7 +40,9 @@ class WebServer:
     """Callbacks only *wake* a job: its state is always confirmed by querying ShortAPI.
 
     ``wake(job_id)`` checks the job now, here or wherever it is held; it raises
-    ``DatabaseUnavailable`` when the holder could not be told."""
+    ``DatabaseUnavailable`` when the holder could not be told. ``wake_by_tokens(tokens)`` does
+    the same for the jobs of many callbacks at once (those kept through an outage) and
+    returns their ids."""
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class WebServer:
         ledger: Ledger,
         metrics: Metrics,
         wake: Callable[[int], Awaitable[None]],
+        wake_by_tokens: Callable[[list[str]], Awaitable[list[int]]],
         health: Callable[[], Awaitable[dict[str, Any]]],
         refresh_metrics: Callable[[], Awaitable[None]],
         metrics_token: Secret | None = None,
@@ -57,6 +62,7 @@ class WebServer:
         self._ledger = ledger
         self._metrics = metrics
         self._wake = wake
+        self._wake_by_tokens = wake_by_tokens
         self._kept: dict[str, None] = {}  # tokens of callbacks the database was away for
         self._replay: asyncio.Task[None] | None = None
         self._health = health
@@ -154,18 +160,19 @@ class WebServer:
         while self._kept:
             await asyncio.sleep(delay)
             delay = min(REPLAY_MAX, delay * 2)
-            for token in list(self._kept):
-                try:
-                    await self._woke(token)
-                except DatabaseUnavailable:
-                    break  # still away: the rest waits too
-                except Exception:
-                    log.exception("a kept callback could not be replayed; dropped (its job "
-                                  "is still polled)")
-                with contextlib.suppress(KeyError):
-                    del self._kept[token]
+            tokens = list(self._kept)
+            try:
+                woken = await self._wake_by_tokens(tokens)
+            except DatabaseUnavailable:
+                continue  # still away
+            except Exception:
+                log.exception("%d kept callbacks could not be replayed; dropped (their jobs "
+                              "are still polled)", len(tokens))
             else:
-                log.info("the database answers again: kept callbacks replayed")
+                log.info("the database answers again: %d kept callbacks replayed, %d woke a "
+                         "job (unknown tokens are ignored)", len(tokens), len(woken))
+            for token in tokens:  # those kept meanwhile wait for the next round
+                self._kept.pop(token, None)
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
         report = await self._health()

@@ -353,6 +353,14 @@ class JobRunner:
         if not self._ctx.closing:
             await self._ctx.ledger.poke_holder(job_id)
 
+    async def wake_by_tokens(self, tokens: list[str]) -> list[int]:
+        """``wake`` for the jobs of many provider callbacks at once, by their tokens (those
+        kept through an outage), all written in one transaction: the ids of the jobs woken
+        (none while closing; a token that names no job wakes nothing)."""
+        if self._ctx.closing:
+            return []
+        return await self._ctx.ledger.poke_by_tokens(tokens)
+
     def _poke_here(self, job_id: int) -> None:
         """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored. One that
         waits in our line was perhaps cancelled by another process: look."""

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # A provider callback may reach any process: the one that holds the job hears it here.
 POKE_CHANNEL: Final = "animate_job_poke"
+# Tokens in one statement of ``poke_by_tokens`` (a statement's parameters are bounded).
+TOKENS_PER_STATEMENT: Final = 500
 # A job ended somewhere in the fleet: every process looks whether its waiting line can move.
 SLOT_CHANNEL: Final = "animate_slot_freed"
 # The advisory lock that serialises slot grants across the fleet (no guild has id 0).
@@ -293,6 +295,32 @@ class Leases:
                 (job_id,),
             )
         await self.db.notify(POKE_CHANNEL, str(job_id))
+
+    async def poke_by_tokens(self, tokens: list[str]) -> list[int]:
+        """``poke_holder`` for the job of each provider callback token, all written in one
+        transaction before any is notified: the callbacks kept through an outage are safe
+        on their jobs at the database's first answer. The ids of the jobs; a token that
+        names no job is ignored."""
+        if not tokens:
+            return []
+        woken: list[int] = []
+        async with self.db.transaction() as db:
+            for start in range(0, len(tokens), TOKENS_PER_STATEMENT):
+                chunk = tokens[start:start + TOKENS_PER_STATEMENT]
+                marks = ",".join("?" * len(chunk))
+                await db.execute(
+                    f"UPDATE jobs SET poked_at = {self.db.now_sql} "  # noqa: S608
+                    f"WHERE callback_token IN ({marks})",
+                    chunk,
+                )
+                rows = await db.fetchall(
+                    f"SELECT id FROM jobs WHERE callback_token IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+                woken.extend(int(row["id"]) for row in rows)
+        if woken:
+            await self.db.notify_many(POKE_CHANNEL, [str(job_id) for job_id in woken])
+        return woken
 
     async def take_slot(
         self, job_id: int, *, max_active: int, max_per_user: int, worker: str | None = None

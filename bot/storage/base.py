@@ -113,6 +113,10 @@ class Database(ABC):
         """Tell every process listening on ``channel`` (this one included)."""
 
     @abstractmethod
+    async def notify_many(self, channel: str, payloads: Sequence[str]) -> None:
+        """``notify`` each of ``payloads``, in one statement."""
+
+    @abstractmethod
     async def listen(
         self, channel: str, callback: Callable[[str], None], *,
         missed: Callable[[float], Awaitable[None]] | None = None,

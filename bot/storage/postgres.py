@@ -166,6 +166,13 @@ class PostgresDatabase(Database):
         async with self._begin(single=True) as conn:
             await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
+    async def notify_many(self, channel: str, payloads: Sequence[str]) -> None:
+        async with self._begin(single=True) as conn:
+            await conn.execute(
+                "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+                channel, list(payloads),
+            )
+
     async def listen(
         self, channel: str, callback: Callable[[str], None], *,
         missed: Callable[[float], Awaitable[None]] | None = None,

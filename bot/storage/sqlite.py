@@ -123,6 +123,10 @@ class SQLiteDatabase(Database):
         for callback in list(self._listeners.get(channel, ())):
             callback(payload)
 
+    async def notify_many(self, channel: str, payloads: Sequence[str]) -> None:
+        for payload in payloads:
+            await self.notify(channel, payload)
+
     async def listen(
         self, channel: str, callback: Callable[[str], None], *,
         missed: Callable[[float], Awaitable[None]] | None = None,

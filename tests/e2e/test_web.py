@@ -325,6 +325,11 @@ async def test_a_callback_token_of_the_wrong_shape_is_404_before_any_lookup(
     async def wake(job_id: int) -> None:
         poked.append(job_id)
 
+    async def wake_by_tokens(tokens: list[str]) -> list[int]:
+        woken = await ledger.poke_by_tokens(tokens)
+        poked.extend(woken)
+        return woken
+
     async with await Ledger.open(postgres_url) as ledger:
         lookups: list[str] = []
         real = ledger.job_for_callback
@@ -335,7 +340,8 @@ async def test_a_callback_token_of_the_wrong_shape_is_404_before_any_lookup(
 
         ledger.job_for_callback = job_for_callback  # type: ignore[method-assign]
         server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(),
-                           wake=wake, health=nothing, refresh_metrics=refresh)
+                           wake=wake, wake_by_tokens=wake_by_tokens, health=nothing,
+                           refresh_metrics=refresh)
         await server.start()
         try:
             url = URL(f"http://127.0.0.1:{server.port}/callbacks/{token}", encoded=False)

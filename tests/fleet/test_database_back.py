@@ -41,8 +41,10 @@ from tests.postgres import proxied
 SLOW_POLL = 60.0
 # Longer than every outage here: the leases hold, nobody takes a job over.
 LONG_LEASE = 30.0
-# The database's return -> the job checked (the replay retries every 2 s at most).
+# The database's return -> the job checked (the replay retries every second at most).
 CAUGHT_UP = 10.0
+# Callbacks kept through one outage.
+KEPT = 50
 
 
 async def _nothing() -> dict[str, object]:
@@ -54,8 +56,20 @@ async def _refresh() -> None:
 
 
 @contextlib.asynccontextmanager
-async def web(ledger: Ledger, wake) -> AsyncIterator[WebServer]:  # type: ignore[no-untyped-def]
+async def web(  # type: ignore[no-untyped-def]
+    ledger: Ledger, wake, wake_by_tokens=None,
+) -> AsyncIterator[WebServer]:
+    """The HTTP server; by default the callbacks it kept are poked in the ledger and each of
+    their jobs handed to ``wake`` too, so a test sees them where it sees the others."""
+
+    async def poke_and_wake(tokens: list[str]) -> list[int]:
+        woken = await ledger.poke_by_tokens(tokens)
+        for job_id in woken:
+            await wake(job_id)
+        return woken
+
     server = WebServer(host="127.0.0.1", port=0, ledger=ledger, metrics=Metrics(), wake=wake,
+                       wake_by_tokens=wake_by_tokens or poke_and_wake,
                        health=_nothing, refresh_metrics=_refresh)
     await server.start()
     try:
@@ -117,20 +131,48 @@ async def test_an_unknown_callback_kept_during_an_outage_wakes_nothing_once_back
     async with proxied() as (url, via, proxy), await Ledger.open(via) as ledger:
         woken: asyncio.Queue[int] = asyncio.Queue()
         looked_up = asyncio.Event()
-        real = ledger.job_for_callback
+        real = ledger.poke_by_tokens
 
-        async def job_for_callback(token: str):  # type: ignore[no-untyped-def]
-            job = await real(token)
+        async def poke_by_tokens(tokens: list[str]) -> list[int]:
+            woken = await real(tokens)
             looked_up.set()
-            return job
+            return woken
 
-        ledger.job_for_callback = job_for_callback  # type: ignore[method-assign]
+        ledger.poke_by_tokens = poke_by_tokens  # type: ignore[method-assign]
         async with web(ledger, woken.put) as server:
             await proxy.cut()
             assert (await callback(server, "x" * 32))[0] == 503
             await proxy.restore()
             await asyncio.wait_for(looked_up.wait(), CAUGHT_UP)
             assert woken.empty()
+
+
+async def test_every_callback_kept_through_an_outage_is_on_its_job_at_the_first_write_back():
+    """The process may be killed right after the database's return, and ShortAPI sends no
+    callback twice: the first write that reaches the database writes the poke of every
+    callback kept meanwhile, so whoever takes their jobs over asks about them first (here the
+    process dies as soon as anything written is notified)."""
+    async with (
+        proxied() as (url, via, proxy), await Ledger.open(via) as ledger,
+        await Ledger.open(url) as direct,
+    ):
+        jobs = [await confirmed_job(ledger, limit=10**6) for _ in range(KEPT)]
+        written = asyncio.Event()
+
+        async def killed(*args: object) -> None:
+            written.set()
+            await asyncio.Event().wait()
+
+        ledger.db.notify = killed  # type: ignore[method-assign]
+        ledger.db.notify_many = killed  # type: ignore[method-assign]
+        async with web(ledger, ledger.poke_holder, ledger.poke_by_tokens) as server:
+            await proxy.cut()
+            for job in jobs:
+                assert (await callback(server, job.callback_token))[0] == 503
+            await proxy.restore()
+            await asyncio.wait_for(written.wait(), CAUGHT_UP)
+            poked = await direct.db.fetchall("SELECT id FROM jobs WHERE poked_at IS NOT NULL")
+        assert {row["id"] for row in poked} == {job.id for job in jobs}
 
 
 @pytest.mark.parametrize("reaches", ["holder", "other"])
@@ -157,7 +199,7 @@ async def test_a_render_that_ends_during_an_outage_is_delivered_soon_after_it(re
 
         await until(running, 20)
         async with web(ledger if reaches == "holder" else other_ledger,
-                       receiver.wake) as server:
+                       receiver.wake, receiver.wake_by_tokens) as server:
             await proxy.cut()
             plan.statuses = [2]  # the render ends while the database is away
             assert (await callback(server, job.callback_token))[0] == 503
@@ -191,7 +233,7 @@ async def test_a_poke_sent_while_the_holder_could_not_listen_is_read_when_it_lis
             return (await other_ledger.get_job(job.id)).state == "running"
 
         await until(running, 20)
-        async with web(other_ledger, other.wake) as server:
+        async with web(other_ledger, other.wake, other.wake_by_tokens) as server:
             await proxy.cut()  # the holder's connections, its LISTEN one too
             plan.statuses = [2]
             assert (await callback(server, job.callback_token))[0] == 200

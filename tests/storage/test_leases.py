@@ -153,6 +153,26 @@ async def test_a_callback_reaching_another_process_gets_the_job_queried_at_once(
                 assert await told_a.wait("delivered", job.id) == "delivered"
 
 
+async def test_callbacks_kept_through_an_outage_are_written_on_their_jobs_in_one_go(
+    database_url,
+):
+    """Every kept callback's poke at once, however many (more than fit in one statement); a
+    token that names no job is ignored; each job's holder hears of it."""
+    async with await Ledger.open(database_url) as ledger:
+        jobs = [await confirmed_job(ledger, limit=10**6) for _ in range(3)]
+        heard: asyncio.Queue[int] = asyncio.Queue()
+        await ledger.listen_for_pokes(heard.put_nowait)
+        unknown = [f"{i:032d}" for i in range(1200)]
+        tokens = [jobs[0].callback_token, *unknown[:700], jobs[2].callback_token, *unknown[700:]]
+        assert sorted(await ledger.poke_by_tokens(tokens)) == [jobs[0].id, jobs[2].id]
+        assert [(await ledger.get_job(job.id)).poked_at is not None for job in jobs] == [
+            True, False, True]
+        assert {await asyncio.wait_for(heard.get(), 5) for _ in range(2)} == {
+            jobs[0].id, jobs[2].id}
+        assert await ledger.poke_by_tokens([]) == []
+        assert await ledger.poke_by_tokens(unknown[:3]) == []
+
+
 @pytest.mark.parametrize(("max_active", "per_user", "users"), [(2, 10, 1), (10, 1, 1), (2, 10, 5)])
 async def test_the_caps_hold_for_the_fleet_and_the_line_is_first_come_first_served(
     max_active, per_user, users,

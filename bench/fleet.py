@@ -9,7 +9,8 @@ is the product's job runner as ``AnimateBot`` wires it (``JobRunner``, ``Ledger`
 ``ShortAPIClient`` paced by its share of MAX_PROVIDER_RPS, the real ``WebServer`` for callbacks)
 with a notifier that stamps each post in a file. The parent confirms every job (``Ledger``) and
 the workers claim them (job leases). With ``--kill-one`` the worker holding the most jobs gets
-SIGKILL once half the jobs have been started at the provider; ``takeover_s`` is the time from
+SIGKILL once half the jobs have been started at the provider (with ``--db-faults
+--kill-after-outage S``: S seconds after the outage ended); ``takeover_s`` is the time from
 the kill until none of the jobs it held is held by it any more.
 
 Keys: ``lost`` (jobs not delivered), ``duplicates`` (posts or creates beyond one per job),
@@ -175,6 +176,7 @@ class DatabaseFaults:
         self._outage = outage
         self._rng = random.Random(seed)
         self.last_fault_end: float | None = None  # monotonic: the database fully back
+        self.outage_end: float | None = None  # monotonic: the long outage ended
         self.events: list[str] = []
         self.timeline: list[tuple[float, str]] = []  # (monotonic, what began or ended)
         self._task: asyncio.Task[None] | None = None
@@ -208,6 +210,7 @@ class DatabaseFaults:
                 outage_at = math.inf
                 self.events.append(f"outage {self._outage:.0f} s")
                 await self._cut(self._outage)
+                self.outage_end = time.monotonic()
                 continue
             kind = rng.choice(("cut", "commits", "commit-then-cut"))
             if kind == "cut":
@@ -424,7 +427,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.25)
                 counts = await ledger.job_counts()
                 started_jobs = args.jobs - counts.get("reserved", 0) - counts.get("submitting", 0)
-                if args.kill_one and victim is None and started_jobs >= args.jobs // 2:
+                if args.kill_after_outage is not None and faults is not None:
+                    due = faults.outage_end is not None and (
+                        time.monotonic() >= faults.outage_end + args.kill_after_outage)
+                else:
+                    due = started_jobs >= args.jobs // 2
+                if args.kill_one and victim is None and due:
                     held = Counter(str(r["owner"]) for r in await ledger.db.fetchall(
                         "SELECT owner FROM jobs WHERE state IN ('running', 'succeeded')"))
                     victim = max(workers, key=lambda w: held.get(workers[w], 0))

@@ -506,6 +506,10 @@ def main() -> None:
                         help="several bot processes on one PostgreSQL (bench.fleet; callbacks)")
     parser.add_argument("--kill-one", action="store_true",
                         help="with --processes: SIGKILL one process mid-run")
+    parser.add_argument("--kill-after-outage", type=float, default=None, metavar="S",
+                        help="with --kill-one --db-faults: kill S real seconds after the "
+                             "outage's end (the worst moment: callbacks kept during it die "
+                             "with the process) rather than once half the jobs started")
     parser.add_argument("--db-faults", action="store_true",
                         help="with --processes: the workers reach PostgreSQL through a proxy "
                              "that cuts connections and loses COMMIT answers during the run")

@@ -36,7 +36,7 @@ class DryRunAPI:
         self.creates.append(args)
         return CreatedJob(job_id=f"dry-run-{next(self._ids)}", amount_mills=None)
 
-    async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus:
+    async def query(self, job_id: str, *, urgent: bool = False, soon: bool = False) -> JobStatus:
         return JobStatus(status=SUCCEEDED, video_url=SAMPLE_URL)
 
     async def download(self, url: str, dest: Path, *, max_bytes: int) -> int:

@@ -320,9 +320,10 @@ class ShortAPIClient:
             amount_text=None if raw_amount is None else str(raw_amount)[:100],
         )
 
-    async def query(self, job_id: str, *, urgent: bool = False) -> JobStatus:
-        """The job's status; ``urgent`` queries (a callback said it changed) skip the line."""
-        priority = URGENT if urgent else ROUTINE
+    async def query(self, job_id: str, *, urgent: bool = False, soon: bool = False) -> JobStatus:
+        """The job's status; ``urgent`` queries (a callback said it changed) skip the line,
+        ``soon`` ones (a job whose callback may have been lost) take turns with creates."""
+        priority = URGENT if urgent else START if soon else ROUTINE
         body = await self._with_retries(
             "query",
             lambda: self._request(

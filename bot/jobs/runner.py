@@ -39,6 +39,11 @@ WAITING_MIN = 5
 # of a lease apart), then they are anyone's: every process asks the provider about its part at
 # its share of the rate, rather than one process about all of them at its share.
 SHARED_FOR_LEASES = 0.5
+# A process that died within a second of the database's return may have taken callbacks it
+# kept through the outage with it; its jobs are taken over a lease (and a round or two, and,
+# after an outage, a lease more) later. A takeover this many leases after the database was
+# away asks about every running job, not only those taken over.
+KEPT_FOR_LEASES = 3
 
 
 class JobRunner:
@@ -150,14 +155,30 @@ class JobRunner:
             self.worker_id, waiting=waiting, max_per_user=self._max_per_user,
             shared_for=self.fleet.lease_seconds * SHARED_FOR_LEASES,
         )
+        started = 0
         for job in claimed:
             if self.line.holds(job.id):
                 continue  # ours already (our lease ran out and nobody took it meanwhile)
+            started += job.state != RESERVED
             self._take_up(job)
+        if started and self._callbacks_may_be_lost():
+            # The process we took these from may have died holding callbacks it kept through
+            # the database's outage (``bot.web``), ours among them: ask about every job here.
+            log.info("took over %d started jobs soon after the database was away: asking "
+                     "about all %d running jobs here", started, self.scheduler.ask_first_all())
         if claimed or self._loop_task is None:
             log.info("resumed %d jobs: %d active, %d waiting", len(claimed),
                      len(self.line.active), len(self.line.queue))
         self.line.pump()
+
+    def _callbacks_may_be_lost(self) -> bool:
+        """Whether the database was away for us within the last KEPT_FOR_LEASES leases: a
+        callback that came meanwhile was answered 503 and kept in its process's memory until
+        the database answered (``bot.web``), and a process that died then lost it."""
+        away = self._ctx.ledger.db.unavailable_at
+        return away is not None and (
+            asyncio.get_running_loop().time() - away < self.fleet.lease_seconds * KEPT_FOR_LEASES
+        )
 
     async def _waiting_share(self) -> int | None:
         """How many jobs not yet sent this process holds at most (``claim_jobs``): None when

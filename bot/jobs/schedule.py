@@ -50,6 +50,7 @@ class Scheduler:
         self._wakeup = asyncio.Event()
         self._poked: set[int] = set()
         self._urgent: set[int] = set()
+        self._soon: set[int] = set()  # asked first: at the rate limiter, in turn with creates
         self._polling: dict[int, int] = {}  # job id -> polls in flight
         self._routine = 0  # polls the scheduler started that have not finished
         self._routine_cap = (
@@ -65,10 +66,19 @@ class Scheduler:
 
     def ask_first(self, job_id: int) -> None:
         """Poll ``job_id`` ahead of every routine poll that is due (jobs asked first go in
-        order of id, the oldest first): a job taken over, or one nothing here followed, whose
-        callback may have been lost. A callback's poll (``poke``) still goes before it."""
+        order of id, the oldest first), taking turns with creates at the rate limiter: a job
+        whose callback may have been lost (taken over, nothing here followed it, or a process
+        that may have kept it died). A callback's poll (``poke``) still goes before it."""
         self._poked.discard(job_id)
+        self._soon.add(job_id)
         self._due_by(job_id, FIRST)
+
+    def ask_first_all(self) -> int:
+        """``ask_first`` every job whose next poll is due here; returns how many."""
+        followed = list(self._due_at)
+        for job_id in followed:
+            self.ask_first(job_id)
+        return len(followed)
 
     def _due_by(self, job_id: int, due: float) -> None:
         if job_id in self._due_at and self._due_at[job_id] <= due:
@@ -110,14 +120,22 @@ class Scheduler:
         self._urgent.discard(job_id)
         return urgent
 
+    def take_soon(self, job_id: int) -> bool:
+        """Whether this poll was asked first (``ask_first``): it takes turns with creates."""
+        soon = job_id in self._soon
+        self._soon.discard(job_id)
+        return soon
+
     def done(self, job_id: int) -> None:
         """The job's money has moved: no callback matters any more."""
         self._poked.discard(job_id)
         self._urgent.discard(job_id)
+        self._soon.discard(job_id)
 
     def forget(self, job_id: int) -> None:
         """Another process took the job over: its place in the heap is dropped."""
         self._due_at.pop(job_id, None)
+        self._soon.discard(job_id)
 
     def _room_for_routine_poll(self) -> bool:
         return self._routine_cap is None or self._routine < self._routine_cap

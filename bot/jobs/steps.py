@@ -215,8 +215,9 @@ class Steps:
             await self.fail(job, msg("job.failed.too_long"), state=EXPIRED, only_from=(RUNNING,))
             return
         urgent = self._scheduler.take_urgent(job_id)
+        soon = self._scheduler.take_soon(job_id)
         try:
-            status = await self.api_for(job).query(job.provider_job_id, urgent=urgent)
+            status = await self.api_for(job).query(job.provider_job_id, urgent=urgent, soon=soon)
         except ShortAPIError as exc:
             log.warning("job %d: query failed: %s", job.id, exc)
             self._scheduler.schedule(job.id, self._scheduler.poll_delay())

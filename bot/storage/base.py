@@ -89,6 +89,8 @@ class Database(ABC):
     # are skipped rather than waited for (one process at a time with SQLite: nothing to add).
     skip_locked: str
     where: str  # for messages: the file, or the URL without its password
+    # Event-loop time the server last could not be reached (None: never since it opened).
+    unavailable_at: float | None = None
 
     @abstractmethod
     async def close(self) -> None: ...

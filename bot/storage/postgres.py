@@ -308,6 +308,7 @@ class PostgresDatabase(Database):
                         await transaction.commit()
                     return
             except UNREACHABLE as exc:
+                self.unavailable_at = asyncio.get_running_loop().time()
                 await self._lost(exc)
                 raise DatabaseUnavailable() from exc
 

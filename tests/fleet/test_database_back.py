@@ -317,3 +317,20 @@ async def test_after_an_outage_longer_than_a_lease_each_process_keeps_its_own_jo
                 assert await ledger_b.held_jobs(b.worker_id) == {second.id}
         finally:
             await proxy_b.close()
+
+
+async def test_the_database_remembers_when_it_last_could_not_be_reached():
+    """What a takeover reads to judge whether the process it took over may have died holding
+    callbacks kept through an outage (``JobRunner._callbacks_may_be_lost``)."""
+    async with proxied() as (url, via, proxy), await Ledger.open(via) as ledger:
+        await ledger.ping()
+        assert ledger.db.unavailable_at is None
+        await proxy.cut()
+        before = asyncio.get_running_loop().time()
+        with pytest.raises(DatabaseUnavailable):
+            await ledger.ping()
+        await proxy.restore()
+        assert ledger.db.unavailable_at is not None
+        assert ledger.db.unavailable_at >= before
+        await ledger.ping()  # back: the moment it was away is kept
+        assert ledger.db.unavailable_at >= before

@@ -13,7 +13,7 @@ from bot.errors import DatabaseUnavailable
 from bot.jobs import JobRunner
 from bot.ledger import Ledger
 from tests.fakes.fake_shortapi import FakeShortAPI, Plan
-from tests.helpers import LEASE, NOW, RecordingNotifier, confirmed_job, runner_on
+from tests.helpers import LEASE, NOW, RecordingNotifier, confirmed_job, runner_on, until
 
 
 async def test_a_live_workers_jobs_are_not_claimed_by_another(database_url):
@@ -126,6 +126,46 @@ async def test_a_dead_processes_rendering_jobs_are_shared_out_over_the_live_ones
         # Each its part (half, unless a round came late), not the first to look all eight.
         assert held_b
         assert held_c
+
+
+@pytest.mark.parametrize("database_was_away", [True, False])
+async def test_a_takeover_soon_after_an_outage_asks_about_every_running_job_here(
+    database_url, database_was_away,
+):
+    """The process that died may have kept callbacks of our jobs through the outage (a
+    callback reaches any process): we ask about ours too, not only those taken over."""
+    async with FakeShortAPI() as api, aiohttp.ClientSession() as session:
+        for _ in range(4):
+            api.plan_next(Plan(statuses=[1]))  # rendering until the test ends
+        caps = {"max_active": 8, "max_active_per_user": 8}
+        async with runner_on(database_url, api, session, **caps) as (a, ledger_a, _), \
+                runner_on(database_url, api, session, poll_interval=3600, **caps) as (
+                    b, ledger_b, _):
+            theirs = [await confirmed_job(ledger_a, limit=10**6) for _ in range(2)]
+            for job in theirs:
+                a.submit(job)
+            ours = [await confirmed_job(ledger_b, limit=10**6, user_id=500) for _ in range(2)]
+            for job in ours:
+                b.submit(job)
+
+            async def all_running() -> bool:
+                return all(j.state == "running" for j in await ledger_b.unfinished_jobs())
+
+            await until(all_running, timeout=10)
+            ours_at = {(await ledger_b.get_job(job.id)).provider_job_id for job in ours}
+            theirs_at = {(await ledger_a.get_job(job.id)).provider_job_id for job in theirs}
+            asked_before = sum(api.queries.count(p) for p in ours_at)
+            if database_was_away:
+                ledger_b.db.unavailable_at = asyncio.get_running_loop().time()
+            await die(a)
+            died_at = len(api.queries)
+            await api.wait_for(lambda: theirs_at <= set(api.queries[died_at:]), timeout=LEASE * 3)
+            assert await ledger_b.held_jobs(b.worker_id) == {j.id for j in [*theirs, *ours]}
+            if database_was_away:
+                await api.wait_for(lambda: ours_at <= set(api.queries[died_at:]))
+            else:
+                await asyncio.sleep(0.2)  # the same round would have asked about ours
+                assert sum(api.queries.count(p) for p in ours_at) == asked_before
 
 
 async def ledger_rows(database_url: str, job_id: int) -> list[dict[str, object]]:

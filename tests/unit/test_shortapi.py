@@ -206,3 +206,28 @@ async def test_connection_reset_mid_answer_is_retried_for_queries(fake, client):
     fake.fail_next("query", -1)  # the fake drops the connection without answering
     assert (await client.query("job-1")).status == 1
     assert len(fake.queries) == 2
+
+
+async def test_each_query_waits_at_the_rate_limiter_with_its_priority(fake):
+    """A callback's query first, one whose callback may have been lost in turn with creates,
+    a routine one last (``bot.ratelimit``)."""
+    from bot.ratelimit import ROUTINE, START, URGENT, RateLimiter
+
+    class Recording(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(1000)
+            self.priorities: list[int] = []
+
+        async def acquire(self, priority: int = ROUTINE, *, hold: bool = False) -> None:
+            self.priorities.append(priority)
+            await super().acquire(priority, hold=hold)
+
+    limiter = Recording()
+    fake.plan_next(Plan(statuses=[1]))
+    async with aiohttp.ClientSession() as session:
+        client = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=limiter)
+        job = await client.create(ARGS)
+        await client.query(job.job_id, urgent=True)
+        await client.query(job.job_id, soon=True)
+        await client.query(job.job_id)
+    assert limiter.priorities == [START, URGENT, START, ROUTINE]

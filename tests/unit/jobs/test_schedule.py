@@ -154,3 +154,20 @@ async def test_a_job_asked_first_goes_ahead_of_every_overdue_routine_poll_oldest
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         await ctx.tasks.cancel_all()
+
+
+async def test_asking_about_every_followed_job_first_marks_each_poll_to_take_turns_with_creates():
+    from bot.jobs.context import Context
+    from bot.jobs.schedule import FIRST, Scheduler
+
+    async def poll(job_id: int) -> None:
+        raise AssertionError("the loop is not running")
+
+    ctx = Context(None, lambda: NOW)  # type: ignore[arg-type]  # the scheduler reads no ledger
+    scheduler = Scheduler(ctx, poll_interval=3600, provider_rps=1, poll=poll)
+    for job_id in (3, 1, 2):
+        scheduler.schedule(job_id, 3600)
+    assert scheduler.ask_first_all() == 3
+    assert [scheduler.take_soon(job_id) for job_id in (1, 2, 3, 4)] == [True, True, True, False]
+    assert scheduler.take_soon(1) is False  # once
+    assert sorted(scheduler._due)[:3] == [(FIRST, 1), (FIRST, 2), (FIRST, 3)]

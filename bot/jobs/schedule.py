@@ -53,6 +53,7 @@ class Scheduler:
         self._soon: set[int] = set()  # asked first: at the rate limiter, in turn with creates
         self._polling: dict[int, int] = {}  # job id -> polls in flight
         self._routine = 0  # polls the scheduler started that have not finished
+        self._routine_on_way: set[int] = set()  # their jobs
         self._routine_cap = (
             max(2, math.ceil(provider_rps * ROUTINE_POLLS_PER_RPS)) if provider_rps else None
         )
@@ -74,11 +75,17 @@ class Scheduler:
         self._due_by(job_id, FIRST)
 
     def ask_first_all(self) -> int:
-        """``ask_first`` every job whose next poll is due here; returns how many."""
+        """``ask_first`` every job followed here; returns how many. A job whose routine poll
+        is already on its way waits at the rate limiter behind every create: it is asked again
+        now, in turn with creates (the slower of the two polls is a no-op)."""
         followed = list(self._due_at)
         for job_id in followed:
             self.ask_first(job_id)
-        return len(followed)
+        on_its_way = sorted(self._routine_on_way - self._due_at.keys())
+        for job_id in on_its_way:
+            self._soon.add(job_id)
+            self._ctx.work(job_id, self._poll_guarded(job_id), name=f"poll-soon-{job_id}")
+        return len(followed) + len(on_its_way)
 
     def _due_by(self, job_id: int, due: float) -> None:
         if job_id in self._due_at and self._due_at[job_id] <= due:
@@ -161,9 +168,11 @@ class Scheduler:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 
     async def _routine_poll(self, job_id: int) -> None:
+        self._routine_on_way.add(job_id)
         try:
             await self._poll_guarded(job_id)
         finally:
+            self._routine_on_way.discard(job_id)
             self._routine -= 1
             self._wakeup.set()
 

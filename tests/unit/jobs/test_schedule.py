@@ -171,3 +171,32 @@ async def test_asking_about_every_followed_job_first_marks_each_poll_to_take_tur
     assert [scheduler.take_soon(job_id) for job_id in (1, 2, 3, 4)] == [True, True, True, False]
     assert scheduler.take_soon(1) is False  # once
     assert sorted(scheduler._due)[:3] == [(FIRST, 1), (FIRST, 2), (FIRST, 3)]
+
+
+async def test_a_routine_poll_waiting_at_the_rate_limiter_is_asked_again_in_turn_with_creates():
+    """Routine polls wait behind every create: one already on its way when every job is to be
+    asked first would wait there as long as members keep confirming."""
+    from bot.jobs.context import Context
+    from bot.jobs.schedule import Scheduler
+
+    started: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
+    answer = asyncio.Event()
+    scheduler: Scheduler
+
+    async def poll(job_id: int) -> None:
+        started.put_nowait((job_id, scheduler.take_soon(job_id)))
+        await answer.wait()
+
+    ctx = Context(None, lambda: NOW)  # type: ignore[arg-type]  # the scheduler reads no ledger
+    scheduler = Scheduler(ctx, poll_interval=3600, provider_rps=1, poll=poll)
+    scheduler.schedule(7, 0.0)
+    loop = asyncio.create_task(scheduler.run())
+    try:
+        assert await asyncio.wait_for(started.get(), 5) == (7, False)  # routine, on its way
+        assert scheduler.ask_first_all() == 1
+        assert await asyncio.wait_for(started.get(), 5) == (7, True)
+    finally:
+        answer.set()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await ctx.tasks.cancel_all()

@@ -169,6 +169,20 @@ class GCPauses:
 # -- requests per second ----------------------------------------------------------------
 
 
+def windows_over(times: Sequence[float], window: float, cap: int) -> list[tuple[float, int]]:
+    """Where more than ``cap`` of ``times`` fall inside one window ``[t, t + window)``: the
+    start of each such window (the earliest request in it) and its count, the fullest first."""
+    data = sorted(times)
+    over: dict[float, int] = {}
+    start = 0
+    for end, t in enumerate(data):
+        while data[start] <= t - window:
+            start += 1
+        if end - start + 1 > cap:
+            over[data[start]] = max(over.get(data[start], 0), end - start + 1)
+    return sorted(over.items(), key=lambda item: (-item[1], item[0]))
+
+
 def max_in_window(times: Sequence[float], window: float) -> int:
     """The largest number of ``times`` inside any half-open window ``[t, t + window)``."""
     data = sorted(times)

@@ -40,7 +40,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.common import child_server, emit, machine, max_in_window, percentile, progress, rounded
+from bench.common import (
+    child_server,
+    emit,
+    machine,
+    max_in_window,
+    percentile,
+    progress,
+    rounded,
+    windows_over,
+)
 
 LEASE_SECONDS = 6.0
 ADMIN_URL = os.environ.get(
@@ -519,6 +528,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Jobs whose process was killed wait for the takeover (LEASE_SECONDS, real time).
     survivors = [(t - done_at[p]) / scale for job, (p, t) in posted_at.items()
                  if p in done_at and job not in orphans]
+    fault_zero = fault_report.get("last_fault_end")
     if fault_report:
         # How long a finished job waited because of the faults: from the later of its render
         # ending and the database's last return until it was posted (real seconds).
@@ -538,6 +548,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     create_span = (creates[-1] - creates[0]) / scale if len(creates) > 1 else 0.0
     api_span = (max(api_times) - min(api_times)) / scale if len(api_times) > 1 else 0.0
     duplicates = sum(n - 1 for n in posts.values() if n > 1) + int(stats["duplicate_creates"])
+    # Where the fleet went over the cap (if it did), against the faults' and the kill's times.
+    over = windows_over(api_times, 1.0 * scale, int(args.max_provider_rps))[:5]
+    if over:
+        zero = fault_zero or killed_at or api_times[0]
+        fault_report["over_cap_windows"] = [
+            (rounded(at - zero, 2), count) for at, count in over]
     ended = sum(counts.get(state, 0) for state in ("delivered", "failed", "expired"))
     return {
         "processes": args.processes,

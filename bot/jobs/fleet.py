@@ -146,15 +146,15 @@ class Fleet:
                 await self._ctx.ledger.end_lease(worker)
 
     async def _keep_lease(self) -> None:
-        """Renew the lease while the process lives (in its own task: a long takeover round
-        must not let it run out), and take over the jobs of processes whose lease ran out
-        (they died) or that handed theirs back (they stopped)."""
+        """Renew the lease and count the fleet while the process lives (in their own task: a
+        long takeover round must let neither the lease run out nor the count go stale), and
+        take over the jobs of processes whose lease ran out (they died) or that handed theirs
+        back (they stopped)."""
         renewing = asyncio.get_running_loop().create_task(self._renew_forever())
         try:
             while True:
                 await asyncio.sleep(self.lease_seconds / 3)
                 try:
-                    await self.share()
                     await self._each_round()
                 except Exception:
                     log.exception("could not take over jobs; trying again")
@@ -163,12 +163,19 @@ class Fleet:
             await asyncio.gather(renewing, return_exceptions=True)
 
     async def _renew_forever(self) -> None:
+        """Every third of a lease: renew, then count the fleet (``share``). Every process
+        counts a newcomer (or one back after its lease ran out) within a third of a lease
+        and a statement or two, which is what a newcomer's quiet time counts on."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 await self._renew()
             except Exception:
                 log.exception("could not renew the job lease; trying again")
+            try:
+                await self.share()
+            except Exception:
+                log.exception("could not count the fleet; trying again")
 
     async def share(self) -> None:
         """Fleet-wide caps that are shared out (the provider's rate) follow the fleet's size:

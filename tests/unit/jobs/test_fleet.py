@@ -63,3 +63,34 @@ async def test_a_process_whose_lease_is_lapsing_sends_nothing_until_counted_agai
         await runner.fleet.share()
         await runner.close()
     assert shares[-1] == (2, 30 / 3 + 2)
+
+
+async def test_the_fleet_is_counted_every_third_of_a_lease_however_long_a_takeover_round_takes(
+    tmp_path,
+):
+    """A newcomer (or a process back after its lease ran out) is quiet for a third of a lease
+    and a margin, counting on every other process to count it by then: a takeover round that
+    takes long (hundreds of jobs to claim after an outage) must not hold the count back, or
+    the fleet's shares add up to more than MAX_PROVIDER_RPS meanwhile."""
+    import asyncio
+
+    counted: asyncio.Queue[int] = asyncio.Queue()
+    in_round = asyncio.Event()
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,  # type: ignore[arg-type]
+                           lease_seconds=3, on_fleet_size=lambda n, q: counted.put_nowait(n))
+
+        async def a_long_round() -> None:
+            in_round.set()
+            await asyncio.Event().wait()
+
+        runner.fleet._each_round = a_long_round
+        await runner.start()
+        try:
+            await asyncio.wait_for(in_round.wait(), 5)
+            await ledger.join_fleet("newcomer", 30, host="elsewhere", pid=1, detail="")
+            async with asyncio.timeout(3):  # a third of a lease is 1 s
+                while await counted.get() != 2:
+                    pass
+        finally:
+            await runner.close()

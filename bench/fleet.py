@@ -114,7 +114,7 @@ async def worker(args: argparse.Namespace) -> None:
         def share(processes: int, quiet: float) -> None:  # as AnimateBot shares its rate
             limiter.share(args.max_provider_rps / scale, processes,
                           turn=ledger.provider_turn, settle=LEASE_SECONDS / 3 + 2)
-            limiter.hold_off(quiet)
+            limiter.quiet_for(quiet)
 
         runner = JobRunner(
             ledger, api, StampingNotifier(Path(args.stamps)),
@@ -123,7 +123,7 @@ async def worker(args: argparse.Namespace) -> None:
             callback_url=lambda token: f"{args.callback_base}/callbacks/{token}",
             provider_rps=args.max_provider_rps / scale,
             lease_seconds=LEASE_SECONDS,
-            on_fleet_size=share,
+            on_fleet_size=share, on_lease=limiter.send_until,
         )
 
         async def nothing() -> dict[str, Any]:

@@ -185,6 +185,7 @@ class AnimateBot(commands.Bot):
             fresh_image_url=side.fresh_image_url,
             lease_seconds=self.settings.lease_seconds,
             on_fleet_size=self._share_provider_rate,
+            on_lease=self._fence_provider_rate,
             worker_detail=self._worker_detail(),
         )
         # The HTTP server first: when callbacks need it and it cannot start, nothing else has.
@@ -281,7 +282,13 @@ class AnimateBot(commands.Bot):
                 self.settings.max_provider_rps, processes, turn=self.ledger.provider_turn,
                 settle=self.settings.lease_seconds / 3 + 2,
             )
-            self.api.limiter.hold_off(quiet)
+            self.api.limiter.quiet_for(quiet)
+
+    def _fence_provider_rate(self, until: float) -> None:
+        """Nothing goes to ShortAPI once the lease is in doubt (from ``until`` on, unless it
+        is renewed meanwhile): the others may count this process out and take its share."""
+        if self.api.limiter is not None:
+            self.api.limiter.send_until(until)
 
     def _worker_detail(self) -> str:
         """How this process shows in the fleet's table of workers (for operators)."""

@@ -28,6 +28,8 @@ TURN_RETRY: Final = 1.0
 # the network) must not share a window with the next window's first. Each window is kept this
 # much longer than the provider's (at 10 per second, ~5 % of the rate).
 SEND_SLACK: Final = 0.05
+# The longest the line's pump sleeps at once (``send_until`` wakes it when the fence moves).
+FENCE_CHECK: Final = 1.0
 # Turns are spaced on the database's clock, the requests leave a database answer later: room
 # for that answer's delay to vary.
 TURN_SLACK: Final = 0.05
@@ -51,6 +53,8 @@ class RateLimiter:
         self._sends: deque[float] = deque()  # when requests left, within the last window
         self.set_rate(rate)
         self._next = 0.0
+        self._quiet_until = 0.0  # ``quiet_for``: the fleet's count decides it afresh each round
+        self._valid_until = math.inf  # ``send_until``: the fleet's lease fences the requests
         self._waiting: list[tuple[int, int, bool, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
@@ -96,14 +100,45 @@ class RateLimiter:
         kept = self._window * MARGIN + SEND_SLACK
         while self._sends and self._sends[0] <= now - kept:
             self._sends.popleft()
+        if now >= self._valid_until:
+            return math.inf  # until ``send_until`` moves the fence
         if len(self._sends) < self._per_window:
-            return self._next
-        return max(self._next, self._sends[0] + kept)
+            return max(self._next, self._quiet_until)
+        return max(self._next, self._quiet_until, self._sends[0] + kept)
 
     def hold_off(self, seconds: float) -> None:
         """Let nothing through for ``seconds`` from now (requests wait in line meanwhile)."""
         if seconds > 0:
             self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
+
+    def quiet_for(self, seconds: float) -> None:
+        """Let nothing through for ``seconds`` from now, in place of the last ``quiet_for``
+        (0 lifts it): how long a process of a fleet must keep quiet is decided afresh at each
+        count of the fleet (``bot.jobs.fleet.Fleet.share``), and ends as soon as the others
+        have made room for it."""
+        loop = asyncio.get_running_loop()
+        lifted = loop.time() + max(0.0, seconds) < self._quiet_until
+        self._quiet_until = loop.time() + max(0.0, seconds)
+        if lifted:
+            self._wake_pump(loop)
+
+    def send_until(self, deadline: float) -> None:
+        """Let nothing through from ``deadline`` (event-loop time) on, until this is called
+        again with a later one. A process of a fleet sends only while its lease is surely
+        its own (``bot.jobs.fleet.Fleet.holds_lease``): the others count it out when it runs
+        out and take its share, and this holds even when the renewal that would have said so
+        is stuck waiting for the database."""
+        loop = asyncio.get_running_loop()
+        moved = deadline > self._valid_until
+        self._valid_until = deadline
+        if moved:
+            self._wake_pump(loop)
+
+    def _wake_pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The line's pump may be asleep until an old end: wake it for the new one."""
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            self._pump = loop.create_task(self._release(), name="provider-rate-limiter")
 
     @property
     def waiting(self) -> int:
@@ -165,7 +200,7 @@ class RateLimiter:
                 continue
             delay = self._ready_at(loop.time()) - loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(delay, FENCE_CHECK))  # woken when the fence moves
                 continue
             while self._waiting:
                 _, _, hold, future = heapq.heappop(self._waiting)

@@ -47,15 +47,20 @@ class Fleet:
         on_fleet_size: Callable[[int, float], None] | None,
         each_round: Callable[[], Awaitable[None]],
         keep_only: Callable[[set[int]], None],
+        on_lease: Callable[[float], None] | None = None,
     ) -> None:
         """``each_round``: take over what is owed (every third of a lease); ``keep_only``: the
-        jobs still ours after our lease had run out (forget the others)."""
+        jobs still ours after our lease had run out (forget the others); ``on_lease(until)``:
+        after each renewal, the event-loop time until which the lease is surely ours
+        (``holds_lease``): what reaches outside stops then unless renewed meanwhile."""
         self._ctx = ctx
         self._on_fleet_size = on_fleet_size
+        self._on_lease = on_lease
         self._each_round = each_round
         self._keep_only = keep_only
         self._counted_fleet = False
         self._processes = 1  # the fleet's size when last counted
+        self._quiet_until = -math.inf  # loop time a newcomer's quiet ends
         # This process in the fleet: a random id per start (readable by operators), never its
         # host name and pid, which other machines and containers may share.
         self.host = this_host()
@@ -79,7 +84,7 @@ class Fleet:
         if self.lease_task is None:
             return True  # not in a fleet (a runner that was never started)
         age = asyncio.get_running_loop().time() - self._lease_renewed
-        return age < self.lease_seconds * 2 / 3
+        return age < self.lease_seconds * 2 / 3  # as ``on_lease`` is told
 
     @property
     def settled(self) -> bool:
@@ -127,7 +132,12 @@ class Fleet:
             self.worker_id, self.lease_seconds, host=self.host, pid=os.getpid(),
             detail=self._detail,
         )
+        self._renewed()
+
+    def _renewed(self) -> None:
         self._lease_renewed = asyncio.get_running_loop().time()
+        if self._on_lease is not None:
+            self._on_lease(self._lease_renewed + self.lease_seconds * 2 / 3)
 
     async def _end_dead_leases_here(self) -> None:
         """A process restarted in the same pid namespace (same machine, same boot: systemd
@@ -186,27 +196,32 @@ class Fleet:
         MAX_PROVIDER_RPS, and anything the newcomer sent would go over it."""
         if self._on_fleet_size is None:
             return
+        loop = asyncio.get_running_loop()
         if self.joined and not self.holds_lease:
             # Our lease may run out (the database away, a stall): the others will count us
-            # out and take our share while we still send. Quiet until we are counted again.
-            self._counted_fleet = False
+            # out and take our share while we still send. Quiet until we are counted again
+            # (asked again every round: lifted as soon as the lease is renewed in time).
             self._on_fleet_size(self._processes, self.lease_seconds / 3 + 2)
             return
         processes = self._processes = max(1, await self._ctx.ledger.live_workers())
-        joining = not self._counted_fleet and processes > 1
+        if not self._counted_fleet and processes > 1:
+            # New to the others (or counted out by them): quiet for one round of theirs.
+            self._quiet_until = loop.time() + self.lease_seconds / 3 + 2
         self._counted_fleet = True
-        self._on_fleet_size(processes, self.lease_seconds / 3 + 2 if joining else 0.0)
+        self._on_fleet_size(processes, max(0.0, self._quiet_until - loop.time()))
 
     async def _renew(self) -> None:
         if await self._ctx.ledger.renew_lease(self.worker_id, self.lease_seconds):
-            self._lease_renewed = asyncio.get_running_loop().time()
+            self._renewed()
             return
         # Our lease ran out (database unreachable, process stalled): other processes may have
         # taken some of our jobs. Keep only those still ours.
         log.warning("job lease had run out; taking back only the jobs nobody took over")
+        # Counted out meanwhile, the others' shares add up to the whole MAX_PROVIDER_RPS:
+        # quiet for one round of theirs, as a newcomer is. Not when none of them counted the
+        # fleet since our lease ran out (the database was away for all of us alike).
+        counted_out = await self._ctx.ledger.counted_out(self.worker_id, self.lease_seconds)
         await self._join()
         self._rejoined = asyncio.get_running_loop().time()
-        # Counted out meanwhile, the others' shares add up to the whole MAX_PROVIDER_RPS:
-        # quiet for one round of theirs, as a newcomer is.
-        self._counted_fleet = False
+        self._counted_fleet = not counted_out
         self._keep_only(await self._ctx.ledger.held_jobs(self.worker_id))

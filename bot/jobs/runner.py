@@ -67,12 +67,13 @@ class JobRunner:
         lease_seconds: float = 30.0,
         worker_detail: str = "",
         on_fleet_size: Callable[[int, float], None] | None = None,
+        on_lease: Callable[[float], None] | None = None,
     ) -> None:
         self._ctx = ctx = Context(ledger, clock)
         self.tasks = ctx.tasks
         self.fleet = Fleet(
             ctx, lease_seconds=lease_seconds, detail=worker_detail, on_fleet_size=on_fleet_size,
-            each_round=self._each_round, keep_only=self._keep_only,
+            each_round=self._each_round, keep_only=self._keep_only, on_lease=on_lease,
         )
         self.teller = Teller(ctx, notifier, poll_interval=poll_interval)
         self.line = Line(

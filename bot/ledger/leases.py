@@ -116,6 +116,23 @@ class Leases:
             )
         return changed == 1
 
+    async def counted_out(self, worker: str, seconds: float) -> bool:
+        """Whether another live worker may have counted the fleet without ``worker`` (whose
+        lease ran out): one that renewed its lease after ours ran out (each counts right after
+        renewing; their leases taken as ``seconds`` long, like ours). A worker whose record is
+        gone was counted out."""
+        mine = await self.db.fetchone(
+            "SELECT lease_until FROM workers WHERE id = ?", (worker,)
+        )
+        if mine is None:
+            return True
+        row = await self.db.fetchone(
+            f"SELECT COUNT(*) AS n FROM workers WHERE id != ? "  # noqa: S608
+            f"AND lease_until > {self.db.now_sql} AND lease_until - ? > ?",
+            (worker, seconds, float(mine["lease_until"])),
+        )
+        return row is not None and int(row["n"]) > 0
+
     async def claim_jobs(
         self, worker: str, *, limit: int = 1000, waiting: int | None = None,
         max_per_user: int = 1000, shared_for: float | None = None,

@@ -145,3 +145,37 @@ async def test_the_cap_holds_where_the_requests_arrive_when_the_network_delays_s
     arrived.sort()
     busiest = max(sum(1 for t in arrived if start <= t < start + window) for start in arrived)
     assert busiest <= 10
+
+
+async def test_a_quiet_is_replaced_by_the_next_one_and_lifting_it_lets_the_line_go_at_once():
+    limiter = RateLimiter(1000)
+    loop = asyncio.get_running_loop()
+    limiter.quiet_for(30)
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # quiet
+    start = loop.time()
+    limiter.quiet_for(0)  # the fleet made room: lifted, not waited out
+    await asyncio.wait_for(waiting, 1)
+    assert loop.time() - start < 0.5
+    limiter.quiet_for(0.2)
+    start = loop.time()
+    await limiter.acquire()
+    assert loop.time() - start >= 0.2 - 0.01
+
+
+async def test_nothing_goes_past_the_lease_fence_until_it_moves():
+    """A process whose lease renewal is stuck (the database away) stops sending when its
+    lease comes into doubt, whether or not anything else noticed yet."""
+    limiter = RateLimiter(1000)
+    loop = asyncio.get_running_loop()
+    limiter.send_until(loop.time() + 0.1)
+    await limiter.acquire()  # before the fence: at once
+    await asyncio.sleep(0.15)
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # past it: nothing goes
+    start = loop.time()
+    limiter.send_until(loop.time() + 5)  # renewed
+    await asyncio.wait_for(waiting, 1)
+    assert loop.time() - start < 0.5

@@ -39,14 +39,37 @@ async def test_a_process_whose_lease_ran_out_is_quiet_like_a_newcomer_when_it_re
         runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
                            lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
         await runner.start()
+        runner.fleet._quiet_until = -math.inf  # a newcomer's quiet over
         await runner.fleet.share()
         assert shares[-1] == (2, 0.0)  # counted, not quiet any more
         await ledger.join_fleet(runner.worker_id, -1, host="h", pid=1, detail="")  # ran out
+        await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")  # renewed
         await runner.fleet._renew()
         await runner.fleet.share()
         await runner.close()
     assert shares[-1][0] == 2
     assert shares[-1][1] >= 30 / 3
+
+
+async def test_a_process_back_after_an_outage_no_other_counted_in_is_not_kept_quiet(tmp_path):
+    """The database away for every process alike: none counted the fleet meanwhile, so none
+    took our share, and a quiet round would only delay the jobs the outage held up."""
+    shares: list[tuple[int, float]] = []
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
+                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        await runner.start()
+        runner.fleet._quiet_until = -math.inf  # a newcomer's quiet over
+        runner.fleet._lease_renewed = -math.inf  # the database away: our lease in doubt
+        await runner.fleet.share()
+        assert shares[-1][1] >= 30 / 3  # quiet while in doubt
+        # Our lease ran out after the other's last renewal: it has not counted since.
+        await ledger.join_fleet(runner.worker_id, -0.001, host="h", pid=1, detail="")
+        await runner.fleet._renew()
+        await runner.fleet.share()
+        await runner.close()
+    assert shares[-1] == (2, 0.0)
 
 
 async def test_a_process_whose_lease_is_lapsing_sends_nothing_until_counted_again(tmp_path):
@@ -92,5 +115,36 @@ async def test_the_fleet_is_counted_every_third_of_a_lease_however_long_a_takeov
             async with asyncio.timeout(3):  # a third of a lease is 1 s
                 while await counted.get() != 2:
                     pass
+        finally:
+            await runner.close()
+
+
+async def test_the_provider_is_fenced_at_two_thirds_of_a_lease_from_each_renewal(tmp_path):
+    """``on_lease(until)``: where ``holds_lease`` turns False; each renewal moves it on, and
+    a renewal stuck on the database moves it nowhere (``bot.ratelimit.RateLimiter.send_until``
+    stops every request there)."""
+    import asyncio
+
+    fences: asyncio.Queue[float] = asyncio.Queue()
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,  # type: ignore[arg-type]
+                           lease_seconds=3, on_lease=fences.put_nowait)
+        loop = asyncio.get_running_loop()
+        await runner.start()
+        try:
+            joined = await asyncio.wait_for(fences.get(), 1)
+            assert joined == pytest.approx(loop.time() + 2, abs=0.5)
+            renewed = await asyncio.wait_for(fences.get(), 3)  # a third of a lease later
+            assert renewed > joined
+            stuck = asyncio.Event()
+
+            async def renew_lease(worker: str, seconds: float) -> bool:
+                await stuck.wait()
+                return True
+
+            ledger.renew_lease = renew_lease  # type: ignore[method-assign]
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(fences.get(), 2.5)
+            assert not runner.holds_lease or loop.time() < renewed
         finally:
             await runner.close()

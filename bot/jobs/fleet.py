@@ -221,7 +221,11 @@ class Fleet:
         # quiet for one round of theirs, as a newcomer is. Not when none of them counted the
         # fleet since our lease ran out (the database was away for all of us alike).
         counted_out = await self._ctx.ledger.counted_out(self.worker_id, self.lease_seconds)
+        self._counted_fleet = not counted_out
+        if counted_out and self._on_fleet_size is not None:
+            # Quiet before joining again lets the provider's line go (``on_lease``).
+            self._quiet_until = asyncio.get_running_loop().time() + self.lease_seconds / 3 + 2
+            self._on_fleet_size(self._processes, self.lease_seconds / 3 + 2)
         await self._join()
         self._rejoined = asyncio.get_running_loop().time()
-        self._counted_fleet = not counted_out
         self._keep_only(await self._ctx.ledger.held_jobs(self.worker_id))

@@ -37,6 +37,8 @@ TURN_SLACK: Final = 0.05
 # The fleet's turn (``bot.ledger.Ledger.provider_turn``): at most ``per_span`` requests in any
 # ``span`` seconds; returns 0.0 when the turn is taken, else how long to wait.
 FleetTurn = Callable[[int, float], Awaitable[float]]
+# A held turn (``acquire(hold=True)``): done when its request is sent (``sent``).
+Hold = asyncio.Future[None]
 
 
 class RateLimiter:
@@ -55,7 +57,7 @@ class RateLimiter:
         self._next = 0.0
         self._quiet_until = 0.0  # ``quiet_for``: the fleet's count decides it afresh each round
         self._valid_until = math.inf  # ``send_until``: the fleet's lease fences the requests
-        self._waiting: list[tuple[int, int, bool, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[int, int, bool, asyncio.Future[Hold | None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
         self._held: asyncio.Future[None] | None = None
@@ -144,19 +146,21 @@ class RateLimiter:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    async def acquire(self, priority: int = ROUTINE, *, hold: bool = False) -> None:
+    async def acquire(self, priority: int = ROUTINE, *, hold: bool = False) -> Hold | None:
+        """Wait for this request's turn. With ``hold``, returns the turn to pass to ``sent``."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if not self._waiting and self._held is None and now >= self._ready_at(now):
-            self._grant(loop, hold)
+            turn = self._grant(loop, hold)
         else:
-            future: asyncio.Future[None] = loop.create_future()
+            future: asyncio.Future[Hold | None] = loop.create_future()
             heapq.heappush(self._waiting, (priority, next(self._order), hold, future))
             if self._pump is None or self._pump.done():
                 self._pump = loop.create_task(self._release(), name="provider-rate-limiter")
-            await future
+            turn = await future
         if self._turns is not None:
             await self._fleet_turn(*self._turns)
+        return turn
 
     @staticmethod
     async def _fleet_turn(turn: FleetTurn, per_span: int, span: float) -> None:
@@ -171,21 +175,28 @@ class RateLimiter:
                 return
             await asyncio.sleep(wait)
 
-    def sent(self) -> None:
-        """The request let go by ``acquire(hold=True)`` is being sent now (or will not be)."""
+    def sent(self, turn: Hold | None = None) -> bool:
+        """The request let go by ``acquire(hold=True)`` (its ``turn``) is being sent now (or
+        will not be). False when that turn lapsed: the line stopped waiting for it after
+        HOLD_MAX and let others go (the work before the send waited for the database, say),
+        and sending now could bunch with theirs: take a turn again first."""
+        if turn is not None and turn is not self._held:
+            return False  # lapsed: nothing counted for it here
         loop = asyncio.get_running_loop()
         self._next = max(self._next, loop.time() + self._interval)
         self._sends.append(loop.time())
         held, self._held = self._held, None
         if held is not None and not held.done():
             held.set_result(None)
+        return True
 
-    def _grant(self, loop: asyncio.AbstractEventLoop, hold: bool) -> None:
+    def _grant(self, loop: asyncio.AbstractEventLoop, hold: bool) -> Hold | None:
         self._next = max(loop.time(), self._next) + self._interval
         if hold:
             self._held = loop.create_future()  # it leaves (and counts) at sent()
-        else:
-            self._sends.append(loop.time())
+            return self._held
+        self._sends.append(loop.time())
+        return None
 
     async def _release(self) -> None:
         loop = asyncio.get_running_loop()
@@ -205,6 +216,5 @@ class RateLimiter:
             while self._waiting:
                 _, _, hold, future = heapq.heappop(self._waiting)
                 if not future.done():  # a cancelled waiter gives its turn away
-                    future.set_result(None)
-                    self._grant(loop, hold)
+                    future.set_result(self._grant(loop, hold))
                     break

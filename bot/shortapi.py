@@ -192,12 +192,16 @@ class ShortAPIClient:
             # Nothing else goes until this request is on its way, and the next one is spaced
             # from then: neither the work in before_send nor a pause of the event loop (a GC
             # pass) between the turn and the send can bunch requests at the provider.
-            await self._limiter.acquire(priority, hold=True)
+            turn = await self._limiter.acquire(priority, hold=True)
             try:
                 if before_send is not None:
                     await before_send()
             finally:
-                self._limiter.sent()
+                on_time = self._limiter.sent(turn)
+            if not on_time:
+                # Its turn lapsed while before_send waited (the database away): the line has
+                # let others go meanwhile, and sending now could bunch with theirs.
+                await self._limiter.acquire(priority)
         endpoint = path.rsplit("/", 1)[-1]
         started = time.monotonic()
         error: str | None = None

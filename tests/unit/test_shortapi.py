@@ -231,3 +231,28 @@ async def test_each_query_waits_at_the_rate_limiter_with_its_priority(fake):
         await client.query(job.job_id, soon=True)
         await client.query(job.job_id)
     assert limiter.priorities == [START, URGENT, START, ROUTINE]
+
+
+async def test_a_create_whose_turn_lapsed_while_it_wrote_takes_a_turn_again_before_sending(fake):
+    from bot.ratelimit import HOLD_MAX, START, RateLimiter
+
+    class Recording(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(1000)
+            self.turns = 0
+
+        async def acquire(self, priority: int = START, *, hold: bool = False):  # type: ignore[no-untyped-def]
+            self.turns += 1
+            return await super().acquire(priority, hold=hold)
+
+    limiter = Recording()
+
+    async def slow_write() -> None:  # "submitting", the database away for a while
+        blocker = asyncio.ensure_future(limiter.acquire(START))  # someone else's request
+        await asyncio.wait_for(blocker, HOLD_MAX + 1)  # let go once the line gave up on us
+
+    async with aiohttp.ClientSession() as session:
+        client = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=limiter)
+        await client.create(ARGS, before_send=slow_write)
+    assert len(fake.creates) == 1
+    assert limiter.turns == 3  # ours, the other's, ours again

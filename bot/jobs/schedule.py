@@ -75,16 +75,20 @@ class Scheduler:
         self._due_by(job_id, FIRST)
 
     def ask_first_all(self) -> int:
-        """``ask_first`` every job followed here; returns how many. A job whose routine poll
-        is already on its way waits at the rate limiter behind every create: it is asked again
-        now, in turn with creates (the slower of the two polls is a no-op)."""
+        """Ask about every job followed here as a callback's poll is asked (ahead of creates
+        and routine polls, oldest first): a process that died may have taken callbacks of any
+        of them with it. Returns how many. A job whose routine poll is already on its way
+        (waiting at the rate limiter behind every create) is asked again now (the slower of
+        the two polls is a no-op)."""
         followed = list(self._due_at)
         for job_id in followed:
             self.ask_first(job_id)
+            self._soon.discard(job_id)
+            self._urgent.add(job_id)
         on_its_way = sorted(self._routine_on_way - self._due_at.keys())
         for job_id in on_its_way:
-            self._soon.add(job_id)
-            self._ctx.work(job_id, self._poll_guarded(job_id), name=f"poll-soon-{job_id}")
+            self._urgent.add(job_id)
+            self._ctx.work(job_id, self._poll_guarded(job_id), name=f"poll-now-{job_id}")
         return len(followed) + len(on_its_way)
 
     def _due_by(self, job_id: int, due: float) -> None:

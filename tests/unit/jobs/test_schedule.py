@@ -156,7 +156,7 @@ async def test_a_job_asked_first_goes_ahead_of_every_overdue_routine_poll_oldest
         await ctx.tasks.cancel_all()
 
 
-async def test_asking_about_every_followed_job_first_marks_each_poll_to_take_turns_with_creates():
+async def test_asking_about_every_followed_job_first_marks_each_poll_as_a_callbacks():
     from bot.jobs.context import Context
     from bot.jobs.schedule import FIRST, Scheduler
 
@@ -168,12 +168,12 @@ async def test_asking_about_every_followed_job_first_marks_each_poll_to_take_tur
     for job_id in (3, 1, 2):
         scheduler.schedule(job_id, 3600)
     assert scheduler.ask_first_all() == 3
-    assert [scheduler.take_soon(job_id) for job_id in (1, 2, 3, 4)] == [True, True, True, False]
-    assert scheduler.take_soon(1) is False  # once
+    assert [scheduler.take_urgent(job_id) for job_id in (1, 2, 3, 4)] == [True, True, True, False]
+    assert scheduler.take_urgent(1) is False  # once
     assert sorted(scheduler._due)[:3] == [(FIRST, 1), (FIRST, 2), (FIRST, 3)]
 
 
-async def test_a_routine_poll_waiting_at_the_rate_limiter_is_asked_again_in_turn_with_creates():
+async def test_a_routine_poll_waiting_at_the_rate_limiter_is_asked_again_as_a_callbacks():
     """Routine polls wait behind every create: one already on its way when every job is to be
     asked first would wait there as long as members keep confirming."""
     from bot.jobs.context import Context
@@ -184,7 +184,7 @@ async def test_a_routine_poll_waiting_at_the_rate_limiter_is_asked_again_in_turn
     scheduler: Scheduler
 
     async def poll(job_id: int) -> None:
-        started.put_nowait((job_id, scheduler.take_soon(job_id)))
+        started.put_nowait((job_id, scheduler.take_urgent(job_id)))
         await answer.wait()
 
     ctx = Context(None, lambda: NOW)  # type: ignore[arg-type]  # the scheduler reads no ledger

@@ -11,6 +11,12 @@ from tests.helpers import (
 )
 
 
+def counting(ledger: Ledger, shares: list[tuple[int, float]]) -> JobRunner:
+    """A runner (30 s lease) that records each count of the fleet as (processes, quiet)."""
+    return JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,  # type: ignore[arg-type]
+                     lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+
+
 @pytest.mark.parametrize(("others", "quiet"), [(0, False), (2, True)])
 async def test_a_process_joining_a_fleet_sends_nothing_until_the_others_made_room(
     tmp_path, others, quiet
@@ -19,8 +25,7 @@ async def test_a_process_joining_a_fleet_sends_nothing_until_the_others_made_roo
     async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
         for n in range(others):  # processes already running, each sending its share
             await ledger.join_fleet(f"other-{n}", 30, host="elsewhere", pid=n + 1, detail="")
-        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
-                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        runner = counting(ledger, shares)
         await runner.start()
         await runner.close()
     processes, quiet_for = shares[0]
@@ -36,8 +41,7 @@ async def test_a_process_whose_lease_ran_out_is_quiet_like_a_newcomer_when_it_re
     shares: list[tuple[int, float]] = []
     async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
         await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
-        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
-                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        runner = counting(ledger, shares)
         await runner.start()
         runner.fleet._quiet_until = -math.inf  # a newcomer's quiet over
         await runner.fleet.share()
@@ -57,8 +61,7 @@ async def test_a_process_back_after_an_outage_no_other_counted_in_is_not_kept_qu
     shares: list[tuple[int, float]] = []
     async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
         await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
-        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
-                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        runner = counting(ledger, shares)
         await runner.start()
         runner.fleet._quiet_until = -math.inf  # a newcomer's quiet over
         runner.fleet._lease_renewed = -math.inf  # the database away: our lease in doubt
@@ -79,8 +82,7 @@ async def test_a_process_whose_lease_is_lapsing_sends_nothing_until_counted_agai
     shares: list[tuple[int, float]] = []
     async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
         await ledger.join_fleet("other", 30, host="elsewhere", pid=1, detail="")
-        runner = JobRunner(ledger, None, RecordingNotifier(), poll_interval=0.01,
-                           lease_seconds=30, on_fleet_size=lambda n, q: shares.append((n, q)))
+        runner = counting(ledger, shares)
         await runner.start()
         runner.fleet._lease_renewed = -math.inf  # not renewed for a long while
         await runner.fleet.share()

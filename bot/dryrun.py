@@ -30,6 +30,7 @@ class DryRunAPI:
         *,
         callback_url: str | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        recheck: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedJob:
         if before_send is not None:
             await before_send()

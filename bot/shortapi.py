@@ -180,10 +180,13 @@ class ShortAPIClient:
         *,
         priority: int = ROUTINE,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        recheck: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """One HTTP exchange, paced by the shared limiter and measured. ``before_send`` runs
         when the limiter has let the request go, just before it is sent; if it raises, nothing
+        is sent. ``recheck`` runs in each new turn taken after one lapsed, just before the
+        send (what before_send made sure of may have changed meanwhile); if it raises, nothing
         is sent."""
         if self._limiter is None:
             if before_send is not None:
@@ -192,16 +195,20 @@ class ShortAPIClient:
             # Nothing else goes until this request is on its way, and the next one is spaced
             # from then: neither the work in before_send nor a pause of the event loop (a GC
             # pass) between the turn and the send can bunch requests at the provider.
-            turn = await self._limiter.acquire(priority, hold=True)
-            try:
-                if before_send is not None:
-                    await before_send()
-            finally:
-                on_time = self._limiter.sent(turn)
-            if not on_time:
-                # Its turn lapsed while before_send waited (the database away): the line has
-                # let others go meanwhile, and sending now could bunch with theirs.
-                await self._limiter.acquire(priority)
+            step = before_send
+            while True:
+                turn = await self._limiter.acquire(priority, hold=True)
+                try:
+                    if step is not None:
+                        await step()
+                finally:
+                    on_time = self._limiter.sent(turn)
+                if on_time:
+                    break
+                # Its turn lapsed while the step waited (the database away): the line has let
+                # others go meanwhile, and sending now could bunch with theirs; and our lease
+                # may have run out meanwhile. Again in a new turn, with the recheck.
+                step = recheck
         endpoint = path.rsplit("/", 1)[-1]
         started = time.monotonic()
         error: str | None = None
@@ -282,12 +289,15 @@ class ShortAPIClient:
         *,
         callback_url: str | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        recheck: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedJob:
         """Start a job. Resent only when the first attempt provably never started a job.
 
         ``before_send`` runs once, when the rate limiter lets the first attempt go and just
         before it is sent (the caller records "submitting" there, not while the request waits
-        its turn); if it raises, nothing is sent and the exception propagates."""
+        its turn); if it raises, nothing is sent and the exception propagates. ``recheck``
+        runs before the send when the turn lapsed while before_send waited (the caller makes
+        sure the job is still its own); if it raises, the same."""
         payload: dict[str, object] = {"model": MODEL, "args": dict(args)}
         if callback_url:
             payload["callback_url"] = callback_url
@@ -306,7 +316,8 @@ class ShortAPIClient:
         body = await self._with_retries(
             "create",
             lambda: self._request(
-                "POST", "/api/v1/job/create", json=payload, priority=START, before_send=once
+                "POST", "/api/v1/job/create", json=payload, priority=START, before_send=once,
+                recheck=recheck,
             ),
             resend_safe=resend_safe,
         )

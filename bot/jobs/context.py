@@ -146,6 +146,7 @@ class ProviderAPI(Protocol):
         *,
         callback_url: str | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        recheck: Callable[[], Awaitable[None]] | None = None,
     ) -> CreatedJob: ...
 
     async def query(

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
-from bot.errors import AnimateError, DuplicateProviderJob, StateConflict
+from bot.errors import AnimateError, DatabaseUnavailable, DuplicateProviderJob, StateConflict
 from bot.i18n import Msg, dumps, msg
 from bot.jobs.context import RETRY_FIRST, RETRY_MAX, Context, NotSent, ProviderAPI
 from bot.jobs.fleet import Fleet
@@ -124,9 +124,23 @@ class Steps:
                 lambda read: read.state == SUBMITTING,
             )
 
+        async def still_ours() -> None:
+            # The create's turn lapsed while "submitting" was written (the database slow):
+            # our lease may have run out meanwhile, and another process taken the job over
+            # and refunded it. Sent only if it is still ours (else StateConflict: let go).
+            nonlocal job
+            delay = RETRY_FIRST
+            while True:
+                try:
+                    job = await ctx.ledger.still_submitting(job.id, ctx.clock())
+                    return
+                except DatabaseUnavailable:  # a touch: written again until it answers
+                    await ctx.pause(delay)
+                    delay = min(RETRY_MAX, delay * 2)
+
         try:
             created = await self.api_for(job).create(
-                args, callback_url=callback, before_send=about_to_send
+                args, callback_url=callback, before_send=about_to_send, recheck=still_ours
             )
         except NotSent:
             # Our lease is in doubt: back in line, ours or taken over. Shutting down: still

@@ -88,6 +88,11 @@ class Jobs:
             job_id, (RESERVED,), state=SUBMITTING, submitted_at=now, updated_at=now
         )
 
+    async def still_submitting(self, job_id: int, now: float) -> Job:
+        """The job is still ours and "submitting" (its create about to go out after a wait);
+        ``StateConflict`` if another process took it over or it ended meanwhile."""
+        return await self._update_job(job_id, (SUBMITTING,), updated_at=now)
+
     async def mark_running(
         self, job_id: int, provider_job_id: str, amount_mills: int | None, now: float
     ) -> Job:

@@ -1,10 +1,26 @@
 """The job steps (``bot.jobs.steps``): submit, poll and the refund they end in, against the fake
 ShortAPI; the quote is a promise and every job ends (issue 10)."""
 
+import asyncio
+
+import aiohttp
 import pytest
 
-from tests.fakes.fake_shortapi import Plan, fake_mp4
-from tests.helpers import NOW, confirmed_job, failing_first, running, spent_today
+from bot.config import Secret
+from bot.jobs import JobRunner
+from bot.ledger import Ledger
+from bot.ratelimit import HOLD_MAX, RateLimiter
+from bot.shortapi import ShortAPIClient
+from tests.fakes.fake_shortapi import FakeShortAPI, Plan, fake_mp4
+from tests.helpers import (
+    NOW,
+    RecordingNotifier,
+    confirmed_job,
+    failing_first,
+    running,
+    spent_today,
+    until,
+)
 
 
 async def test_provider_failure_refunds_with_the_reason(env):
@@ -168,3 +184,61 @@ async def test_the_deadline_never_refunds_a_job_that_just_succeeded(env):
     assert job.state == "delivered"
     assert [r["kind"] for r in await ledger.ledger_rows(job.id)] == ["reserve", "settle"]
     assert not [e for e in notifier.events if e[0] == "failed"]
+
+
+@pytest.mark.parametrize("taken_over", [True, False])
+async def test_a_create_whose_turn_lapsed_goes_out_only_if_the_job_is_still_ours(
+    tmp_path, taken_over
+):
+    """Writing "submitting" waits (the database slow) until the create's turn at the rate
+    limiter lapses. Meanwhile our lease may have run out and another process taken the job
+    over (and refunded it): then the create is not sent, or the operator pays for a video
+    nobody receives. A job still ours is sent once, in a new turn, and runs."""
+    async with (
+        FakeShortAPI() as fake, aiohttp.ClientSession() as session,
+        await Ledger.open(tmp_path / "db.sqlite") as ledger,
+    ):
+        fake.plan_next(Plan(statuses=[2]))
+        limiter = RateLimiter(1000)
+        client = ShortAPIClient(session, fake.base_url, Secret(fake.key), limiter=limiter)
+        notifier = RecordingNotifier()
+        runner = JobRunner(ledger, client, notifier, poll_interval=0.01, clock=lambda: NOW)
+        mark_submitting = ledger.mark_submitting
+        lapsed = asyncio.Event()
+
+        async def slow_write(job_id: int, now: float):  # type: ignore[no-untyped-def]
+            job = await mark_submitting(job_id, now)
+            if taken_over:
+                async with ledger.db.transaction() as db:
+                    await db.execute(
+                        "UPDATE jobs SET owner = 'elsewhere:1:other' WHERE id = ?", (job_id,)
+                    )
+            other = asyncio.ensure_future(limiter.acquire())  # another request waits its turn
+            await asyncio.wait_for(other, HOLD_MAX + 1)  # let go once the line gave up on ours
+            lapsed.set()
+            return job
+
+        ledger.mark_submitting = slow_write  # type: ignore[method-assign]
+        await runner.start()
+        try:
+            job = await confirmed_job(ledger)
+            runner.submit(job)
+            if taken_over:
+                await asyncio.wait_for(lapsed.wait(), 10)
+                await until(lambda: _let_go(runner, fake), timeout=10)
+            else:
+                await notifier.wait("delivered", job.id)
+        finally:
+            await runner.close()
+        if taken_over:
+            assert fake.creates == []
+            assert (await ledger.get_job(job.id)).state == "submitting"  # the other's to end
+        else:
+            assert len(fake.creates) == 1
+            assert (await ledger.get_job(job.id)).state == "delivered"
+
+
+
+async def _let_go(runner: JobRunner, fake: FakeShortAPI) -> bool:
+    """The create went out, or our runner let the job go (its slot is free)."""
+    return bool(fake.creates) or runner.in_flight == 0

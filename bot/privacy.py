@@ -14,7 +14,6 @@ it stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +21,7 @@ from typing import Final
 
 from bot.ledger import Ledger
 from bot.ledger.privacy import BATCH
-from bot.tasks import TaskGroup
+from bot.tasks import TaskGroup, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +70,7 @@ class PrivacySweep:
                 await self.sweep()
             except Exception:
                 log.exception("privacy sweep failed; trying again in %g s", self.every)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every)
+            await wait_at_most(self._wake.wait(), self.every)
             self._wake.clear()
 
     async def sweep(self, *, claimed: bool = False) -> bool:

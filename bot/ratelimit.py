@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -11,6 +10,8 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final
+
+from bot.tasks import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,7 @@ class RateLimiter:
             held = self._held
             if held is not None:
                 # A holder that never says sent() (cancelled mid-way) stalls the line briefly.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(held), HOLD_MAX)
+                await wait_at_most(asyncio.shield(held), HOLD_MAX)
                 if self._held is held:
                     self._held = None
                 continue

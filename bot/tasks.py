@@ -10,6 +10,19 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+async def wait_at_most(awaitable: Awaitable[object], seconds: float | None) -> bool:
+    """Await ``awaitable`` for at most ``seconds`` (None: no limit): whether it ended in
+    time. Not ``asyncio.wait_for``: on Python 3.11, a task cancelled in the very turn of the
+    loop in which what it waits for arrives gets the result and loses the cancel (CPython
+    gh-86296), and goes on (a job runner closing then waited forever for its scheduler)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
+
+
 class TaskGroup:
     """Keeps a reference to every task it starts and logs any exception they end with."""
 

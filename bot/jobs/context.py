@@ -21,7 +21,7 @@ from bot.errors import DatabaseUnavailable
 from bot.i18n import Msg
 from bot.ledger import Job, Ledger
 from bot.shortapi import CreatedJob, JobStatus
-from bot.tasks import TaskGroup
+from bot.tasks import TaskGroup, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ class Context:
         back = self._back
         if self._probe is None or self._probe.done():
             self._probe = self.tasks.spawn(self._until_database_answers(), name="database-probe")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(back.wait(), seconds)
+        await wait_at_most(back.wait(), seconds)
 
     async def _until_database_answers(self) -> None:
         while self._back is not None:

@@ -8,7 +8,6 @@ itself is the ``poll`` callback (the poll step), which reads ``take_urgent``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import math
@@ -18,6 +17,7 @@ from typing import Final
 
 from bot.errors import DatabaseUnavailable, StateConflict
 from bot.jobs.context import Context
+from bot.tasks import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,7 @@ class Scheduler:
                 self._due[0][0] - now if self._due and self._room_for_routine_poll() else None
             )
             self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            await wait_at_most(self._wakeup.wait(), timeout)
 
     async def _routine_poll(self, job_id: int) -> None:
         self._routine_on_way.add(job_id)

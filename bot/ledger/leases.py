@@ -30,6 +30,9 @@ TOKENS_PER_STATEMENT: Final = 500
 SLOT_CHANNEL: Final = "animate_slot_freed"
 # The advisory lock that serialises slot grants across the fleet (no guild has id 0).
 FLEET_LOCK: Final = 0
+# How long the record of a worker whose lease ended is kept (seconds): jobs it held are shared
+# out for a while after, and an operator may look at it; then a clean stop clears it.
+WORKERS_KEPT: Final = 86400
 
 
 def process_namespace() -> str | None:
@@ -269,15 +272,23 @@ class Leases:
         return {int(row["id"]) for row in rows}
 
     async def leave_fleet(self, worker: str) -> int:
-        """Hand every job back at once (a clean stop): other processes claim them now rather
-        than after the lease. Returns how many were handed back."""
+        """Hand every job back at once (a clean stop): the lease ends now, so other processes
+        claim the jobs now rather than after the lease, the started ones shared out over them
+        as a dead worker's are (``claim_jobs``). Returns how many were handed back. The records
+        of workers gone for a day go too."""
+        now = self.db.now_sql
         async with self.db.transaction() as db:
-            handed = await db.execute(
-                f"UPDATE jobs SET owner = NULL WHERE owner = ? AND {_OWED}",  # noqa: S608
+            await db.execute(
+                f"UPDATE workers SET lease_until = {now} WHERE id = ?", (worker,)  # noqa: S608
+            )
+            await db.execute(
+                f"DELETE FROM workers WHERE lease_until < {now} - ?", (WORKERS_KEPT,)  # noqa: S608
+            )
+            row = await db.fetchone(
+                f"SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND {_OWED}",  # noqa: S608
                 (worker,),
             )
-            await db.execute("DELETE FROM workers WHERE id = ?", (worker,))
-        return handed
+        return 0 if row is None else int(row["n"])
 
     async def listen_for_pokes(self, poke: Callable[[int], None]) -> None:
         """``poke(job_id)`` whenever any process asks the job's holder to look at it now; and,

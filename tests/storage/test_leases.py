@@ -379,6 +379,23 @@ async def test_a_dead_workers_started_jobs_are_shared_out_over_the_live_workers(
             await ledger.close()
 
 
+async def test_a_stopped_workers_started_jobs_are_shared_out_too(database_url):
+    """A clean stop (a rolling deploy) hands its rendering jobs to the fleet as a kill does,
+    shared out over the live workers, not all to the first to look."""
+    ledgers, jobs = await _three_with_a_dead_one(database_url, died=-30)  # c still live
+    a, b, c = ledgers
+    try:
+        assert await a.claim_jobs("a", shared_for=30) == []
+        assert await c.leave_fleet("c") == 12
+        first = [job.id for job in await a.claim_jobs("a", waiting=1, shared_for=30)]
+        assert len(first) == 6  # its half, not all twelve
+        second = [job.id for job in await b.claim_jobs("b", shared_for=30)]
+        assert sorted(first + second) == jobs
+    finally:
+        for ledger in ledgers:
+            await ledger.close()
+
+
 async def test_the_part_of_a_worker_that_did_not_claim_it_is_anyones_after_the_sharing(
     database_url,
 ):

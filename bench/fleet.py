@@ -11,12 +11,15 @@ with a notifier that stamps each post in a file. The parent confirms every job (
 the workers claim them (job leases). With ``--kill-one`` the worker holding the most jobs gets
 SIGKILL once half the jobs have been started at the provider (with ``--db-faults
 --kill-after-outage S``: S seconds after the outage ended); ``takeover_s`` is the time from
-the kill until none of the jobs it held is held by it any more.
+the kill until none of the jobs it held is held by it any more. ``--stop-one`` stops it cleanly
+instead (SIGTERM, as a rolling deploy does): it finishes its creates on the wire and hands its
+jobs to the others.
 
 Keys: ``lost`` (jobs not delivered), ``duplicates`` (posts or creates beyond one per job),
 ``provider_rps_max`` (create+query requests in any one-second window at the provider, every
 process together), ``done_to_posted_p99_s``, ``rss_mb_per_process`` (peak, survivors),
-``takeover_s``.
+``takeover_s``, ``done_to_posted_p99_s_on_killed`` (the jobs the killed or stopped process
+held).
 """
 
 from __future__ import annotations
@@ -441,19 +444,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         time.monotonic() >= faults.outage_end + args.kill_after_outage)
                 else:
                     due = started_jobs >= args.jobs // 2
-                if args.kill_one and victim is None and due:
+                if (args.kill_one or args.stop_one) and victim is None and due:
                     held = Counter(str(r["owner"]) for r in await ledger.db.fetchall(
                         "SELECT owner FROM jobs WHERE state IN ('running', 'succeeded')"))
                     victim = max(workers, key=lambda w: held.get(workers[w], 0))
                     orphans = {int(r["id"]) for r in await ledger.db.fetchall(
                         "SELECT id FROM jobs WHERE owner = ? AND told_at IS NULL",
                         (workers[victim],))}
-                    procs[victim].send_signal(signal.SIGKILL)
+                    killed_at = time.monotonic()
+                    procs[victim].send_signal(signal.SIGTERM if args.stop_one else signal.SIGKILL)
                     await procs[victim].wait()
                     alive.discard(victim)
-                    killed_at = time.monotonic()
-                    progress(f"killed process {victim} holding {held.get(workers[victim], 0)} "
-                             f"jobs")
+                    progress(f"{'stopped' if args.stop_one else 'killed'} process {victim} "
+                             f"holding {held.get(workers[victim], 0)} jobs")
                 if killed_at is not None and takeover is None:
                     row = await ledger.db.fetchone(
                         "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND told_at IS NULL",
@@ -470,7 +473,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if faults.last_fault_end is None or (
                         faults._task is not None and not faults._task.done()):
                         done = -1
-                if done == args.jobs and (not args.kill_one or takeover is not None):
+                if done == args.jobs and (victim is None or takeover is not None):
                     ended_at = time.monotonic()
                     break
             elapsed = time.monotonic() - started
@@ -528,6 +531,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Jobs whose process was killed wait for the takeover (LEASE_SECONDS, real time).
     survivors = [(t - done_at[p]) / scale for job, (p, t) in posted_at.items()
                  if p in done_at and job not in orphans]
+    on_killed = [(t - done_at[p]) / scale for job, (p, t) in posted_at.items()
+                 if p in done_at and job in orphans]
     fault_zero = fault_report.get("last_fault_end")
     if fault_report:
         # How long a finished job waited because of the faults: from the later of its render
@@ -571,11 +576,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "done_to_posted_p99_s": rounded(percentile(done_to_posted, 99), 2),
         "done_to_posted_p50_s": rounded(percentile(done_to_posted, 50), 2),
         "done_to_posted_p99_s_not_on_killed": rounded(percentile(survivors, 99), 2),
+        "done_to_posted_p99_s_on_killed": rounded(percentile(on_killed, 99), 2)
+        if on_killed else None,
         "jobs_on_killed": len(orphans),
         "rss_mb_per_process": rounded(max(rss, default=0.0), 1),
         "takeover_s": rounded(takeover, 1) if takeover is not None else None,
         "lease_seconds": LEASE_SECONDS,
         "killed": victim is not None,
+        "how": "SIGTERM" if args.stop_one else "SIGKILL",
         "job_states": counts,
         "time_scale": scale,
         "real_seconds": rounded(elapsed, 1),

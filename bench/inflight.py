@@ -30,6 +30,7 @@ interval cannot be shorter than that (5 s at 50 running jobs, 100 s at 1,000).
     python -m bench.inflight [--quick] [--jobs N] [--mode all|callbacks|polling|capped]
     python -m bench.inflight --processes 3 --jobs 3000 --mode callbacks --kill-one  (bench.fleet)
     python -m bench.inflight --processes 3 --mode callbacks --db-faults [--kill-one]
+    python -m bench.inflight --processes 3 --jobs 1000 --mode callbacks --stop-one
 """
 
 from __future__ import annotations
@@ -506,6 +507,9 @@ def main() -> None:
                         help="several bot processes on one PostgreSQL (bench.fleet; callbacks)")
     parser.add_argument("--kill-one", action="store_true",
                         help="with --processes: SIGKILL one process mid-run")
+    parser.add_argument("--stop-one", action="store_true",
+                        help="with --processes: stop one process cleanly (SIGTERM, as a "
+                             "rolling deploy does) mid-run, in place of --kill-one")
     parser.add_argument("--kill-after-outage", type=float, default=None, metavar="S",
                         help="with --kill-one --db-faults: kill S real seconds after the "
                              "outage's end (the worst moment: callbacks kept during it die "

@@ -50,11 +50,13 @@ class Ledger(Quotes, Jobs, Leases, Pace, Approvals, Money, Reading, Alerts, Priv
 
     @classmethod
     async def open(
-        cls, target: Path | str, defaults: Defaults | None = None, *, writable: bool = False
+        cls, target: Path | str, defaults: Defaults | None = None, *, writable: bool = False,
+        migrate: bool = True,
     ) -> Ledger:
         """``target``: a PostgreSQL or ``sqlite:///`` URL, or an SQLite file's path;
-        ``writable``: make sure it can be written (see ``open_database``)."""
-        return cls(await open_database(target, writable=writable), defaults)
+        ``writable``: make sure it can be written; ``migrate``: False to refuse an older
+        schema rather than migrate it (see ``open_database``)."""
+        return cls(await open_database(target, writable=writable, migrate=migrate), defaults)
 
     async def close(self) -> None:
         await self.db.close()

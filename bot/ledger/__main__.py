@@ -1,5 +1,6 @@
 """``python -m bot.ledger check``: recompute every total from the jobs. Exit 0 when they agree,
-1 on any difference, 2 when the check could not be made (one line saying why).
+1 on any difference, 2 when the check could not be made (one line saying why). It changes
+nothing: a database at an older schema is refused, never migrated under the running bot.
 
 Works on either engine: ``--database-url postgresql://...`` (or ``sqlite:///path``),
 ``--database PATH``, else the bot's own database (DATABASE_URL, else DATABASE_PATH, else
@@ -22,7 +23,7 @@ PROG = "python -m bot.ledger check"
 
 async def check_database(target: str | Path) -> tuple[list[str], int, str]:
     """The check's differences, the number of jobs and where it looked (no password)."""
-    async with await Ledger.open(target) as ledger:
+    async with await Ledger.open(target, migrate=False) as ledger:
         problems = await ledger.check()
         counts = await ledger.job_counts()
         return problems, sum(counts.values()), ledger.db.where

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from bot.errors import ConfigError
-from bot.storage.base import Connection, Database, Row, SchemaTooNew, as_dict
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, SchemaTooOld, as_dict
 from bot.storage.dsn import problem, redact, scrub
 
 __all__ = [
@@ -61,7 +61,7 @@ def unusable(exc: BaseException, target: str | Path) -> DatabaseUnusable | None:
         return exc
     # A driver's error may quote the URL or a piece of it: never shown as it is.
     why = scrub(str(exc), str(target)) if is_postgres(target) else str(exc)
-    if isinstance(exc, SchemaTooNew):
+    if isinstance(exc, SchemaTooNew | SchemaTooOld):
         return DatabaseUnusable(f"cannot use {shown(target)} as the database: {why}")
     if is_postgres(target):
         try:
@@ -91,8 +91,13 @@ def unusable(exc: BaseException, target: str | Path) -> DatabaseUnusable | None:
     return DatabaseUnusable(f"cannot use {path} as the database ({reason})")
 
 
-async def open_database(target: str | Path, *, writable: bool = False) -> Database:
+async def open_database(
+    target: str | Path, *, writable: bool = False, migrate: bool = True
+) -> Database:
     """Open (and migrate) the database that ``target`` names: a URL or an SQLite path.
+
+    ``migrate``: False for a command that must change nothing (``python -m bot.ledger check``):
+    a database at an older schema is then refused (one line) rather than migrated.
 
     ``writable``: also write a row and roll it back, so that a database the bot could read but
     not write fails here rather than at the first Confirm. Raises ``DatabaseUnusable`` (one
@@ -107,12 +112,12 @@ async def open_database(target: str | Path, *, writable: bool = False) -> Databa
             raise DatabaseUnusable(
                 f"PostgreSQL needs asyncpg, which is not installed: {POSTGRES_EXTRA}"
             ) from None
-        opener: Awaitable[Database] = PostgresDatabase.open(str(target))
+        opener: Awaitable[Database] = PostgresDatabase.open(str(target), migrate=migrate)
     else:
         from bot.storage.sqlite import SQLiteDatabase
 
         target = sqlite_path(target)
-        opener = SQLiteDatabase.open(target)
+        opener = SQLiteDatabase.open(target, migrate=migrate)
     try:
         db: Database = await opener
     except Exception as exc:

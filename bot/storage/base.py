@@ -74,6 +74,18 @@ class SchemaTooNew(RuntimeError):
         )
 
 
+class SchemaTooOld(RuntimeError):
+    """A command that does not migrate (``python -m bot.ledger check``) met a database that an
+    older version of the bot last migrated."""
+
+    def __init__(self, current: int, known: int) -> None:
+        super().__init__(
+            f"its schema is at version {current}, older than this bot's ({known}); this command "
+            "never migrates it: run the command of the version the bot runs, or start this "
+            "version of the bot once (it migrates)"
+        )
+
+
 class _RolledBack(Exception):
     """Ends ``probe_write``'s transaction without committing it."""
 

@@ -19,7 +19,14 @@ from typing import Any, Final
 import asyncpg
 
 from bot.errors import DatabaseUnavailable
-from bot.storage.base import Connection, Database, Row, SchemaTooNew, migrations
+from bot.storage.base import (
+    Connection,
+    Database,
+    Row,
+    SchemaTooNew,
+    SchemaTooOld,
+    migrations,
+)
 from bot.storage.dsn import redact, scrub
 
 log = logging.getLogger(__name__)
@@ -119,7 +126,11 @@ class PostgresDatabase(Database):
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True
+    ) -> PostgresDatabase:
+        """``migrate``: bring the schema to the newest version; else refuse (SchemaTooOld) a
+        database at an older one, and change nothing."""
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT
@@ -129,7 +140,7 @@ class PostgresDatabase(Database):
                 f"cannot reach PostgreSQL at {redact(url)}: {scrub(str(exc), url)}"
             ) from None
         try:
-            await cls._migrate(pool)
+            await (cls._migrate(pool) if migrate else cls._require_newest(pool))
         except BaseException:
             await pool.close()
             raise
@@ -161,6 +172,22 @@ class PostgresDatabase(Database):
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
         return len(scripts)
+
+    @staticmethod
+    async def _require_newest(pool: asyncpg.Pool) -> None:
+        """SchemaTooOld (or SchemaTooNew) unless the schema is at this bot's version; reads
+        only."""
+        known = len(migrations("postgres"))
+        async with pool.acquire() as conn:
+            current = 0
+            if await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
+                current = int(await conn.fetchval(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+                ))
+        if current > known:
+            raise SchemaTooNew(current, known)
+        if current < known:
+            raise SchemaTooOld(current, known)
 
     async def notify(self, channel: str, payload: str) -> None:
         async with self._begin(single=True) as conn:

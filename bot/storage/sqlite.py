@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.storage.base import Connection, Database, Row, SchemaTooNew, migrations
+from bot.storage.base import Connection, Database, Row, SchemaTooNew, SchemaTooOld, migrations
 
 log = logging.getLogger(__name__)
 # aiosqlite logs every statement with its parameters at DEBUG, callback tokens included.
@@ -80,7 +80,9 @@ class SQLiteDatabase(Database):
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
 
     @classmethod
-    async def open(cls, path: Path | str) -> SQLiteDatabase:
+    async def open(cls, path: Path | str, *, migrate: bool = True) -> SQLiteDatabase:
+        """``migrate``: bring the schema to the newest version; else refuse (SchemaTooOld) a
+        database at an older one, and change nothing."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             # A file that cannot be opened fails here, in plain sqlite3: aiosqlite would fail in
@@ -94,21 +96,24 @@ class SQLiteDatabase(Database):
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA busy_timeout = 5000")
-            await cls._migrate(conn)
+            await cls._migrate(conn, apply=migrate)
         except BaseException:
             await conn.close()
             raise
         return cls(conn, str(path))
 
     @staticmethod
-    async def _migrate(conn: aiosqlite.Connection) -> int:
-        """Bring the schema to the newest version (tracked in ``PRAGMA user_version``)."""
+    async def _migrate(conn: aiosqlite.Connection, *, apply: bool = True) -> int:
+        """Bring the schema to the newest version (tracked in ``PRAGMA user_version``); without
+        ``apply``, SchemaTooOld when it is not there."""
         scripts = migrations("sqlite")
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         current = int(row[0]) if row else 0
         if current > len(scripts):
             raise SchemaTooNew(current, len(scripts))
+        if current < len(scripts) and not apply:
+            raise SchemaTooOld(current, len(scripts))
         for version in range(current, len(scripts)):
             log.info("migrating database schema %d -> %d", version, version + 1)
             # executescript commits; wrapping the script keeps each migration all-or-nothing.

@@ -130,6 +130,48 @@ async def test_ledger_check_of_a_postgresql_database_or_role_that_does_not_exist
         assert why in line
 
 
+async def test_ledger_check_never_migrates_an_older_database_it_says_so_and_exits_2(
+    tmp_path, database_url
+):
+    """A check is read-only: run with a newer bot's code against the fleet's database (an
+    upgrade half done), it must not change the schema under the processes still running."""
+    from bot.storage import is_postgres
+    from bot.storage.base import migrations
+
+    engine = "postgres" if is_postgres(database_url) else "sqlite"
+    older = len(migrations(engine)) - 1
+    args = ["--database-url", database_url] if engine == "postgres" else [
+        "--database", database_url]
+    if engine == "sqlite":
+        with contextlib.closing(sqlite3.connect(database_url)) as db:
+            for version, script in enumerate(migrations(engine)[:older], start=1):
+                db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+    else:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                               "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            for version, script in enumerate(migrations(engine)[:older], start=1):
+                await conn.execute(script)
+                await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        finally:
+            await conn.close()
+    line = one_line(await asyncio.to_thread(run, "bot.ledger", "check", *args, cwd=tmp_path))
+    assert line.startswith("python -m bot.ledger check: could not check: ")
+    assert f"its schema is at version {older}, older than this bot's ({older + 1})" in line
+    if engine == "sqlite":
+        with contextlib.closing(sqlite3.connect(database_url)) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == older
+    else:
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT MAX(version) FROM schema_version") == older
+        finally:
+            await conn.close()
+
+
 # --- python -m bot.storage copy ------------------------------------------------------------
 
 async def test_copy_from_a_file_that_is_not_sqlite_is_one_line_and_exit_2(tmp_path):

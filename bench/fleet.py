@@ -548,6 +548,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 _late_jobs, Path(tmp), posted_at, stats, last, stamps_of
             )
             fault_report["fault_events"] = faults_events
+    if killed_at is not None and not args.db_faults:
+        # The jobs of the killed (or stopped) process that waited longest, and why.
+        fault_report["late_jobs_on_killed"] = await asyncio.to_thread(
+            _late_jobs, Path(tmp), {job: posted_at[job] for job in orphans if job in posted_at},
+            stats, killed_at, stamps_of, show=4,
+        )
     api_times = [t for t, endpoint, _ in stats["requests"] if endpoint in ("create", "query")]
     creates = sorted(t for t, endpoint, _ in stats["requests"] if endpoint == "create")
     create_span = (creates[-1] - creates[0]) / scale if len(creates) > 1 else 0.0

@@ -335,9 +335,6 @@ class AnimateBot(commands.Bot):
                  len(self.guilds))
 
     async def close(self) -> None:
-        if self.web is not None:
-            await self.web.close()
-            self.web = None
         if hasattr(self, "alerts"):
             await self.alerts.close()
         if hasattr(self, "approvals"):
@@ -348,6 +345,11 @@ class AnimateBot(commands.Bot):
             await self.quote_expiry.close()
         if hasattr(self, "jobs"):
             await self.jobs.close()
+        # After the jobs: a callback that comes while they close is still written on its job
+        # (whoever takes it over asks about it at once), and those kept through an outage too.
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
         await super().close()
 
 

@@ -34,6 +34,8 @@ RETRY_AFTER_S: Final = 5
 REPLAY_FIRST: Final = 0.5
 REPLAY_MAX: Final = 1.0
 MAX_KEPT: Final = 10_000
+# At a clean stop, how long the callbacks still kept may take to be written (seconds).
+CLOSE_WRITE_S: Final = 3.0
 
 
 class WebServer:
@@ -100,12 +102,28 @@ class WebServer:
             )
 
     async def close(self) -> None:
-        if self._replay is not None:
-            self._replay.cancel()
-            await asyncio.gather(self._replay, return_exceptions=True)
+        """Stop taking callbacks, then write those still kept (a stop soon after the
+        database's return, before the next replay): whoever takes their jobs over asks about
+        them first. A database still away loses them (their jobs are polled)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._replay is not None:
+            self._replay.cancel()
+            await asyncio.gather(self._replay, return_exceptions=True)
+        if not self._kept:
+            return
+        tokens = list(self._kept)
+        self._kept.clear()
+        try:
+            async with asyncio.timeout(CLOSE_WRITE_S):
+                woken = await self._wake_by_tokens(tokens)
+        except Exception:  # noqa: BLE001 - the database away or slow: said, and let go
+            log.warning("stopping with %d callbacks kept through the database's outage that "
+                        "could not be written; their jobs are polled", len(tokens))
+        else:
+            log.info("stopping: %d kept callbacks written, %d woke a job", len(tokens),
+                     len(woken))
 
     async def _callback(self, request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:

@@ -371,21 +371,22 @@ class JobRunner:
         it) and notified to whichever process holds it, this one included: its view of what
         it holds may be out of date after an outage. ``DatabaseUnavailable`` says it could
         not be (the callback is then answered 503 and tried again: a job must not wait for
-        routine polling because of an outage)."""
-        if not self._ctx.closing:
-            await self._ctx.ledger.poke_holder(job_id)
+        routine polling because of an outage). Written while closing too: whoever takes the
+        job over asks about it at once (a callback reaching a process as it stops)."""
+        await self._ctx.ledger.poke_holder(job_id)
 
     async def wake_by_tokens(self, tokens: list[str]) -> list[int]:
         """``wake`` for the jobs of many provider callbacks at once, by their tokens (those
         kept through an outage), all written in one transaction: the ids of the jobs woken
-        (none while closing; a token that names no job wakes nothing)."""
-        if self._ctx.closing:
-            return []
+        (a token that names no job wakes nothing)."""
         return await self._ctx.ledger.poke_by_tokens(tokens)
 
     def _poke_here(self, job_id: int) -> None:
         """A job of ours to check now; jobs held elsewhere (or nowhere) are ignored. One that
-        waits in our line was perhaps cancelled by another process: look."""
+        waits in our line was perhaps cancelled by another process: look. Nothing while
+        closing (the poke is on the job for whoever takes it)."""
+        if self._ctx.closing:
+            return
         if job_id in self.line.active:
             self.scheduler.poke(job_id)
         elif any(job.id == job_id for job in self.line.queue):

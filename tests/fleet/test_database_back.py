@@ -175,6 +175,23 @@ async def test_every_callback_kept_through_an_outage_is_on_its_job_at_the_first_
         assert {row["id"] for row in poked} == {job.id for job in jobs}
 
 
+async def test_callbacks_kept_through_an_outage_are_written_when_the_process_stops():
+    """A clean stop soon after the database's return, before the next replay: the callbacks
+    kept meanwhile are written on their jobs as the server closes, not dropped with it."""
+    async with (
+        proxied() as (url, via, proxy), await Ledger.open(via) as ledger,
+        await Ledger.open(url) as direct,
+    ):
+        jobs = [await confirmed_job(ledger, limit=10**6) for _ in range(3)]
+        async with web(ledger, ledger.poke_holder, ledger.poke_by_tokens) as server:
+            await proxy.cut()
+            for job in jobs:
+                assert (await callback(server, job.callback_token))[0] == 503
+            await proxy.restore()
+        poked = await direct.db.fetchall("SELECT id FROM jobs WHERE poked_at IS NOT NULL")
+        assert {row["id"] for row in poked} == {job.id for job in jobs}
+
+
 @pytest.mark.parametrize("reaches", ["holder", "other"])
 async def test_a_render_that_ends_during_an_outage_is_delivered_soon_after_it(reaches):
     """Two processes; the provider's one callback arrives while the database is away, at

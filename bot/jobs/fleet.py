@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.jobs.context import Context
 from bot.ledger.leases import process_namespace, this_host
+from bot.tasks import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Fleet:
         self._on_fleet_size = on_fleet_size
         self._on_lease = on_lease
         self._each_round = each_round
+        self._round_now = asyncio.Event()  # another process stopped: take over at once
         self._keep_only = keep_only
         self._counted_fleet = False
         self._processes = 1  # the fleet's size when last counted
@@ -163,7 +165,8 @@ class Fleet:
         renewing = asyncio.get_running_loop().create_task(self._renew_forever())
         try:
             while True:
-                await asyncio.sleep(self.lease_seconds / 3)
+                await wait_at_most(self._round_now.wait(), self.lease_seconds / 3)
+                self._round_now.clear()
                 try:
                     await self._each_round()
                 except Exception:
@@ -171,6 +174,11 @@ class Fleet:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
+
+    def round_now(self) -> None:
+        """A process left the fleet (a clean stop): take its jobs over now, not at the next
+        round."""
+        self._round_now.set()
 
     async def _renew_forever(self) -> None:
         """Every third of a lease: renew, then count the fleet (``share``). Every process

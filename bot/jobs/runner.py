@@ -125,6 +125,7 @@ class JobRunner:
         await self.fleet.enter()
         await ledger.listen_for_pokes(self._poke_here)
         await ledger.listen_for_slots(self.line.on_line_moved)
+        await ledger.listen_for_leavers(self.fleet.round_now)
         await self.fleet.share()
         await self.resume()
         self._loop_task = asyncio.get_running_loop().create_task(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from bot.errors import DatabaseUnavailable
 from bot.models import AWAITING_APPROVAL, JOB_SELECT, UNFINISHED_STATES, Job, job_from_row
 from bot.storage import Connection, Database
 
@@ -30,6 +31,8 @@ TOKENS_PER_STATEMENT: Final = 500
 SLOT_CHANNEL: Final = "animate_slot_freed"
 # The advisory lock that serialises slot grants across the fleet (no guild has id 0).
 FLEET_LOCK: Final = 0
+# A process stopped cleanly: the others claim its jobs now, not at their next round.
+LEFT_CHANNEL: Final = "animate_worker_left"
 # How long the record of a worker whose lease ended is kept (seconds): jobs it held are shared
 # out for a while after, and an operator may look at it; then a clean stop clears it.
 WORKERS_KEPT: Final = 86400
@@ -288,7 +291,15 @@ class Leases:
                 f"SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND {_OWED}",  # noqa: S608
                 (worker,),
             )
+        try:
+            await self.db.notify(LEFT_CHANNEL, worker)
+        except DatabaseUnavailable:
+            log.info("could not tell the fleet we left: our jobs are claimed at its next round")
         return 0 if row is None else int(row["n"])
+
+    async def listen_for_leavers(self, heard: Callable[[], None]) -> None:
+        """``heard()`` whenever a process of the fleet stops cleanly (``leave_fleet``)."""
+        await self.db.listen(LEFT_CHANNEL, lambda payload: heard())
 
     async def listen_for_pokes(self, poke: Callable[[int], None]) -> None:
         """``poke(job_id)`` whenever any process asks the job's holder to look at it now; and,

@@ -213,6 +213,31 @@ async def test_callbacks_kept_through_an_outage_are_written_on_their_jobs_in_one
         assert await ledger.poke_by_tokens(unknown[:3]) == []
 
 
+async def test_a_stopped_processes_jobs_are_claimed_at_once_not_at_the_next_round(postgres_url):
+    """A clean stop (a rolling deploy) tells the others, who claim its jobs then rather than at
+    their next round (a third of the lease: 10 s with the default 30 s lease). PostgreSQL
+    only: an SQLite file has one process."""
+    database_url = postgres_url
+    long_lease = 30.0
+    async with FakeShortAPI() as api, aiohttp.ClientSession() as session:
+        api.plan_next(Plan(statuses=[1]))  # rendering until the test ends
+        async with runner_on(database_url, api, session, lease_seconds=long_lease) as (
+            a, ledger_a, _,
+        ):
+            job = await confirmed_job(ledger_a)
+            a.submit(job)
+            await api.wait_for(lambda: api.queries)
+            async with runner_on(database_url, api, session, lease_seconds=long_lease) as (
+                b, ledger_b, _,
+            ):
+                await a.close()
+
+                async def taken() -> bool:
+                    return job.id in await ledger_b.held_jobs(b.worker_id)
+
+                await until(taken, timeout=long_lease / 3 / 2)
+
+
 async def test_a_callback_reaching_a_process_as_it_stops_is_written_on_its_job(database_url):
     """A process stopping cleanly (a rolling deploy) may still be handed callbacks: each is
     written on its job, so that whoever takes the job over asks about it at once rather than

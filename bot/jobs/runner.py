@@ -26,6 +26,7 @@ from bot.jobs.steps import Steps
 from bot.jobs.telling import Teller
 from bot.ledger import Job, Ledger
 from bot.lifecycle import FAILED, FINAL_STATES, RESERVED, RUNNING, SUBMITTING, SUCCEEDED
+from bot.tasks import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +135,17 @@ class JobRunner:
         self.fleet.keep()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop starting work; let creates already on the wire finish (a create cut off midway
-        would have to be refunded on restart), then cancel the rest: it resumes on restart."""
+        """Stop starting work; let creates already on the wire finish and their start be
+        recorded (a create cut off midway would have to be refunded on restart), for up to
+        ``grace`` s, then cancel the rest, creates still waiting for their turn included: it
+        resumes on restart, or at once in another process of the fleet."""
         self._ctx.closing = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
         await self.fleet.stop()
-        submitting = [task for task in self.line.starting if not task.done()]
-        if submitting:
-            await asyncio.wait(submitting, timeout=grace)
+        if self.steps.sending:
+            await wait_at_most(self.steps.sent_all(), grace)
         await self.tasks.cancel_all()
         await self.fleet.leave()
 

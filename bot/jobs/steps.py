@@ -12,8 +12,9 @@ refunded ones to the ``Teller``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Final
 
 from bot.errors import AnimateError, DatabaseUnavailable, DuplicateProviderJob, StateConflict
@@ -70,6 +71,12 @@ class Steps:
         self._fresh_image_url = fresh_image_url
         self._on_amount_anomaly = on_amount_anomaly
         self._missing_url: dict[int, int] = {}
+        # Jobs whose create may be on its way, from "submitting" until its start is recorded:
+        # what a stop waits for (``sent_all``); the creates still waiting for their turn stay
+        # reserved and are not waited for.
+        self.sending: set[int] = set()
+        self._none_sending = asyncio.Event()
+        self._none_sending.set()
 
     def api_for(self, job: Job) -> ProviderAPI:
         """A job runs in the mode of its quote, whatever the bot's mode is now: a dry-run quote
@@ -118,6 +125,8 @@ class Steps:
             nonlocal job
             if ctx.closing or not self._fleet.holds_lease:
                 raise NotSent
+            self.sending.add(job.id)
+            self._none_sending.clear()
             job = await self._ctx.recorded(
                 job.id, "submitting",
                 lambda: ctx.ledger.mark_submitting(job.id, ctx.clock()),
@@ -138,29 +147,30 @@ class Steps:
                     await ctx.pause(delay)
                     delay = min(RETRY_MAX, delay * 2)
 
-        try:
-            created = await self.api_for(job).create(
-                args, callback_url=callback, before_send=about_to_send, recheck=still_ours
-            )
-        except NotSent:
-            # Our lease is in doubt: back in line, ours or taken over. Shutting down: still
-            # reserved, it starts after the restart or elsewhere.
-            self._line.back_in_line(job)
-            return
-        except StateConflict:
-            self._finished(job.id)  # cancelled or refunded while it waited
-            return
-        except ShortAPIError as exc:
-            log.warning("job %d: create failed: %s", job.id, exc)
-            refusal = content_refusal(str(exc.message.values.get("reason") or ""))
-            await self.fail(job, refusal or exc.message, only_from=(RESERVED, SUBMITTING))
-            return
-        except Exception:
-            # Never leave a job stuck in "submitting": the member gets their money back now.
-            log.exception("job %d: create failed unexpectedly", job.id)
-            await self.fail(job, msg("job.failed.internal"), only_from=(RESERVED, SUBMITTING))
-            return
-        started = await self._record_start(job, created)
+        with self._maybe_sending(job.id):
+            try:
+                created = await self.api_for(job).create(
+                    args, callback_url=callback, before_send=about_to_send, recheck=still_ours
+                )
+            except NotSent:
+                # Our lease is in doubt: back in line, ours or taken over. Shutting down: still
+                # reserved, it starts after the restart or elsewhere.
+                self._line.back_in_line(job)
+                return
+            except StateConflict:
+                self._finished(job.id)  # cancelled or refunded while it waited
+                return
+            except ShortAPIError as exc:
+                log.warning("job %d: create failed: %s", job.id, exc)
+                refusal = content_refusal(str(exc.message.values.get("reason") or ""))
+                await self.fail(job, refusal or exc.message, only_from=(RESERVED, SUBMITTING))
+                return
+            except Exception:
+                # Never leave a job stuck in "submitting": the member gets their money back now.
+                log.exception("job %d: create failed unexpectedly", job.id)
+                await self.fail(job, msg("job.failed.internal"), only_from=(RESERVED, SUBMITTING))
+                return
+            started = await self._record_start(job, created)
         if started is None:
             return
         job = started
@@ -168,6 +178,21 @@ class Steps:
         self._check_amount(job, created)
         await self._teller.progress(job, "queued", force=True)
         self._scheduler.schedule(job.id, self._scheduler.poll_delay())
+
+    @contextlib.contextmanager
+    def _maybe_sending(self, job_id: int) -> Iterator[None]:
+        """Around a create and the record of its start: the job leaves ``sending`` at the end
+        (``about_to_send`` puts it there)."""
+        try:
+            yield
+        finally:
+            self.sending.discard(job_id)
+            if not self.sending:
+                self._none_sending.set()
+
+    async def sent_all(self) -> None:
+        """Until no create is on its way (each sent one answered and its start recorded)."""
+        await self._none_sending.wait()
 
     async def _record_start(self, job: Job, created: CreatedJob) -> Job | None:
         """Write down that the provider took the job (so it is followed from now on, whatever

@@ -1,6 +1,7 @@
 """The job runner as a whole (``bot.jobs.runner``): a job from submit to delivery, ``resume``
 after a restart, ``cancel_waiting`` and a stop mid-burst."""
 
+import asyncio
 from collections import Counter
 
 import aiohttp
@@ -93,6 +94,44 @@ async def test_creates_waiting_for_the_rate_limiter_stay_reserved_and_start_afte
         finally:
             await runner.close()
             await ledger.close()
+
+
+async def test_a_stop_waits_for_creates_on_their_way_not_for_those_waiting_their_turn(tmp_path):
+    """SIGTERM mid-burst: a create already sent is waited for and recorded (else its job is
+    refunded at the next start although the provider renders it); the creates still waiting
+    for their turn at the rate limiter are not (they stay reserved): the stop, and with it the
+    fleet's takeover of this process's jobs, does not wait for the line to drain."""
+    async with FakeShortAPI() as fake, aiohttp.ClientSession() as session:
+        ledger = await Ledger.open(tmp_path / "db.sqlite")
+        runner = paced_runner(ledger, session, fake, RecordingNotifier(), rps=0.5,
+                              poll_interval=60)
+        fake.hold_creates = asyncio.Event()
+        await runner.start()
+        try:
+            jobs = [await confirmed_job(ledger, limit=100_000) for _ in range(4)]
+            for job in jobs:
+                runner.submit(job)  # one create now, the next three two seconds apart
+            await fake.wait_for(lambda: len(fake.creates) == 1)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            closing = asyncio.ensure_future(runner.close(grace=10))
+            await asyncio.sleep(0)
+            assert not closing.done()
+            fake.hold_creates.set()  # the create on its way is answered
+            await asyncio.wait_for(closing, 10)
+            took = loop.time() - began
+        finally:
+            await runner.close()
+            await ledger.close()
+        assert len(fake.creates) == 1
+        states = Counter(job.state for job in await ledger_states(tmp_path, jobs))
+        assert states == {"running": 1, "reserved": 3}
+        assert took < 1.5  # not the next turns' four seconds (nor the grace)
+
+
+async def ledger_states(tmp_path, jobs):  # type: ignore[no-untyped-def]
+    async with await Ledger.open(tmp_path / "db.sqlite") as ledger:
+        return [await ledger.get_job(job.id) for job in jobs]
 
 
 async def test_a_job_whose_create_still_waits_for_the_rate_limiter_can_be_cancelled(tmp_path):

@@ -82,9 +82,10 @@ class Scheduler:
         the two polls is a no-op)."""
         followed = list(self._due_at)
         for job_id in followed:
-            self.ask_first(job_id)
+            self._poked.discard(job_id)
             self._soon.discard(job_id)
             self._urgent.add(job_id)
+            self._due_by(job_id, FIRST)
         on_its_way = sorted(self._routine_on_way - self._due_at.keys())
         for job_id in on_its_way:
             self._urgent.add(job_id)

@@ -144,8 +144,7 @@ class JobRunner:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
         await self.fleet.stop()
-        if self.steps.sending:
-            await wait_at_most(self.steps.sent_all(), grace)
+        await wait_at_most(self.steps.sent_all(), grace)  # at once when nothing is on its way
         await self.tasks.cancel_all()
         await self.fleet.leave()
 
